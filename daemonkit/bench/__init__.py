@@ -1,0 +1,1 @@
+"""The latency runner: peers, timed loops, statistics, results and their views."""

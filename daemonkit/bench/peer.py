@@ -1,0 +1,283 @@
+"""Run a channel's server end in a forked process or a thread, and drive it batch by batch.
+
+The peer is a worker in the pyperf manner: it gets commands over a control pipe (``{"n": N}``:
+echo N messages; ``{"n": 0}``: finish) and reports back over another (``{"ready": true}``, then
+per batch its own context-switch counts, or ``{"error": "..."}``). Control traffic happens
+between batches, never inside the timed loop; the channel under test carries only the
+round trips.
+
+Facts about a peer that dies or hangs:
+
+* A blocked ``read``/``sem_wait``/``mq_receive`` in the client would wait forever for a peer
+  that is gone. While a batch runs, SIGCHLD (a forked peer exited) and SIGALRM (the batch
+  overran its time limit) have handlers that raise in the main thread: the blocking call is
+  interrupted (EINTR) and the exception unwinds the client, which then cleans up. A thread
+  peer that fails sends SIGCHLD to the main thread itself (``pthread_kill``), so both kinds
+  of peer fail the same way.
+* Between batches those handlers are restored, so nothing else in the process is disturbed.
+* Forked peers leave with ``os._exit``: they must not run the parent's ``atexit`` handlers,
+  flush its stdio buffers twice, or remove kernel objects the parent owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import signal
+import threading
+import time
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from daemonkit.channels.base import Channel, NotifyEnd, PayloadEnd, PeerKind
+from daemonkit.errors import ChannelError, PeerDiedError
+
+__all__ = ["CtxSwitches", "Peer", "notify_roundtrips", "payload_roundtrips"]
+
+
+@dataclass(frozen=True)
+class CtxSwitches:
+    """Voluntary (blocked, gave up the CPU) and involuntary (preempted) context switches."""
+
+    voluntary: int
+    involuntary: int
+
+    @staticmethod
+    def of_this_thread() -> CtxSwitches:
+        ru = resource.getrusage(resource.RUSAGE_THREAD)  # counted per thread by the kernel
+        return CtxSwitches(ru.ru_nvcsw, ru.ru_nivcsw)
+
+    def __sub__(self, other: CtxSwitches) -> CtxSwitches:
+        return CtxSwitches(self.voluntary - other.voluntary, self.involuntary - other.involuntary)
+
+
+# -- the timed loops: nothing in them but the round trip and the two timestamps ----------
+
+
+def payload_roundtrips(
+    end: PayloadEnd, msg: memoryview, rbuf: memoryview, samples: array[int], got: array[int]
+) -> None:
+    """Send *msg* and receive the echo into *rbuf*, ``len(samples)`` times.
+
+    Stores each round trip in ns in *samples* and each echoed length in *got*; the caller
+    checks lengths and content after the loop.
+    """
+    clock = time.perf_counter_ns
+    send = end.send
+    recv = end.recv_into
+    for i in range(len(samples)):
+        t0 = clock()
+        send(msg)
+        got[i] = recv(rbuf)
+        samples[i] = clock() - t0
+
+
+def notify_roundtrips(end: NotifyEnd, samples: array[int]) -> None:
+    """Post and wait for the peer's post back, ``len(samples)`` times."""
+    clock = time.perf_counter_ns
+    post = end.post
+    wait = end.wait
+    for i in range(len(samples)):
+        t0 = clock()
+        post()
+        wait()
+        samples[i] = clock() - t0
+
+
+def _payload_echo(end: PayloadEnd, buf: memoryview, size: int, n: int) -> None:
+    recv = end.recv_into
+    send = end.send
+    view = buf[:size]
+    for _ in range(n):
+        k = recv(buf)
+        send(view if k == size else buf[:k])
+
+
+def _notify_echo(end: NotifyEnd, n: int) -> None:
+    wait = end.wait
+    post = end.post
+    for _ in range(n):
+        wait()
+        post()
+
+
+# -- the peer ---------------------------------------------------------------------------
+
+
+class Peer:
+    """The server side of one channel, in a forked process or a thread of this process."""
+
+    def __init__(self, channel: Channel, kind: PeerKind, size: int, cpu: int | None) -> None:
+        self.channel = channel
+        self.kind = kind
+        self.size = size
+        self.cpu = cpu
+        self.pid: int | None = None  # forked peer
+        self.exit_status: int | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_error: str | None = None
+        self._cmd_r, self._cmd_w = os.pipe2(os.O_CLOEXEC)
+        self._rep_r, self._rep_w = os.pipe2(os.O_CLOEXEC)
+        self._rep_file = os.fdopen(self._rep_r, "rb", buffering=0)
+        self._closed = False
+
+    # ---- starting and stopping
+
+    def start(self) -> None:
+        if self.kind == "process":
+            pid = os.fork()
+            if pid == 0:  # the peer process
+                code = 0
+                try:
+                    os.close(self._cmd_w)
+                    os.close(self._rep_r)
+                    self._serve()
+                except BaseException:
+                    code = 1
+                finally:
+                    os._exit(code)  # never return into the parent's code
+            self.pid = pid
+            os.close(self._cmd_r)  # only the peer reads commands
+            os.close(self._rep_w)  # only the peer writes reports: EOF when it dies
+        else:
+            self._thread = threading.Thread(
+                target=self._thread_main, name=f"peer-{self.channel.name}", daemon=True
+            )
+            self._thread.start()
+
+    def _thread_main(self) -> None:
+        main = threading.main_thread().ident
+        try:
+            self._serve()
+        except BaseException as exc:
+            self._thread_error = f"{type(exc).__name__}: {exc}"
+            if main is not None:
+                signal.pthread_kill(main, signal.SIGCHLD)  # wake a client blocked on us
+
+    def _serve(self) -> None:
+        """The peer's whole life: pin, open the server end, echo batches until told to stop."""
+        try:
+            if self.cpu is not None:
+                os.sched_setaffinity(0, {self.cpu})  # 0 = the calling thread
+            buf = memoryview(bytearray(max(self.size, 1)))
+            with self.channel.open("server") as end:
+                self._report({"ready": True, "cpu": sorted(os.sched_getaffinity(0))})
+                while (n := self._next_command()) > 0:
+                    before = CtxSwitches.of_this_thread()
+                    if isinstance(end, PayloadEnd):
+                        _payload_echo(end, buf, self.size, n)
+                    else:
+                        assert isinstance(end, NotifyEnd)
+                        _notify_echo(end, n)
+                    cs = CtxSwitches.of_this_thread() - before
+                    self._report({"voluntary": cs.voluntary, "involuntary": cs.involuntary})
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                self._report({"error": f"{type(exc).__name__}: {exc}"})
+            raise
+
+    def _next_command(self) -> int:
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = os.read(self._cmd_r, 64)
+            if not chunk:
+                return 0  # the client is gone: stop
+            data += chunk
+        return int(json.loads(data)["n"])
+
+    def _report(self, msg: dict[str, Any]) -> None:
+        os.write(self._rep_w, json.dumps(msg).encode() + b"\n")
+
+    # ---- used by the client, outside the timed loop
+
+    def command(self, n: int) -> None:
+        """Tell the peer to echo *n* messages (0: finish)."""
+        os.write(self._cmd_w, json.dumps({"n": n}).encode() + b"\n")
+
+    def report(self) -> dict[str, Any]:
+        """The peer's next report; raises PeerDiedError if it reported an error or died."""
+        line = self._rep_file.readline()
+        if not line:
+            raise PeerDiedError(self.channel.name, self._death_reason())
+        msg: dict[str, Any] = json.loads(line)
+        if "error" in msg:
+            raise ChannelError(self.channel.name, f"peer failed: {msg['error']}")
+        return msg
+
+    def _death_reason(self) -> str:
+        if self.kind == "thread":
+            return f"peer thread failed: {self._thread_error or 'ended'}"
+        status = self.exit_status
+        if status is None and self.pid is not None:
+            with contextlib.suppress(ChildProcessError):
+                _, status = os.waitpid(self.pid, 0)
+                self.exit_status = status
+        if status is not None and os.WIFSIGNALED(status):
+            return f"peer process killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        return "peer process exited"
+
+    @contextlib.contextmanager
+    def watch(self, timeout: float) -> Iterator[None]:
+        """While inside, a dead peer or a batch longer than *timeout* s raises in this thread."""
+
+        def on_child(signum: int, frame: FrameType | None) -> None:
+            if self.kind == "thread":
+                if self._thread_error is not None:
+                    raise PeerDiedError(self.channel.name, self._death_reason())
+                return
+            if self.pid is None or self.exit_status is not None:
+                return
+            with contextlib.suppress(ChildProcessError):
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    self.exit_status = status
+                    raise PeerDiedError(self.channel.name, self._death_reason())
+
+        def on_alarm(signum: int, frame: FrameType | None) -> None:
+            raise ChannelError(self.channel.name, f"no reply within {timeout:g} s")
+
+        old_child = signal.signal(signal.SIGCHLD, on_child)
+        old_alarm = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            on_child(signal.SIGCHLD, None)  # it may have died before the handler was set
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old_alarm)
+            signal.signal(signal.SIGCHLD, old_child)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Tell the peer to finish and reap it; kill a forked peer that does not. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.command(0)
+        os.close(self._cmd_w)  # EOF on its command pipe also tells it to stop
+        if self.kind == "process":
+            self._reap(timeout)
+        else:
+            assert self._thread is not None
+            self._thread.join(timeout)
+            os.close(self._cmd_r)
+            os.close(self._rep_w)
+        self._rep_file.close()
+
+    def _reap(self, timeout: float) -> None:
+        if self.pid is None or self.exit_status is not None:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.exit_status = status
+                return
+            time.sleep(0.005)
+        os.kill(self.pid, signal.SIGKILL)  # stuck in a blocking call: no other way out
+        _, self.exit_status = os.waitpid(self.pid, 0)

@@ -1,0 +1,68 @@
+"""The ``daemonkit`` command line: one sub-command per feature, errors as one line.
+
+Each feature module owns its sub-commands: it exposes ``register(subparsers)``, which adds
+parsers whose ``func`` default takes the parsed arguments and returns an exit code. This module
+only assembles them and turns :class:`~daemonkit.errors.DaemonkitError` into
+``daemonkit: <message>`` with the error's exit code. Feature modules import their heavy
+dependencies inside the command functions so that ``daemonkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from daemonkit import __version__
+from daemonkit.errors import DaemonkitError
+
+__all__ = ["ArgumentParser", "main"]
+
+# Modules that provide sub-commands, in the order --help lists them.
+COMMAND_MODULES = (
+    "daemonkit.service.commands",  # start stop status reload run
+    "daemonkit.bench.commands",  # bench channels cleanup
+    "daemonkit.lessons.commands",  # lessons
+    "daemonkit.report.commands",  # report
+)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with usage errors reported as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"daemonkit: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="daemonkit",
+        description="Unix daemons and IPC, shown with real processes and real measurements.",
+    )
+    parser.add_argument("--version", action="version", version=f"daemonkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except DaemonkitError as err:
+        print(f"daemonkit: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        # Interrupted by the user: cleanup ran in the finally blocks on the way up.
+        print("daemonkit: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except BrokenPipeError:
+        # Output piped into a reader that went away (e.g. `daemonkit channels | head`).
+        return 0
+    return code

@@ -1,0 +1,1 @@
+"""Plots and the HTML report: views of the bench and lessons JSON, never new measurements."""

@@ -1,0 +1,141 @@
+"""Where daemonkit keeps its runtime files, and how its kernel objects are named.
+
+Facts about runtime directories:
+
+* A daemon's sockets, FIFOs and pidfile live in a directory only its user can enter (0700).
+  Anyone who can write to that directory could replace a socket or plant a pidfile, so a
+  directory that already exists is used only if it is a real directory (not a symlink), owned by
+  the expected user, and not writable by group or others.
+* Default location: ``$XDG_RUNTIME_DIR/daemonkit`` (a per-user tmpfs made by systemd-logind),
+  ``/run/daemonkit`` for root, otherwise ``daemonkit-UID`` under the system temp dir.
+
+Facts about names:
+
+* Every kernel object daemonkit makes carries the prefix ``dk`` and the pid of the process that
+  owns it, so ``daemonkit cleanup`` can tell its leftovers from everyone else's and remove only
+  those whose owner is dead. POSIX objects (``/dev/shm``, ``/dev/mqueue``) are named
+  ``/dk.PID.KIND.N``; files in the runtime dir ``dk.PID.KIND.N``; System V objects have no
+  names, only 32-bit keys, so the key packs the same facts: ``0x44`` in the top byte, then the
+  owner pid and a 2-bit index (see :func:`sysv_key`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path
+
+from daemonkit.errors import RuntimeDirError
+
+__all__ = [
+    "NAME_PREFIX",
+    "SYSV_KEY_BASE",
+    "default_runtime_dir",
+    "ensure_private_dir",
+    "object_name",
+    "owner_of_name",
+    "owner_of_sysv_key",
+    "pid_alive",
+    "sysv_key",
+]
+
+NAME_PREFIX = "dk"
+SYSV_KEY_BASE = 0x44000000  # top byte 'D'; keys 0x44000000..0x44FFFFFF are daemonkit's
+_SYSV_PID_BITS = 22  # Linux pid_max is at most 2**22 (PID_MAX_LIMIT)
+_NAME_RE = re.compile(rf"^/?{NAME_PREFIX}\.(\d+)\.")
+_counter = itertools.count()
+
+
+def default_runtime_dir() -> Path:
+    """The runtime directory used when ``--runtime-dir`` is not given."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return Path(xdg) / "daemonkit"
+    if os.geteuid() == 0:
+        return Path("/run/daemonkit")
+    return Path(tempfile.gettempdir()) / f"daemonkit-{os.geteuid()}"
+
+
+def ensure_private_dir(path: Path, uid: int | None = None, gid: int | None = None) -> Path:
+    """Create *path* 0700 (parents as needed) or check that an existing one is safe to use.
+
+    *uid*/*gid* name the owner the directory must have (default: the effective ids); when
+    running as root for a daemon that drops to another user, the directory is created for,
+    and handed to, that user. Raises :class:`RuntimeDirError` for a symlink, a non-directory,
+    a foreign owner or group/world write permission.
+    """
+    uid = os.geteuid() if uid is None else uid
+    gid = os.getegid() if gid is None else gid
+    path = Path(os.path.abspath(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(path, 0o700)  # mode is masked by umask, which only ever removes bits
+        if os.geteuid() == 0 and uid != 0:
+            os.chown(path, uid, gid)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RuntimeDirError(f"runtime dir {path}: {exc.strerror}") from exc
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise RuntimeDirError(f"runtime dir {path}: {exc.strerror}") from exc
+    if stat.S_ISLNK(st.st_mode):
+        raise RuntimeDirError(f"runtime dir {path}: is a symlink, refusing to follow it")
+    if not stat.S_ISDIR(st.st_mode):
+        raise RuntimeDirError(f"runtime dir {path}: not a directory")
+    if st.st_uid != uid:
+        raise RuntimeDirError(f"runtime dir {path}: owned by uid {st.st_uid}, not {uid}")
+    if st.st_mode & 0o022:
+        raise RuntimeDirError(
+            f"runtime dir {path}: writable by group or others (mode {st.st_mode & 0o777:o})"
+        )
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RuntimeDirError(f"runtime dir {path}: not writable")
+    return path
+
+
+def object_name(kind: str, *, posix: bool = False, pid: int | None = None) -> str:
+    """A fresh name for a kernel object of *kind* owned by *pid* (default: this process).
+
+    ``posix=True`` gives the leading slash that shm_open(3) and mq_open(3) expect.
+    """
+    owner = os.getpid() if pid is None else pid
+    name = f"{NAME_PREFIX}.{owner}.{kind}.{next(_counter)}"
+    return "/" + name if posix else name
+
+
+def owner_of_name(name: str) -> int | None:
+    """The owner pid encoded in a daemonkit object name, or None for a foreign name."""
+    m = _NAME_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def sysv_key(index: int, pid: int | None = None) -> int:
+    """The System V IPC key for object *index* (0-3) owned by *pid* (default: this process)."""
+    if not 0 <= index < 4:
+        raise ValueError("a process has four System V keys: index 0 to 3")
+    owner = os.getpid() if pid is None else pid
+    return SYSV_KEY_BASE | (owner % (1 << _SYSV_PID_BITS)) << 2 | index
+
+
+def owner_of_sysv_key(key: int) -> int | None:
+    """The owner pid packed into a daemonkit System V key, or None for a foreign key."""
+    key &= 0xFFFFFFFF  # ipcs and sysv_ipc may show keys as signed
+    if key & 0xFF000000 != SYSV_KEY_BASE:
+        return None
+    return (key >> 2) & ((1 << _SYSV_PID_BITS) - 1)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists (signal 0 probes without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True

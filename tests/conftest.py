@@ -1,0 +1,50 @@
+"""Shared fixtures: every test is checked for leaked kernel objects and child processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemonkit.cleanup import KernelObject, list_objects, remove_object
+
+
+def _children() -> set[int]:
+    """Live children of this process, as the kernel lists them (/proc/PID/task/*/children)."""
+    kids: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            kids.update(int(p) for p in (task / "children").read_text().split())
+        except FileNotFoundError:
+            continue
+    # Zombies are reaped children-to-be; only running ones count as leaks.
+    live = set()
+    for pid in kids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        if state != "Z":
+            live.add(pid)
+    return live
+
+
+def _ours(objs: list[KernelObject]) -> list[KernelObject]:
+    """Objects owned by this test process (other users of the machine are not our business)."""
+    return [o for o in objs if o.owner == os.getpid()]
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail a test that leaves kernel objects of this process or running children behind."""
+    before_objs = set(_ours(list_objects()))
+    before_kids = _children()
+    yield
+    leaked = [o for o in _ours(list_objects()) if o not in before_objs]
+    kids = _children() - before_kids
+    for obj in leaked:  # remove them so one leak does not fail every later test
+        remove_object(obj)
+    assert not leaked, f"kernel objects leaked: {leaked}"
+    assert not kids, f"child processes left running: {sorted(kids)}"
