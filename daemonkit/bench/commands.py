@@ -1,10 +1,333 @@
-"""Sub-commands of this package. Placeholder until the feature lands."""
+"""Sub-commands ``bench``, ``channels`` and ``cleanup``.
+
+``bench`` parses its options, plans the cases, runs them with a progress bar (refreshed by
+hand between batches: no refresh thread runs while peers are forked), then writes the JSON and
+CSV views and prints the table. ``channels`` lists the registry. ``cleanup`` removes what
+processes that died without cleaning up left in the kernel and in the runtime directory.
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from daemonkit.channels import REGISTRY, channel_class, channel_names
+from daemonkit.channels.base import PeerKind
+from daemonkit.errors import DaemonkitError
+
+__all__ = ["parse_channels", "parse_count", "parse_sizes", "register"]
+
+MAX_SIZE = 64 << 20  # 64 MiB: each end allocates a buffer this large
+_SIZE_RE = re.compile(r"^(\d+)([KkMm]?)$")
+_SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20}
+DEFAULTS = {"iterations": 10_000, "warmup": 1_000}
+QUICK = {"iterations": 1_000, "warmup": 100}
+
+
+class CompareRefusedError(DaemonkitError):
+    """The old results came from another machine and --force was not given."""
+
+
+# -- argument types: each raises ArgumentTypeError, which the CLI prints as one line ----------
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``0,64,4K,1M`` -> byte counts (K = 1024, M = 1024**2), sorted, without repeats."""
+    sizes = set()
+    for part in text.split(","):
+        m = _SIZE_RE.match(part.strip())
+        if not m:
+            raise argparse.ArgumentTypeError(
+                f"bad size {part.strip()!r}: give bytes with an optional K or M, e.g. 0,64,4K,1M"
+            )
+        size = int(m.group(1)) * _SCALE[m.group(2).lower()]
+        if size > MAX_SIZE:
+            raise argparse.ArgumentTypeError(f"size {part.strip()!r} is above the 64M maximum")
+        sizes.add(size)
+    return sorted(sizes)
+
+
+def parse_channels(text: str) -> list[str]:
+    """``pipe,tcp`` -> names checked against the registry; ``all`` -> every channel."""
+    if text.strip() == "all":
+        return channel_names()
+    names: list[str] = []
+    for name in (n.strip() for n in text.split(",")):
+        if name not in REGISTRY:
+            raise argparse.ArgumentTypeError(f"unknown channel {name!r} (see 'daemonkit channels')")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def parse_count(text: str) -> int:
+    """A whole number >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _parse_warmup(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0")
+    return int(text)
+
+
+def _parse_seconds(text: str) -> float:
+    try:
+        s = float(text)
+    except ValueError:
+        s = -1.0
+    if not 0 < s < 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration in seconds above 0")
+    return s
+
+
+# -- registration -----------------------------------------------------------------------------
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add this module's sub-commands to the CLI (none yet)."""
+    """Add ``bench``, ``channels`` and ``cleanup`` to the CLI."""
+    b = sub.add_parser(
+        "bench",
+        help="measure round trips over every IPC channel, side by side",
+        description="Ping-pong round trips over each channel: the client sends SIZE bytes, "
+        "the peer echoes them (or posts back); every round trip is timed.",
+    )
+    b.add_argument(
+        "--channels",
+        type=parse_channels,
+        default=None,
+        metavar="A,B,...",
+        help="channels to measure (default: all; see 'daemonkit channels')",
+    )
+    b.add_argument(
+        "--peer",
+        choices=("process", "thread", "both"),
+        default="both",
+        help="forked peer process, peer thread, or both (default)",
+    )
+    b.add_argument(
+        "--cpu",
+        choices=("same", "split", "none"),
+        default="same",
+        help="both ends on one CPU (default), on two CPUs, or unpinned",
+    )
+    b.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=[64],
+        metavar="0,64,4K,64K,1M",
+        help="message sizes in bytes, K and M suffixes (default: 64)",
+    )
+    length = b.add_mutually_exclusive_group()
+    length.add_argument(
+        "--iterations",
+        type=parse_count,
+        metavar="N",
+        help=f"timed round trips per case (default {DEFAULTS['iterations']})",
+    )
+    length.add_argument(
+        "--duration",
+        type=_parse_seconds,
+        metavar="S",
+        help="time each case for S seconds instead of N round trips",
+    )
+    b.add_argument(
+        "--warmup",
+        type=_parse_warmup,
+        metavar="N",
+        help=f"untimed round trips first (default {DEFAULTS['warmup']})",
+    )
+    b.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK['iterations']} round trips, {QUICK['warmup']} warm-up",
+    )
+    b.add_argument("--json", type=Path, metavar="PATH", help="write the results document")
+    b.add_argument("--csv", type=Path, metavar="PATH", help="write one CSV row per result")
+    b.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OLD.json",
+        help="show p50 ratios against an earlier run on this machine",
+    )
+    b.add_argument(
+        "--force", action="store_true", help="compare even with a run from another machine"
+    )
+    b.set_defaults(func=cmd_bench)
+
+    c = sub.add_parser("channels", help="list the IPC channels, one line each")
+    c.set_defaults(func=cmd_channels)
+
+    k = sub.add_parser(
+        "cleanup",
+        help="remove kernel objects and runtime files left by dead daemonkit processes",
+    )
+    k.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    k.add_argument(
+        "--runtime-dir",
+        type=Path,
+        metavar="DIR",
+        help="runtime directory to look in (default: the daemon's)",
+    )
+    k.set_defaults(func=cmd_cleanup)
+
+
+# -- bench ------------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from daemonkit.bench import machine, results, runner, stats, views
+
+    base = QUICK if args.quick else DEFAULTS
+    iterations = None if args.duration else (args.iterations or base["iterations"])
+    warmup = base["warmup"] if args.warmup is None else args.warmup
+    peers: list[PeerKind] = ["process", "thread"] if args.peer == "both" else [args.peer]
+    channels = args.channels or channel_names()
+
+    here = machine.describe()
+    old = None
+    if args.compare:  # refuse before measuring anything, not after a minute of work
+        old = results.load(args.compare)
+        diffs = machine.identity_differences(old.machine, here)
+        if diffs and not args.force:
+            raise CompareRefusedError(
+                f"{args.compare} was measured on another machine ({'; '.join(diffs)}); "
+                "use --force to compare anyway"
+            )
+
+    place = machine.placement(args.cpu)
+    cases = runner.plan(channels, peers, args.sizes, args.cpu)
+    settings = runner.Settings(iterations, args.duration, warmup)
+    overhead = stats.timer_overhead_ns()
+    found = _run_with_progress(runner, views, cases, settings, place)
+
+    here["pinning"] = {
+        "mode": place.mode,
+        "client": sorted({c for r in found if r.pinning for c in r.pinning["client"]}),
+        "peer": sorted({c for r in found if r.pinning for c in r.pinning["peer"]}),
+        "requested_client": place.client_cpu,
+        "requested_peer": place.peer_cpu,
+        "note": place.note,
+    }
+    run = results.Run(
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        command=[Path(sys.argv[0]).name, *sys.argv[1:]],  # this process's command line
+        options={
+            "channels": channels,
+            "peer": args.peer,
+            "cpu": args.cpu,
+            "sizes": args.sizes,
+            "iterations": iterations,
+            "duration": args.duration,
+            "warmup": warmup,
+            "quick": args.quick,
+        },
+        machine=here,
+        timer_overhead_ns=overhead,
+        results=found,
+    )
+    if args.json:
+        run.write_json(args.json)
+    if args.csv:
+        run.write_csv(args.csv)
+
+    out = views.console()
+    for table in views.result_tables(run):
+        out.print(table)
+    for line in [*views.unmeasured_lines(run.results), *views.machine_lines(run)]:
+        out.print(line, markup=False)
+    if old is not None:
+        table, notes = views.compare_table(old, run, str(args.compare))
+        out.print(table)
+        for note in notes:
+            out.print(note, markup=False)
+    return 1 if any(r.error for r in run.results) else 0
+
+
+def _run_with_progress(
+    runner: Any, views: Any, cases: list[Any], settings: Any, place: Any
+) -> list[Any]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    # auto_refresh=False: rich would otherwise run a refresh thread, alive across fork().
+    with Progress(
+        TextColumn("{task.description:<40}"),
+        BarColumn(),
+        TextColumn("{task.completed:>5.1f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        console=views.console(stderr=True),
+        auto_refresh=False,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=len(cases))
+
+        def on_progress(i: int, what: str, frac: float) -> None:
+            bar.update(task, completed=i + frac, description=what)
+            bar.refresh()
+
+        found: list[Any] = runner.run(cases, settings, place, on_progress)
+    return found
+
+
+# -- channels ---------------------------------------------------------------------------------
+
+
+def cmd_channels(args: argparse.Namespace) -> int:
+    for name in channel_names():
+        try:
+            cls = channel_class(name)
+        except ImportError as exc:
+            print(f"{name:<15} (not available: {exc})")
+            continue
+        peers = "+".join(k for k in ("process", "thread") if k in cls.peer_kinds)
+        payload = "payload" if cls.payload else "no payload"
+        print(f"{name:<15} {payload:<10} {peers:<14} {cls.summary}")
+    return 0
+
+
+# -- cleanup ----------------------------------------------------------------------------------
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from daemonkit.cleanup import list_objects, remove_object
+    from daemonkit.runtime import default_runtime_dir, ensure_private_dir
+
+    rdir: Path = args.runtime_dir or default_runtime_dir()
+    dirs = []
+    if rdir.exists() or rdir.is_symlink():
+        dirs.append(ensure_private_dir(rdir))  # never unlink inside a dir someone else controls
+    objs = list_objects(dirs)
+    dead = [o for o in objs if not o.owner_alive]
+    failed = 0
+    removal_errors: tuple[type[Exception], ...] = (OSError, *_ipc_errors())
+    for obj in dead:
+        what = f"{obj.kind} {obj.name} (owner pid {obj.owner} is gone)"
+        if args.dry_run:
+            print(f"would remove {what}")
+            continue
+        try:
+            remove_object(obj)
+        except removal_errors as exc:
+            failed += 1
+            print(f"daemonkit: cannot remove {what}: {exc}", file=sys.stderr)
+        else:
+            print(f"removed {what}")
+    verb = "would remove" if args.dry_run else "removed"
+    print(
+        f"{verb} {len(dead) - failed} leftover(s); "
+        f"{len(objs) - len(dead)} object(s) of running processes left alone"
+    )
+    return 1 if failed else 0
+
+
+def _ipc_errors() -> tuple[type[Exception], ...]:
+    import posix_ipc
+    import sysv_ipc
+
+    return (posix_ipc.Error, sysv_ipc.Error)

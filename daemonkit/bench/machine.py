@@ -1,0 +1,125 @@
+"""What machine a benchmark ran on, and where its two ends were allowed to run.
+
+A latency figure means nothing without its machine: the kernel, the CPU, how many CPUs this
+process may use, the Python and ZeroMQ builds. :func:`describe` reads them once per run
+(``uname(2)``, ``/proc/cpuinfo``, ``sched_getaffinity(2)``); :func:`identity_differences`
+tells whether two runs came from the same machine, so that ``--compare`` can refuse to set
+numbers from different hardware side by side, as pyperf does.
+
+Facts about pinning (``--cpu``):
+
+* ``sched_setaffinity(2)`` with pid 0 pins the *calling thread* only; a forked child and a new
+  thread inherit the mask of the thread that created them. Each end therefore pins itself.
+* ``same`` puts both ends on one CPU: every round trip is then two context switches on that
+  CPU and no cross-CPU wake-up. ``split`` puts them on two CPUs: no switch is needed, but each
+  wake-up crosses CPUs (an inter-processor interrupt when the other CPU is idle).
+* The mask a process may use can be narrower than the machine (``taskset``, cgroup cpusets),
+  so the CPUs are taken from ``sched_getaffinity``, not from the CPU count; with one CPU
+  allowed, ``split`` falls back to ``same`` and says so.
+
+*Lifetime*: nothing is created; the affinity of the calling thread is changed by the runner
+and restored by it.
+*See also*: sched_setaffinity(2), cpuset(7), taskset(1), uname(2), proc(5).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "CpuMode",
+    "Placement",
+    "describe",
+    "identity_differences",
+    "noted_differences",
+    "placement",
+]
+
+CpuMode = Literal["same", "split", "none"]
+
+# Two runs are "the same machine" when these agree; a kernel or Python upgrade is only noted.
+_IDENTITY = ("hostname", "cpu_model", "cpu_count", "arch")
+_NOTED = ("kernel", "python", "pyzmq", "libzmq")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The CPUs each end is asked to run on (None: left to the scheduler)."""
+
+    mode: CpuMode
+    client_cpu: int | None
+    peer_cpu: int | None
+    note: str | None = None  # e.g. why `split` fell back to one CPU
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def placement(mode: CpuMode) -> Placement:
+    """Choose CPUs for *mode* among those this process may use (``sched_getaffinity``)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if mode == "none":
+        return Placement(mode, None, None)
+    if mode == "same" or len(allowed) < 2:
+        note = None
+        if mode == "split":
+            note = (
+                f"split asked for two CPUs but only CPU {allowed[0]} is allowed: "
+                "fell back to both ends on that CPU"
+            )
+        return Placement(mode, allowed[0], allowed[0], note)
+    return Placement(mode, allowed[0], allowed[1])
+
+
+def describe() -> dict[str, Any]:
+    """The machine metadata stored in every result file."""
+    uname = os.uname()
+    pyzmq, libzmq = _zmq_versions()
+    return {
+        "hostname": socket.gethostname(),
+        "kernel": f"{uname.sysname} {uname.release}",
+        "arch": uname.machine,
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_allowed": sorted(os.sched_getaffinity(0)),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "python_build": sys.version.replace("\n", " "),
+        "pyzmq": pyzmq,
+        "libzmq": libzmq,
+        # The machine is shared: the load when the run started says how noisy it may be.
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def identity_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``key: old != new`` for each identity key that differs (empty: same machine)."""
+    return [f"{k}: {old.get(k)!r} != {new.get(k)!r}" for k in _IDENTITY if old.get(k) != new.get(k)]
+
+
+def noted_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Software differences worth a note (not a refusal) when comparing two runs."""
+    return [f"{k}: {old.get(k)} -> {new.get(k)}" for k in _NOTED if old.get(k) != new.get(k)]
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _zmq_versions() -> tuple[str | None, str | None]:
+    try:
+        import zmq
+    except ImportError:
+        return None, None
+    return zmq.pyzmq_version(), zmq.zmq_version()

@@ -1,0 +1,237 @@
+"""Benchmark results as data: one versioned JSON document per run, and a CSV view of it.
+
+The document (schema ``daemonkit.bench/1``)::
+
+    {"schema": "daemonkit.bench/1", "created": ISO-8601 UTC, "command": [argv...],
+     "options": {...}, "machine": {... "pinning": {...}}, "timer_overhead_ns": float,
+     "results": [{"channel", "peer", "cpu", "size", "payload", "iterations",
+                  "latency_ns": {"min","p50","p90","p99","p999","max","mean","stdev"},
+                  "roundtrips_per_s", "mb_per_s",
+                  "ctx_switches_per_roundtrip": {"voluntary": {"client","peer"},
+                                                 "involuntary": {"client","peer"}},
+                  "error", "skipped", "histogram": {"edges_ns", "counts"},
+                  "pinning": {"client", "peer"}, "verified": {"sizes", "checksums"}}, ...]}
+
+A result that failed has ``error`` set, one that could not run (a size the channel cannot
+carry) has ``skipped`` set; both have null measurements. ``mb_per_s`` counts payload bytes
+both ways (2 x size x round trips per second, MB = 10**6 bytes) and is null for notification
+channels. Tables, CSV and comparisons are views computed from this document, never from the
+timed loop.
+
+*Kernel path*: one ``write`` (or ``read``) of the file.
+*Lifetime*: the files are the user's; nothing is removed.
+*See also*: pyperf's JSON format, which this follows in spirit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemonkit.bench.stats import Histogram, Latency
+from daemonkit.errors import DaemonkitError
+
+__all__ = [
+    "CSV_COLUMNS",
+    "SCHEMA",
+    "BenchFileError",
+    "CtxPerRoundtrip",
+    "EndPair",
+    "Result",
+    "Run",
+    "load",
+    "to_csv",
+]
+
+SCHEMA = "daemonkit.bench/1"
+
+
+class BenchFileError(DaemonkitError):
+    """A results file that cannot be read or is not a ``daemonkit.bench/1`` document."""
+
+
+@dataclass(frozen=True)
+class EndPair:
+    """One figure for each end of the channel."""
+
+    client: float
+    peer: float
+
+
+@dataclass(frozen=True)
+class CtxPerRoundtrip:
+    """Context switches per round trip, as counted by the kernel for each end's thread."""
+
+    voluntary: EndPair  # the thread blocked (waiting for the other end) and gave up the CPU
+    involuntary: EndPair  # the thread was preempted
+
+
+@dataclass(frozen=True)
+class Result:
+    """One (channel, peer, cpu, size) measurement, or why there is none."""
+
+    channel: str
+    peer: str
+    cpu: str
+    size: int
+    payload: bool | None  # None only when the channel's module could not be loaded
+    iterations: int = 0
+    latency_ns: Latency | None = None
+    roundtrips_per_s: float | None = None
+    mb_per_s: float | None = None
+    ctx_switches_per_roundtrip: CtxPerRoundtrip | None = None
+    error: str | None = None
+    skipped: str | None = None
+    histogram: Histogram | None = None
+    pinning: dict[str, list[int]] | None = None  # CPUs each end was allowed, as obtained
+    verified: dict[str, int] | None = None  # echoes whose size / content checksum was checked
+
+    @property
+    def ok(self) -> bool:
+        return self.latency_ns is not None
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.channel, self.peer, self.cpu, self.size)
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Result:
+        lat, cs, hist = d.get("latency_ns"), d.get("ctx_switches_per_roundtrip"), d.get("histogram")
+        return Result(
+            channel=d["channel"],
+            peer=d["peer"],
+            cpu=d["cpu"],
+            size=d["size"],
+            payload=d["payload"],
+            iterations=d["iterations"],
+            latency_ns=Latency(**lat) if lat else None,
+            roundtrips_per_s=d["roundtrips_per_s"],
+            mb_per_s=d["mb_per_s"],
+            ctx_switches_per_roundtrip=(
+                CtxPerRoundtrip(EndPair(**cs["voluntary"]), EndPair(**cs["involuntary"]))
+                if cs
+                else None
+            ),
+            error=d["error"],
+            skipped=d.get("skipped"),
+            histogram=Histogram(**hist) if hist else None,
+            pinning=d.get("pinning"),
+            verified=d.get("verified"),
+        )
+
+
+@dataclass
+class Run:
+    """A whole run: what was asked, where it ran, and every result."""
+
+    created: str
+    command: list[str]
+    options: dict[str, Any]
+    machine: dict[str, Any]
+    timer_overhead_ns: float
+    results: list[Result] = field(default_factory=list)
+    schema: str = SCHEMA
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        return {"schema": doc.pop("schema"), **doc}  # the version first, for a human reader
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+
+    def write_csv(self, path: Path) -> None:
+        path.write_text(to_csv(self.results), encoding="utf-8")
+
+
+def load(path: Path) -> Run:
+    """Read a results file; a missing, foreign or malformed file is a one-line error."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BenchFileError(f"{path}: {exc.strerror}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BenchFileError(f"{path}: not JSON ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        found = doc.get("schema") if isinstance(doc, dict) else None
+        raise BenchFileError(f"{path}: schema {found!r} is not {SCHEMA!r}")
+    try:
+        return Run(
+            created=doc["created"],
+            command=doc["command"],
+            options=doc["options"],
+            machine=doc["machine"],
+            timer_overhead_ns=doc["timer_overhead_ns"],
+            results=[Result.from_json(r) for r in doc["results"]],
+        )
+    except (KeyError, TypeError) as exc:
+        raise BenchFileError(f"{path}: malformed {SCHEMA} document ({exc!r})") from exc
+
+
+# -- CSV: one flat row per result ------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "channel",
+    "peer",
+    "cpu",
+    "size",
+    "payload",
+    "iterations",
+    "min_ns",
+    "p50_ns",
+    "p90_ns",
+    "p99_ns",
+    "p999_ns",
+    "max_ns",
+    "mean_ns",
+    "stdev_ns",
+    "roundtrips_per_s",
+    "mb_per_s",
+    "cs_voluntary_client",
+    "cs_voluntary_peer",
+    "cs_involuntary_client",
+    "cs_involuntary_peer",
+    "error",
+    "skipped",
+)
+
+
+def _csv_row(r: Result) -> list[object]:
+    lat = r.latency_ns
+    stats: list[object] = (
+        [lat.min, lat.p50, lat.p90, lat.p99, lat.p999, lat.max, lat.mean, lat.stdev]
+        if lat
+        else [""] * 8
+    )
+    cs = r.ctx_switches_per_roundtrip
+    switches: list[object] = (
+        [cs.voluntary.client, cs.voluntary.peer, cs.involuntary.client, cs.involuntary.peer]
+        if cs
+        else [""] * 4
+    )
+    return [
+        r.channel,
+        r.peer,
+        r.cpu,
+        r.size,
+        "" if r.payload is None else str(r.payload).lower(),
+        r.iterations,
+        *stats,
+        "" if r.roundtrips_per_s is None else r.roundtrips_per_s,
+        "" if r.mb_per_s is None else r.mb_per_s,
+        *switches,
+        r.error or "",
+        r.skipped or "",
+    ]
+
+
+def to_csv(results: list[Result]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in results:
+        w.writerow(_csv_row(r))
+    return out.getvalue()
