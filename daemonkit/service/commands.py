@@ -1,10 +1,275 @@
-"""Sub-commands of this package. Placeholder until the feature lands."""
+"""``daemonkit start|stop|status|reload|run``: the demo daemon's command line.
+
+Exit codes follow the LSB init-script convention: ``status`` 0 running and answering, 1 dead
+but the pidfile remains, 3 not running, 4 pidfile locked but no answer within 2 s; other
+actions 0 success, 1 failure, 2 usage, 6 bad configuration, 7 not running (``reload``);
+``stop`` of a daemon that is not running succeeds.
+
+Every command finds the daemon the same way: the pidfile (``--pidfile``, default
+``RUNTIME_DIR/daemonkit.pid``), whose *lock holder* the kernel reports (the pid written in
+it could be stale), and ``control.sock`` in ``--runtime-dir``.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import contextlib
+import json
+import os
+import pwd
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from daemonkit.errors import NotRunningError, PidfileError, UsageError
+
+if TYPE_CHECKING:
+    from daemonkit.daemon.steps import User
+
+__all__ = ["register"]
+
+PIDFILE_NAME = "daemonkit.pid"
+
+
+def _octal(text: str) -> int:
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal mask: {text!r}") from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"umask out of range: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"timeout out of range (0, 3600]: {text!r}")
+    return value
+
+
+def _locate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime-dir", type=Path, help="sockets, FIFOs and pidfile (0700)")
+    p.add_argument("--pidfile", type=Path, help="default: RUNTIME_DIR/daemonkit.pid")
+
+
+def _service_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-file", type=Path, help="stdout/stderr, appended (default /dev/null)")
+    p.add_argument("--config", type=Path, help="TOML configuration, re-read on SIGHUP")
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add this module's sub-commands to the CLI (none yet)."""
+    """Add start, stop, status, reload and run to the CLI."""
+    p = sub.add_parser("start", help="start the demo daemon (double fork, daemon(7))")
+    _locate(p)
+    _service_opts(p)
+    p.add_argument("--backend", choices=("native", "python-daemon"), default="native")
+    p.add_argument("--umask", type=_octal, default=0o022, help="octal, default 022")
+    p.add_argument("--workdir", type=Path, default=Path("/"), help="default /")
+    p.add_argument("--user", help="drop privileges to this user (root only)")
+    p.add_argument("--timeout", type=_seconds, default=10.0, help="readiness deadline, s")
+    p.add_argument(
+        "--keep-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="keep this variable (or fnmatch pattern) besides the default keep-list",
+    )
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("stop", help="stop it: SIGTERM, then SIGKILL after --timeout")
+    _locate(p)
+    p.add_argument("--timeout", type=_seconds, default=5.0)
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("status", help="is it running? (LSB exit codes 0/1/3/4)")
+    _locate(p)
+    p.add_argument("--json", action="store_true", help="print the daemon's status as JSON")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("reload", help="re-read the configuration and reopen the log")
+    _locate(p)
+    p.set_defaults(func=cmd_reload)
+
+    p = sub.add_parser("run", help="run the daemon in the foreground (systemd Type=notify)")
+    _locate(p)
+    _service_opts(p)
+    p.set_defaults(func=cmd_run)
+
+
+def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    from daemonkit.runtime import default_runtime_dir
+
+    rdir = Path(os.path.abspath(args.runtime_dir or default_runtime_dir()))
+    pidfile = Path(os.path.abspath(args.pidfile or rdir / PIDFILE_NAME))
+    return rdir, pidfile
+
+
+def _abs(path: Path | None) -> Path | None:
+    """Absolute paths: the daemon changes directory (step 11) before it uses them."""
+    return None if path is None else Path(os.path.abspath(path))
+
+
+# -- start and run --------------------------------------------------------------------------
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from daemonkit.daemon import native, pydaemon
+    from daemonkit.daemon.pidfile import Pidfile
+    from daemonkit.daemon.steps import DEFAULT_KEEP_ENV, DaemonSettings
+    from daemonkit.service.server import Service, ServiceOptions
+
+    rdir, pidfile = _paths(args)
+    opts = ServiceOptions(rdir, _abs(args.config), args.backend, _abs(args.log_file))
+    settings = DaemonSettings(
+        runtime_dir=rdir,
+        pidfile=pidfile,
+        reexec_argv=[sys.executable, "-m", "daemonkit", *sys.argv[1:]],
+        log_file=opts.log_file,
+        umask=args.umask,
+        workdir=Path(os.path.abspath(args.workdir)),
+        user=_resolve_user(args.user),
+        keep_env=(*DEFAULT_KEEP_ENV, *args.keep_env),
+        timeout=args.timeout,
+    )
+
+    def init(pid_file: Pidfile) -> Callable[[], int]:
+        service = Service(opts, pid_file)
+        service.init()
+        return service.serve
+
+    if args.backend == "python-daemon":
+        return pydaemon.daemonize(settings, init)
+    return native.daemonize(settings, init)
+
+
+def _resolve_user(name: str | None) -> User | None:
+    from daemonkit.daemon.steps import User
+
+    if name is None:
+        return None
+    if os.geteuid() != 0:
+        raise UsageError("--user needs root (only root can change its uid)")
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise UsageError(f"--user: no such user {name!r}") from None
+    return User(name, pw.pw_uid, pw.pw_gid, tuple(os.getgrouplist(name, pw.pw_gid)))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from daemonkit.daemon.pidfile import Pidfile
+    from daemonkit.daemon.steps import redirect_stdio
+    from daemonkit.runtime import ensure_private_dir
+    from daemonkit.service.server import Service, ServiceOptions
+
+    rdir, pidfile_path = _paths(args)
+    opts = ServiceOptions(rdir, _abs(args.config), "foreground", _abs(args.log_file))
+    ensure_private_dir(rdir)
+    if opts.log_file is not None:
+        redirect_stdio(opts.log_file)
+    pidfile = Pidfile(pidfile_path)
+    pidfile.acquire()
+    service = Service(opts, pidfile)
+    service.init()  # on failure it has released everything, the pidfile included
+    return service.serve()
+
+
+# -- stop, status, reload ----------------------------------------------------------------
+
+
+def _holder(pidfile: Path) -> tuple[bool, int | None]:
+    """(pidfile exists, pid holding its lock or None)."""
+    from daemonkit.daemon.pidfile import lock_holder
+
+    try:
+        return True, lock_holder(pidfile)
+    except FileNotFoundError:
+        return False, None
+    except OSError as exc:
+        raise PidfileError(f"pidfile {pidfile}: {exc.strerror}") from exc
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from daemonkit.daemon.pidfile import lock_holder
+    from daemonkit.service.server import CONTROL_SOCKET
+
+    rdir, pidfile = _paths(args)
+    _, pid = _holder(pidfile)
+    if pid is None:
+        print("daemonkit: not running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        # The kernel drops the lock when the daemon exits: that, not the pid, is the sign.
+        if _holder(pidfile)[1] != pid:
+            print(f"daemonkit: stopped (pid {pid}, SIGTERM)")
+            return 0
+        time.sleep(0.01)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while True:
+        with contextlib.suppress(FileNotFoundError):
+            if lock_holder(pidfile) == pid:
+                time.sleep(0.01)
+                continue
+        break
+    for leftover in (pidfile, rdir / CONTROL_SOCKET):  # it had no chance to remove them
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(leftover)
+    print(f"daemonkit: killed (pid {pid}, SIGKILL after {args.timeout:g} s without exiting)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from daemonkit.daemon.pidfile import read_pid
+    from daemonkit.service.client import NoAnswerError, request
+
+    rdir, pidfile = _paths(args)
+    exists, pid = _holder(pidfile)
+    code, state, info = 0, "running", {}
+    if not exists:
+        code, state = 3, "not running"
+    elif pid is None:
+        code, state = 1, f"dead, but pidfile {pidfile} remains (pid {read_pid(pidfile)})"
+    else:
+        try:
+            info = request(rdir, {"cmd": "status"}, timeout=2.0)
+        except (NoAnswerError, NotRunningError) as exc:
+            code, state = 4, f"pid {pid} holds the pidfile but does not answer: {exc}"
+    if args.json:
+        print(json.dumps({"code": code, "state": state, "status": info or None}, indent=2))
+    elif code == 0:
+        eps = ", ".join(
+            f"{name} {c.get('echoes', c.get('requests', 0))}"
+            for name, c in info["endpoints"].items()
+        )
+        print(
+            f"daemonkit: running (pid {info['pid']}, backend {info['backend']}, "
+            f"up {info['uptime_s']:.1f} s, version {info['version']}; {eps})"
+        )
+    else:
+        print(f"daemonkit: {state}")
+    return code
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    from daemonkit.errors import ConfigError
+    from daemonkit.service.client import request
+
+    rdir, pidfile = _paths(args)
+    _, pid = _holder(pidfile)
+    if pid is None:
+        raise NotRunningError("not running")
+    reply = request(rdir, {"cmd": "reload"})
+    if "error" in reply:
+        raise ConfigError(str(reply["error"]))
+    print(f"daemonkit: reloaded (pid {pid})")
+    return 0

@@ -1,0 +1,110 @@
+"""The control protocol: newline-delimited JSON over a Unix stream socket, one reply per line.
+
+Requests are JSON objects with a ``cmd``: ``ping``, ``status``, ``reload``, ``open`` (an echo
+endpoint's per-client objects, see :mod:`daemonkit.service.endpoints`), and the test-only
+``test-stop-watchdog``. Every reply is one JSON object; a failure is ``{"error": "..."}``.
+
+Facts about serving many clients from one thread:
+
+* The listening socket and every connection are non-blocking and watched by one selector
+  (epoll(7)); a client that connects and never writes costs a registered descriptor, nothing
+  more, and is dropped after ``idle_timeout`` seconds of silence (unless it holds endpoint
+  objects, whose lifetime is tied to the connection).
+* A request is complete at its newline; a line longer than :data:`MAX_REQUEST` (64 KiB) is
+  answered with an error and the connection closed, so a client cannot make the daemon buffer
+  without bound. Bytes after the limit are never read.
+* Replies are queued per connection and written when the socket is writable, so a client
+  that does not read its replies cannot block the loop either.
+
+Kernel path: accept4(2) ``SOCK_NONBLOCK|SOCK_CLOEXEC``, recv(2)/send(2) on the connection,
+epoll_wait(2) through :mod:`selectors`.
+
+Lifetime: a connection lives until the client closes it, idles out, or the daemon stops.
+
+See also: unix(7), epoll(7), accept4(2).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["MAX_REQUEST", "Connection", "ProtocolError", "parse_request"]
+
+MAX_REQUEST = 64 * 1024
+
+
+class ProtocolError(Exception):
+    """A request that is not a JSON object with a string ``cmd``."""
+
+
+def parse_request(line: bytes) -> dict[str, Any]:
+    """The request on one line; raises ProtocolError with the reason."""
+    try:
+        msg = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"malformed request: {exc}") from exc
+    if not isinstance(msg, dict):
+        raise ProtocolError("malformed request: not a JSON object")
+    if not isinstance(msg.get("cmd"), str):
+        raise ProtocolError("malformed request: no 'cmd' string")
+    return msg
+
+
+class Connection:
+    """One control client: its socket, the bytes of an unfinished request, queued replies."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.last_active = time.monotonic()
+        self.closing = False  # close once the queued replies are written
+        self.on_close: list[Callable[[], None]] = []  # releases per-client endpoint objects
+
+    def receive(self, handle: Callable[[bytes], dict[str, Any]]) -> bool:
+        """Read what is available, answer every complete line. False when the peer is gone."""
+        try:
+            data = self.sock.recv(MAX_REQUEST + 1)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False  # EOF: the client closed (or died: the kernel closed it)
+        self.last_active = time.monotonic()
+        self.inbuf += data
+        while (nl := self.inbuf.find(b"\n")) >= 0:
+            line = bytes(self.inbuf[:nl])
+            del self.inbuf[: nl + 1]
+            if line.strip():
+                self.reply(handle(line))
+        if len(self.inbuf) > MAX_REQUEST:
+            self.reply({"error": f"request larger than {MAX_REQUEST} bytes"})
+            self.inbuf.clear()
+            self.closing = True
+        return True
+
+    def reply(self, msg: dict[str, Any]) -> None:
+        self.outbuf += json.dumps(msg).encode() + b"\n"
+
+    def flush(self) -> bool:
+        """Write queued replies as far as the socket takes them. False when the peer is gone."""
+        try:
+            while self.outbuf:
+                sent = self.sock.send(self.outbuf)
+                del self.outbuf[:sent]
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        for release in self.on_close:
+            release()
+        self.on_close.clear()
+        self.sock.close()

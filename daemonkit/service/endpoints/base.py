@@ -1,0 +1,85 @@
+"""The interface every echo endpoint of the daemon implements, and its per-client counters.
+
+Kernel path and lifetime: see each endpoint module. Counters are kept per client session by
+the one thread that serves it (no lock on the hot path) and summed when ``status`` asks.
+
+See also: :mod:`daemonkit.service.endpoints`.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ECHO_SIGNALS", "Endpoint", "Session", "start_thread"]
+
+# Signals the `signal` endpoint takes with sigwaitinfo(2). Every thread of the daemon other than
+# the main one starts with them blocked (see start_thread), so that once the main thread blocks
+# them too, a process-directed one can only be taken by sigwaitinfo.
+ECHO_SIGNALS = {signal.SIGUSR1}
+
+
+def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
+    """Start a daemon thread whose signal mask blocks ECHO_SIGNALS (a new thread inherits
+    its creator's mask, so block, start, and restore the main thread's)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, ECHO_SIGNALS)
+    try:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return thread
+
+
+class Session:
+    """One client's use of an endpoint: its echo count, written only by its serving thread."""
+
+    def __init__(self) -> None:
+        self.echoes = 0
+        self.open = True
+
+
+class Endpoint(ABC):
+    """One echo mechanism served by the daemon."""
+
+    name: str
+
+    def __init__(self, runtime_dir: Path) -> None:
+        self.runtime_dir = runtime_dir
+        self._sessions: list[Session] = []
+        self._closed_echoes = 0
+        self._lock = threading.Lock()  # guards the session list, never the echo loop
+
+    def new_session(self) -> Session:
+        session = Session()
+        with self._lock:
+            self._sessions.append(session)
+        return session
+
+    def end_session(self, session: Session) -> None:
+        with self._lock:
+            if session in self._sessions:
+                self._sessions.remove(session)
+                self._closed_echoes += session.echoes
+                session.open = False
+
+    def counters(self) -> dict[str, Any]:
+        with self._lock:
+            live = sum(s.echoes for s in self._sessions)
+            return {"echoes": self._closed_echoes + live, "clients": len(self._sessions)}
+
+    @abstractmethod
+    def start(self) -> None:
+        """Make the endpoint's shared objects and threads."""
+
+    @abstractmethod
+    def open_for_client(self, req: dict[str, Any]) -> tuple[dict[str, Any], Callable[[], None]]:
+        """Answer an ``open`` request: the reply, and the function releasing its objects."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Remove every kernel object the endpoint made; wake and end its threads."""

@@ -1,0 +1,336 @@
+"""The demo daemon's life after daemonization: init, the main loop, reload, graceful stop.
+
+The same :class:`Service` runs under both ``daemonkit start`` (after the daemonizer's steps)
+and ``daemonkit run`` (in the foreground, for systemd ``Type=notify``).
+
+Facts about signals here:
+
+* Handlers only *record*: the C-level handler writes the signal number into a non-blocking
+  pipe registered with :func:`signal.set_wakeup_fd`, the Python-level handler does nothing.
+  The main loop sees the pipe readable in the same ``epoll_wait`` as its sockets and acts
+  there, outside any handler, where it may take locks, allocate and log safely.
+* SIGTERM/SIGINT: graceful stop (stop accepting, write queued replies, STOPPING=1, remove the
+  endpoints' kernel objects, the control socket, and the pidfile if it still holds our pid).
+  The loop never sleeps longer than 0.5 s, and the signal wakes it at once anyway.
+* SIGHUP: reload the configuration and reopen the log file (after a logrotate rename, new
+  lines go to the new file). A bad configuration is logged and the old one kept.
+* SIGPIPE is ignored: a client that disconnects mid-reply gives EPIPE, not our death.
+
+Kernel path: socket(2)/bind(2)/listen(2) for ``control.sock`` (0600 through a 0177 umask around
+bind(2): the file is never more open than that), epoll_wait(2), pipe2(2) for the wakeup fd,
+dup2(2) to reopen the log, sendto(2) for sd_notify.
+
+Lifetime: ``control.sock`` and the endpoints' objects are removed by :meth:`Service.stop`;
+after SIGKILL they stay (``daemonkit cleanup`` and the next start's pidfile take-over handle it).
+
+See also: signal(7), signal.set_wakeup_fd, unix(7), epoll(7), sd_notify(3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from daemonkit import __version__
+from daemonkit.daemon.notify import Notifier
+from daemonkit.daemon.pidfile import Pidfile
+from daemonkit.daemon.steps import open_log
+from daemonkit.errors import DaemonkitError, DaemonStartError
+from daemonkit.service.config import Config, load_config
+from daemonkit.service.control import Connection, ProtocolError, parse_request
+from daemonkit.service.endpoints import Endpoint, make_endpoints
+
+__all__ = ["CONTROL_SOCKET", "Service", "ServiceOptions"]
+
+CONTROL_SOCKET = "control.sock"
+_TICK = 0.5  # longest sleep of the main loop: idle checks and the 1 s stop promise
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    runtime_dir: Path
+    config: Path | None
+    backend: str  # native, python-daemon, foreground
+    log_file: Path | None
+
+
+def log(msg: str) -> None:
+    """One line on stderr: the log file, /dev/null, or (under systemd) the journal."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    print(f"{stamp} daemonkit[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
+
+
+class Service:
+    """The demo daemon: a control socket plus the echo endpoints, driven by one main loop."""
+
+    def __init__(self, opts: ServiceOptions, pidfile: Pidfile | None) -> None:
+        self.opts = opts
+        self.pidfile = pidfile
+        self.notifier = Notifier()
+        self.config = Config()
+        self.started = time.monotonic()
+        self.reloads = 0
+        self.counters = {"requests": 0, "errors": 0}
+        self.endpoints: dict[str, Endpoint] = {}
+        self.test_hooks = os.environ.get("DAEMONKIT_TEST_HOOKS") == "1"
+        self._watchdog_on = self.notifier.watchdog_interval is not None
+        self._sel = selectors.DefaultSelector()
+        self._conns: set[Connection] = set()
+        self._listener: socket.socket | None = None
+        self._wake_r = self._wake_w = -1
+        self._stop_requested = False
+        self._stopped = False
+
+    @property
+    def control_path(self) -> Path:
+        return self.opts.runtime_dir / CONTROL_SOCKET
+
+    # -- initialization ---------------------------------------------------------------------
+
+    def init(self) -> None:
+        """Config, signals, control socket, endpoints. On failure undo and raise."""
+        try:
+            self.config = load_config(self.opts.config)
+            if self.config.init_delay:
+                time.sleep(self.config.init_delay)  # a deliberately slow start, see config.py
+            self._install_signal_handlers()
+            self._listen()
+            self.endpoints = make_endpoints(self.config.endpoints, self.opts.runtime_dir)
+            for ep in self.endpoints.values():
+                ep.start()  # threads, if any, start here: after the last fork
+        except BaseException:
+            self.stop()
+            raise
+        log(f"ready (backend {self.opts.backend}, runtime dir {self.opts.runtime_dir})")
+
+    def _install_signal_handlers(self) -> None:
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, _record_only)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, self._on_signal)
+
+    def _listen(self) -> None:
+        path = self.control_path
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # we hold the pidfile lock: a socket file here is a dead one's
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        old = os.umask(0o177)  # bind(2) creates the socket file: 0600 from the start
+        try:
+            sock.bind(str(path))
+        except OSError as exc:
+            sock.close()
+            raise DaemonStartError(f"control socket {path}: {exc.strerror}") from exc
+        finally:
+            os.umask(old)
+        sock.listen(16)
+        sock.setblocking(False)
+        self._listener = sock
+        self._sel.register(sock, selectors.EVENT_READ, self._on_accept)
+
+    # -- the main loop ----------------------------------------------------------------------
+
+    def serve(self) -> int:
+        """Run until SIGTERM/SIGINT; return the exit code (0 after a graceful stop)."""
+        status = self.status_line()
+        if self.opts.backend != "foreground" and self.notifier.enabled:
+            self.notifier.mainpid(os.getpid())  # we forked: tell systemd who the main pid is
+        self.notifier.ready(status)
+        next_ping = time.monotonic()
+        try:
+            while not self._stop_requested:
+                now = time.monotonic()
+                interval = self.notifier.watchdog_interval
+                if self._watchdog_on and interval is not None and now >= next_ping:
+                    self.notifier.watchdog()
+                    next_ping = now + interval
+                wait = _TICK if not self._watchdog_on else max(0.0, min(_TICK, next_ping - now))
+                for key, mask in self._sel.select(wait):
+                    key.data(key.fileobj, mask)
+                self._drop_idle()
+        finally:
+            self.stop()
+        return 0
+
+    def _on_signal(self, fileobj: Any, mask: int) -> None:
+        try:
+            signums = os.read(self._wake_r, 64)
+        except BlockingIOError:
+            return
+        for signum in signums:
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                log(f"{signal.Signals(signum).name}: stopping")
+                self._stop_requested = True
+            elif signum == signal.SIGHUP:
+                log("SIGHUP: reloading")
+                self.reload()
+
+    def _on_accept(self, fileobj: Any, mask: int) -> None:
+        assert self._listener is not None
+        try:
+            sock, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        sock.setblocking(False)
+        conn = Connection(sock)
+        self._conns.add(conn)
+        self._sel.register(sock, selectors.EVENT_READ, self._on_conn_event(conn))
+
+    def _on_conn_event(self, conn: Connection) -> Any:
+        def on_event(fileobj: Any, mask: int) -> None:
+            alive = True
+            if mask & selectors.EVENT_READ and not conn.closing:
+                alive = conn.receive(lambda line: self.handle(line, conn))
+            if alive:
+                alive = conn.flush()
+            if not alive or (conn.closing and not conn.outbuf):
+                self._close_conn(conn)
+                return
+            want = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.outbuf else 0)
+            self._sel.modify(conn.sock, want, on_event)
+
+        return on_event
+
+    def _close_conn(self, conn: Connection) -> None:
+        self._sel.unregister(conn.sock)
+        self._conns.discard(conn)
+        conn.close()  # also releases the endpoint objects this client opened
+
+    def _drop_idle(self) -> None:
+        limit = time.monotonic() - self.config.idle_timeout
+        for conn in [c for c in self._conns if c.last_active < limit and not c.on_close]:
+            self._close_conn(conn)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def handle(self, line: bytes, conn: Connection) -> dict[str, Any]:
+        """One request, one reply; errors become ``{"error": ...}`` and serving goes on."""
+        self.counters["requests"] += 1
+        try:
+            req = parse_request(line)
+            reply = self._dispatch(req, conn)
+        except ProtocolError as exc:
+            reply = {"error": str(exc)}
+        except DaemonkitError as exc:
+            reply = {"error": str(exc)}
+        if "error" in reply:
+            self.counters["errors"] += 1
+        return reply
+
+    def _dispatch(self, req: dict[str, Any], conn: Connection) -> dict[str, Any]:
+        cmd = req["cmd"]
+        if cmd == "ping":
+            return {"pong": True, "pid": os.getpid()}
+        if cmd == "status":
+            return self.status()
+        if cmd == "reload":
+            err = self.reload()
+            return {"error": err} if err else {"ok": True, "reloads": self.reloads}
+        if cmd == "open":
+            name = req.get("endpoint")
+            ep = self.endpoints.get(name) if isinstance(name, str) else None
+            if ep is None:
+                return {"error": f"no endpoint {name!r} (serving: {', '.join(self.endpoints)})"}
+            reply, release = ep.open_for_client(req)
+            conn.on_close.append(release)  # the objects live as long as this connection
+            return reply
+        if cmd == "test-stop-watchdog":
+            if not self.test_hooks:
+                return {"error": "test hooks are disabled (DAEMONKIT_TEST_HOOKS is not 1)"}
+            self._watchdog_on = False
+            return {"ok": True}
+        return {"error": f"unknown command {cmd!r}"}
+
+    def status(self) -> dict[str, Any]:
+        endpoints: dict[str, Any] = {"control": {**self.counters, "clients": len(self._conns)}}
+        endpoints.update({name: ep.counters() for name, ep in self.endpoints.items()})
+        return {
+            "pid": os.getpid(),
+            "name": self.config.name,
+            "version": __version__,
+            "backend": self.opts.backend,
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "runtime_dir": str(self.opts.runtime_dir),
+            "config": str(self.opts.config) if self.opts.config else None,
+            "config_values": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.config).items()
+            },
+            "reloads": self.reloads,
+            "log_file": str(self.opts.log_file) if self.opts.log_file else None,
+            "endpoints": endpoints,
+        }
+
+    def status_line(self) -> str:
+        return f"{self.config.name}: serving {len(self.endpoints)} endpoints on {self.control_path}"
+
+    # -- reload and stop --------------------------------------------------------------------
+
+    def reload(self) -> str | None:
+        """Re-read the config and reopen the log; return the error message, if any."""
+        self.notifier.reloading()
+        error = None
+        try:
+            self.config = load_config(self.opts.config)
+            self.reloads += 1
+        except DaemonkitError as exc:
+            error = f"reload failed, keeping the old configuration: {exc}"
+        self._reopen_log()  # after a rename by logrotate, lines go to the new file from here
+        log(error or f"reloaded configuration ({self.config.name})")
+        self.notifier.ready(self.status_line())
+        return error
+
+    def _reopen_log(self) -> None:
+        if self.opts.log_file is None:
+            return
+        try:
+            fd = open_log(self.opts.log_file)
+        except DaemonkitError as exc:
+            log(f"cannot reopen the log, keeping the old one: {exc}")
+            return
+        os.dup2(fd, 1)  # 1 and 2 now refer to the new file; the old one is closed by dup2
+        os.dup2(fd, 2)
+        os.close(fd)
+
+    def stop(self) -> None:
+        """Graceful stop: everything init made is removed. Idempotent, safe after a failed init."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.notifier.stopping()
+        if self._listener is not None:
+            self._sel.unregister(self._listener)
+            self._listener.close()  # no new clients from here on
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.control_path)
+        for conn in list(self._conns):
+            conn.sock.setblocking(True)
+            conn.sock.settimeout(0.1)  # finish in-flight replies, but never hang the stop
+            with contextlib.suppress(OSError):
+                conn.sock.sendall(conn.outbuf)
+            conn.outbuf.clear()
+            self._close_conn(conn)
+        for ep in self.endpoints.values():
+            ep.stop()  # removes FIFOs, sockets, shared memory and semaphores it made
+        if self._wake_r >= 0:
+            signal.set_wakeup_fd(-1)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
+        self._sel.close()
+        if self.pidfile is not None:
+            self.pidfile.release()  # removed only if it still holds our pid
+        log("stopped")
+        self.notifier.close()
+
+
+def _record_only(signum: int, frame: object) -> None:
+    """The work happens in the main loop: the wakeup fd already carries the signal number."""
