@@ -16,7 +16,9 @@ Facts about names:
   those whose owner is dead. POSIX objects (``/dev/shm``, ``/dev/mqueue``) are named
   ``/dk.PID.KIND.N``; files in the runtime dir ``dk.PID.KIND.N``; System V objects have no
   names, only 32-bit keys, so the key packs the same facts: ``0x44`` in the top byte, then the
-  owner pid and a 2-bit index (see :func:`sysv_key`).
+  owner pid and a 2-bit index (see :func:`sysv_key`). A process thus has four keys; it
+  claims one per object with :func:`claim_sysv_index` and releases it after ``IPC_RMID``, so
+  channels opened one after another reuse them and two open at once never collide.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import os
 import re
 import stat
 import tempfile
+import threading
 from pathlib import Path
 
 from daemonkit.errors import RuntimeDirError
@@ -33,12 +36,14 @@ from daemonkit.errors import RuntimeDirError
 __all__ = [
     "NAME_PREFIX",
     "SYSV_KEY_BASE",
+    "claim_sysv_index",
     "default_runtime_dir",
     "ensure_private_dir",
     "object_name",
     "owner_of_name",
     "owner_of_sysv_key",
     "pid_alive",
+    "release_sysv_index",
     "sysv_key",
 ]
 
@@ -47,6 +52,19 @@ SYSV_KEY_BASE = 0x44000000  # top byte 'D'; keys 0x44000000..0x44FFFFFF are daem
 _SYSV_PID_BITS = 22  # Linux pid_max is at most 2**22 (PID_MAX_LIMIT)
 _NAME_RE = re.compile(rf"^/?{NAME_PREFIX}\.(\d+)\.")
 _counter = itertools.count()
+_SYSV_INDICES = 4  # the 2 low bits of a key
+_sysv_claimed: set[int] = set()  # indices this process holds an object under
+_sysv_lock = threading.Lock()  # channels may be set up from several threads
+
+
+def _forget_sysv_claims() -> None:
+    """In a forked child: another pid means four fresh keys, and a lock no thread holds."""
+    global _sysv_lock
+    _sysv_lock = threading.Lock()
+    _sysv_claimed.clear()
+
+
+os.register_at_fork(after_in_child=_forget_sysv_claims)
 
 
 def default_runtime_dir() -> Path:
@@ -116,10 +134,29 @@ def owner_of_name(name: str) -> int | None:
 
 def sysv_key(index: int, pid: int | None = None) -> int:
     """The System V IPC key for object *index* (0-3) owned by *pid* (default: this process)."""
-    if not 0 <= index < 4:
+    if not 0 <= index < _SYSV_INDICES:
         raise ValueError("a process has four System V keys: index 0 to 3")
     owner = os.getpid() if pid is None else pid
     return SYSV_KEY_BASE | (owner % (1 << _SYSV_PID_BITS)) << 2 | index
+
+
+def claim_sysv_index(skip: frozenset[int] = frozenset()) -> int | None:
+    """Reserve the lowest index (0-3) this process does not hold yet, or None if all are held.
+
+    Indices in *skip* are passed over (the caller found their key taken in the kernel).
+    """
+    with _sysv_lock:
+        for index in range(_SYSV_INDICES):
+            if index not in _sysv_claimed and index not in skip:
+                _sysv_claimed.add(index)
+                return index
+    return None
+
+
+def release_sysv_index(index: int) -> None:
+    """Give *index* back once its object is removed (``IPC_RMID`` frees the key at once)."""
+    with _sysv_lock:
+        _sysv_claimed.discard(index)
 
 
 def owner_of_sysv_key(key: int) -> int | None:

@@ -1,0 +1,152 @@
+"""What the System V and POSIX IPC channels share: keys, kernel limits, waits a signal ends.
+
+Facts about a wait interrupted by a signal:
+
+* A client blocked on a dead peer is freed by a signal whose Python handler raises (SIGCHLD or
+  SIGALRM, see :mod:`daemonkit.bench.peer`). The kernel makes semop(2), msgrcv(2), sem_wait(3)
+  and mq_receive(3) return ``EINTR``; what the caller sees next depends on the binding.
+* sysv_ipc raises its base class ``sysv_ipc.Error`` itself (that exact class means ``EINTR``)
+  and leaves the Python handler pending. :func:`sysv_interrupted` runs it at once
+  (``signal.pthread_sigmask`` ends with CPython's ``PyErr_CheckSignals``): a handler that raises
+  ends the wait with *its* exception; one that returns lets the caller retry, as PEP 475 does
+  for the ``os`` module.
+* posix_ipc runs the handler itself and replaces whatever it raised (KeyboardInterrupt apart)
+  with ``posix_ipc.SignalError``, so the handler's exception is lost and a handler that raised
+  cannot be told from one that returned. :func:`posix_interrupted` therefore ends the wait with
+  :class:`ChannelError` in the main thread, the only thread that runs handlers (a retry could
+  hang on a dead peer forever); other threads never run handlers, and they retry.
+* A wait that finds its object removed (``EIDRM``, or the POSIX equivalent) means the creator
+  has closed the channel: the peer is gone, :class:`PeerDiedError`.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import posix_ipc
+import sysv_ipc
+
+from daemonkit.errors import ChannelError, PeerDiedError
+from daemonkit.runtime import claim_sysv_index, release_sysv_index, sysv_key
+
+__all__ = [
+    "MODE",
+    "LocalHandles",
+    "create_sysv",
+    "has_cap_sys_resource",
+    "ipc_error",
+    "posix_interrupted",
+    "read_limit",
+    "sysv_interrupted",
+]
+
+MODE = 0o600  # owner read/write only: no other user may post, read or map our objects
+_CAP_SYS_RESOURCE = 24  # capability(7) bit: lets a process exceed msgmnb and mqueue limits
+
+T = TypeVar("T")
+
+
+def read_limit(path: str) -> int:
+    """A kernel limit from /proc/sys (e.g. ``/proc/sys/kernel/msgmax``)."""
+    return int(Path(path).read_text().split()[0])
+
+
+def has_cap_sys_resource() -> bool:
+    """True when this process may raise IPC limits beyond the sysctl ceilings (capabilities(7)).
+
+    Being root is not enough: containers often drop CAP_SYS_RESOURCE.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> _CAP_SYS_RESOURCE & 1)
+    return False
+
+
+def create_sysv(channel: str, what: str, make: Callable[[int], T]) -> tuple[int, T]:
+    """Create a System V object with ``make(key)`` under a free key of this process.
+
+    Returns the claimed key index (give it back with ``release_sysv_index`` after removal) and
+    the object. *make* must pass ``IPC_CREX``: a key that exists already belongs to a dead
+    process that had our pid (pids are reused), and is skipped, not adopted.
+    """
+    taken: set[int] = set()
+    while (index := claim_sysv_index(frozenset(taken))) is not None:
+        try:
+            return index, make(sysv_key(index))
+        except sysv_ipc.ExistentialError:  # EEXIST: a leftover for `daemonkit cleanup`
+            release_sysv_index(index)
+            taken.add(index)
+        except (sysv_ipc.Error, OSError, ValueError) as exc:
+            release_sysv_index(index)
+            raise ChannelError(channel, f"{what}: {exc}") from exc
+    raise ChannelError(
+        channel, f"{what}: no free System V key (a process has four, see runtime.sysv_key)"
+    )
+
+
+def sysv_interrupted(exc: sysv_ipc.Error, channel: str, what: str) -> None:
+    """Handle a failed blocking sysv_ipc call: return to retry it, or raise."""
+    if type(exc) is sysv_ipc.Error:  # EINTR: run the pending handler; if it raises, so do we
+        signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        return
+    raise ipc_error(exc, channel, what) from exc
+
+
+def posix_interrupted(exc: posix_ipc.Error, channel: str, what: str) -> None:
+    """Handle a failed blocking posix_ipc call: return to retry it, or raise."""
+    if isinstance(exc, posix_ipc.SignalError):
+        if threading.current_thread() is not threading.main_thread():
+            return  # no handler ran here: nothing was lost, wait again
+        raise ChannelError(
+            channel, f"{what} interrupted by a signal (posix_ipc drops the handler's exception)"
+        ) from exc
+    raise ipc_error(exc, channel, what) from exc
+
+
+def ipc_error(exc: Exception, channel: str, what: str) -> ChannelError:
+    """The daemonkit error for a failed sysv_ipc/posix_ipc call (raise it ``from exc``)."""
+    if isinstance(exc, sysv_ipc.ExistentialError | posix_ipc.ExistentialError):
+        return PeerDiedError(channel, f"{what}: the object was removed ({exc})")
+    return ChannelError(channel, f"{what}: {exc}")
+
+
+class LocalHandles:
+    """This process's handles on a channel's objects: mappings, semaphores, descriptors.
+
+    Unlinking a name (or ``IPC_RMID``) removes the object for everyone else at once; the
+    handles of this process must outlive every end still using them, since unmapping a page
+    a thread is about to touch, or sleeps on, kills the process with SIGSEGV. So they are
+    released when the channel is closed *and* its last end is closed, whichever is later
+    (a thread peer may close its end after the channel). A forked peer never releases them
+    here: its exit does.
+    """
+
+    def __init__(self) -> None:
+        self._releases: list[Callable[[], object]] = []
+        self._ends = 0
+        self._channel_closed = False
+
+    def on_release(self, release: Callable[[], object]) -> None:
+        """Run *release* (an unmap, a close) when nothing uses the handles any more."""
+        self._releases.append(release)
+
+    def end_opened(self) -> None:
+        self._ends += 1
+
+    def end_closed(self) -> None:
+        self._ends -= 1
+        self._release_if_unused()
+
+    def channel_closed(self) -> None:
+        self._channel_closed = True
+        self._release_if_unused()
+
+    def _release_if_unused(self) -> None:
+        if self._channel_closed and self._ends == 0:
+            releases, self._releases = self._releases, []
+            for release in reversed(releases):  # the reverse of setup order
+                release()
