@@ -1,10 +1,145 @@
-"""Sub-commands of this package. Placeholder until the feature lands."""
+"""``daemonkit lessons [NAME ...] [--quick] [--json PATH] [--lang en|zh]``.
+
+Runs the experiments of the study note's claims one after another in this process, prints
+each lesson's claim, method, tables and verdicts as it finishes, and optionally writes the
+versioned JSON document. The progress bar is redrawn only when a lesson reports a step
+(``auto_refresh=False``): a refresh *thread* would be running while the lessons fork, and a
+thread that holds a lock at fork time leaves that lock held forever in the child.
+
+A lesson that cannot run (a :class:`~daemonkit.errors.DaemonkitError`) is reported and the
+others still run; the exit code is then 1. Ctrl-C stops everything: the lessons' ``finally``
+blocks remove what they made, and the CLI exits 130.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import time
+from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+from daemonkit.errors import DaemonkitError, UsageError
+
+__all__ = ["LESSONS", "load", "register"]
+
+# name -> module; the order is the note's.
+LESSONS: dict[str, str] = {
+    "address-space": "daemonkit.lessons.address_space",
+    "ctx-switch": "daemonkit.lessons.ctx_switch",
+    "creation": "daemonkit.lessons.creation",
+    "communication": "daemonkit.lessons.communication",
+    "semaphore-vs-signal": "daemonkit.lessons.semaphore_vs_signal",
+    "daemon": "daemonkit.lessons.daemon",
+}
+
+
+def load(name: str) -> ModuleType:
+    """The module of lesson *name*: ``NAME``, ``CLAIMS``, ``run``, ``verdicts``, ``tables``."""
+    return importlib.import_module(LESSONS[name])
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add this module's sub-commands to the CLI (none yet)."""
+    p = sub.add_parser(
+        "lessons",
+        help="test each claim of the study note on this machine, with verdicts",
+        description="Run the experiments behind the claims of the note (processes vs "
+        "threads, context switches, IPC, daemons) and print a verdict computed from the "
+        f"measurements. Lessons: {', '.join(LESSONS)}.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="lessons to run (default: all)")
+    p.add_argument("--quick", action="store_true", help="fewer points: everything in <= 60 s")
+    p.add_argument(
+        "--json", type=Path, metavar="PATH", help="write the results as JSON ('-': stdout)"
+    )
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
+    p.set_defaults(func=cmd_lessons)
+
+
+def cmd_lessons(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from daemonkit.bench.views import console as make_console
+    from daemonkit.lessons.report import LessonResult, Verdict, to_json, write_json
+    from daemonkit.lessons.text import translator
+
+    unknown = [n for n in args.names if n not in LESSONS]
+    if unknown:
+        raise UsageError(f"unknown lesson {unknown[0]!r} (known: {', '.join(LESSONS)})")
+    names = list(dict.fromkeys(args.names)) or list(LESSONS)
+    tr = translator(args.lang)
+    # The JSON on stdout must stay parseable: the report then goes to stderr.
+    console = make_console(stderr=str(args.json) == "-")
+    results: list[LessonResult] = []
+    failed = False
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        auto_refresh=False,  # no refresh thread while the lessons fork
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(tr("ui.running", name=names[0]), total=len(names))
+
+        def tick(key: str) -> None:
+            progress.update(task, description=tr(key))
+            progress.refresh()
+
+        for name in names:
+            lesson = load(name)
+            progress.update(task, description=tr("ui.running", name=name))
+            progress.refresh()
+            t0 = time.monotonic()
+            try:
+                m = lesson.run(args.quick, tick)
+                verdicts = lesson.verdicts(m)
+            except DaemonkitError as exc:
+                failed = True
+                m = {"error": str(exc)}
+                v = Verdict(
+                    lesson.CLAIMS[0], "inconclusive", "ui.failed", "ui.failed", {"msg": str(exc)}
+                )
+                verdicts = [v]
+            result = LessonResult(name, lesson.CLAIMS, m, verdicts, time.monotonic() - t0)
+            results.append(result)
+            _print(progress.console, result, lesson, args.lang)
+            progress.advance(task)
+            progress.refresh()
+    if args.json is not None:
+        write_json(args.json, to_json(results, args.lang, args.quick))
+        if str(args.json) != "-":
+            console.print(tr("ui.json", path=args.json))
+    return 1 if failed else 0
+
+
+def _print(console: Any, result: Any, lesson: ModuleType, lang: str) -> None:
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    from daemonkit.lessons.text import translator
+
+    tr = translator(lang)
+    console.rule(f"[bold]{result.name}[/] ({', '.join(result.claims)})")
+    console.print(f"[bold]{tr('ui.claim')}:[/] {escape(tr('claim.' + result.name))}")
+    console.print(f"[bold]{tr('ui.method')}:[/] {escape(tr('method.' + result.name))}")
+    if "error" not in result.measurements:
+        for t in lesson.tables(result.measurements, tr):
+            rt = RichTable(title=tr(t.title), title_justify="left")
+            for c in t.columns:
+                rt.add_column(escape(tr(c)))
+            for row in t.rows:
+                rt.add_row(*(escape(cell) for cell in row))
+            console.print(rt)
+    style = {"holds": "green", "partly holds": "yellow", "does not hold": "red"}
+    for v in result.verdicts:
+        r = v.render(lang)
+        head = tr("ui.verdict", claim=r["claim"], label=r["label_text"])
+        console.print(
+            f"[bold {style.get(v.label, 'magenta')}]{escape(head)}[/] {escape(r['text'])}"
+        )
+        console.print(f"  [dim]{escape(tr('ui.threshold', text=r['threshold']))}[/]")
+    console.print(f"[dim]{escape(tr('ui.seconds', name=result.name, s=result.seconds))}[/]")
