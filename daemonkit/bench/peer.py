@@ -134,6 +134,9 @@ class Peer:
             if pid == 0:  # the peer process
                 code = 0
                 try:
+                    # A runner may fork with SIGINT blocked (so that Ctrl-C cannot split its
+                    # setup); the peer process must still end with its group on Ctrl-C.
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
                     os.close(self._cmd_w)
                     os.close(self._rep_r)
                     self._serve()

@@ -44,6 +44,7 @@ import zlib
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from types import FrameType
 
 from daemonkit.bench.machine import CpuMode, Placement
 from daemonkit.bench.peer import CtxSwitches, Peer, notify_roundtrips, payload_roundtrips
@@ -126,6 +127,14 @@ def run(
     """Run every case in order with the client pinned as *place* says; results in order."""
     results: list[Result] = []
     original = os.sched_getaffinity(0)
+    interrupted = False
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        interrupted = True  # remembered even if a C extension swallows the exception
+        signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+
+    old_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
         if place.client_cpu is not None:
             os.sched_setaffinity(0, {place.client_cpu})  # this thread; peers pin themselves
@@ -139,7 +148,10 @@ def run(
                     progress(i, what, frac)
 
             results.append(run_case(case, settings, place, step))
+            if interrupted:  # the case ended as an "error" caused by Ctrl-C: stop here
+                raise KeyboardInterrupt
     finally:
+        signal.signal(signal.SIGINT, old_handler)
         os.sched_setaffinity(0, original)
     return results
 

@@ -88,6 +88,7 @@ def histogram(samples: array[int]) -> Histogram:
     if 10 ** (hi / BINS_PER_DECADE) < a.max() or hi == lo:
         hi += 1
     edges = 10.0 ** (np.arange(lo, hi + 1) / BINS_PER_DECADE)
+    edges[0] = min(edges[0], float(a.min()))  # a 0 ns sample has no logarithm: first bin from 0
     counts, _ = np.histogram(a, bins=edges)  # the last bin includes its right edge
     return Histogram([round(float(e), 3) for e in edges], [int(c) for c in counts])
 

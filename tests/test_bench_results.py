@@ -1,0 +1,229 @@
+"""`daemonkit bench` results: the JSON document, its CSV view, statistics, --compare, pinning.
+
+Every run here is real (forked peers, real pipes and semaphores) with tiny iteration counts;
+what is checked is that the document is complete and internally consistent, never a timing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from array import array
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemonkit.bench.stats import histogram, latency
+from daemonkit.channels import REGISTRY, channel_class
+from daemonkit.channels.pipe import PipeChannel
+from daemonkit.cli import main
+
+RESULT_KEYS = {
+    "channel",
+    "peer",
+    "cpu",
+    "size",
+    "payload",
+    "iterations",
+    "latency_ns",
+    "roundtrips_per_s",
+    "mb_per_s",
+    "ctx_switches_per_roundtrip",
+    "error",
+    "histogram",
+}
+LATENCY_KEYS = ["min", "p50", "p90", "p99", "p999", "max", "mean", "stdev"]
+NUMBER = (int, float)
+
+
+def _notify_channel() -> str | None:
+    """A notification channel that loads here (they are written alongside this runner)."""
+    for name in ("eventfd", "sysv-sem", "posix-sem", "th-event"):
+        try:
+            if not channel_class(name).payload:
+                return name
+        except ImportError:
+            continue
+    return None
+
+
+def _bench(tmp_path: Path, *args: str, name: str = "run") -> tuple[int, dict[str, Any], Path]:
+    out_json, out_csv = tmp_path / f"{name}.json", tmp_path / f"{name}.csv"
+    code = main(["bench", *args, "--json", str(out_json), "--csv", str(out_csv)])
+    return code, json.loads(out_json.read_text()), out_csv
+
+
+def test_json_document_is_complete_and_consistent(tmp_path: Path) -> None:
+    notify = _notify_channel()
+    channels = "pipe" + (f",{notify}" if notify else "")
+    code, doc, _ = _bench(
+        tmp_path, "--channels", channels, "--sizes", "0,64,70K", "--iterations", "60",
+        "--warmup", "5",
+    )  # fmt: skip
+    assert code == 0
+    assert doc["schema"] == "daemonkit.bench/1"
+    assert isinstance(doc["created"], str) and isinstance(doc["command"], list)
+    assert doc["timer_overhead_ns"] > 0
+    machine = doc["machine"]
+    for key in ("hostname", "kernel", "cpu_model", "cpu_count", "python", "pyzmq", "libzmq"):
+        assert key in machine
+    assert machine["pinning"]["mode"] == "same"
+
+    results = doc["results"]
+    pipes = [r for r in results if r["channel"] == "pipe"]
+    assert sorted((r["peer"], r["size"]) for r in pipes) == [
+        (p, s) for p in ("process", "thread") for s in (0, 64, 70 * 1024)
+    ]
+    for r in results:
+        assert r.keys() >= RESULT_KEYS
+        assert r["error"] is None, r["error"]
+        assert r["cpu"] == "same" and r["peer"] in ("process", "thread")
+        assert r["iterations"] == 60
+        lat = r["latency_ns"]
+        assert list(lat) == LATENCY_KEYS
+        assert all(isinstance(lat[k], NUMBER) for k in LATENCY_KEYS)
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"]
+        assert lat["p999"] <= lat["max"]
+        assert lat["min"] <= lat["mean"] <= lat["max"] and lat["stdev"] >= 0
+        # round trips per second is the reciprocal of the mean round trip
+        assert r["roundtrips_per_s"] == pytest.approx(1e9 / lat["mean"], rel=1e-3)
+        hist = r["histogram"]
+        assert sum(hist["counts"]) == r["iterations"]
+        assert len(hist["edges_ns"]) == len(hist["counts"]) + 1
+        assert hist["edges_ns"] == sorted(hist["edges_ns"])
+        assert hist["edges_ns"][0] <= lat["min"] and lat["max"] <= hist["edges_ns"][-1]
+        cs = r["ctx_switches_per_roundtrip"]
+        for kind in ("voluntary", "involuntary"):
+            assert cs[kind]["client"] >= 0 and cs[kind]["peer"] >= 0
+        # both ends pinned to the same single CPU, as the peer itself reported it
+        assert len(r["pinning"]["client"]) == 1
+        assert r["pinning"]["client"] == r["pinning"]["peer"]
+        if r["payload"]:
+            mb = 2 * r["size"] * r["roundtrips_per_s"] / 1e6  # both ways, MB = 10**6 bytes
+            assert r["mb_per_s"] == pytest.approx(mb, rel=1e-4, abs=1e-3)
+            assert r["verified"]["sizes"] == 60
+            assert r["verified"]["checksums"] >= (1 if r["size"] else 0)
+        else:
+            assert r["mb_per_s"] is None
+    if notify:  # a notification channel runs once per peer kind, at size 0, without payload
+        notes = [r for r in results if r["channel"] == notify]
+        assert [(r["size"], r["payload"]) for r in notes] == [(0, False)] * len(notes)
+        assert 1 <= len(notes) <= 2
+
+
+def test_csv_rows_match_the_json_results(tmp_path: Path) -> None:
+    code, doc, csv_path = _bench(
+        tmp_path, "--channels", "pipe", "--sizes", "0,4K", "--iterations", "30", "--warmup", "3"
+    )
+    assert code == 0
+    rows = list(csv.DictReader(csv_path.open()))
+    assert len(rows) == len(doc["results"])
+    for row, r in zip(rows, doc["results"], strict=True):
+        assert (row["channel"], row["peer"], row["cpu"], int(row["size"])) == (
+            r["channel"], r["peer"], r["cpu"], r["size"],
+        )  # fmt: skip
+        assert int(row["iterations"]) == r["iterations"]
+        for k in LATENCY_KEYS:
+            assert float(row[f"{k}_ns"]) == r["latency_ns"][k]
+        assert float(row["roundtrips_per_s"]) == r["roundtrips_per_s"]
+        assert float(row["mb_per_s"]) == r["mb_per_s"]
+        cs = r["ctx_switches_per_roundtrip"]
+        assert float(row["cs_voluntary_peer"]) == cs["voluntary"]["peer"]
+        assert float(row["cs_involuntary_client"]) == cs["involuntary"]["client"]
+        assert row["error"] == ""
+
+
+class SmallPipe(PipeChannel):
+    """A real pipe channel that declares a 100-byte limit, to exercise size skipping."""
+
+    name = "small-pipe"
+
+    @classmethod
+    def max_message_size(cls) -> int | None:
+        return 100
+
+
+def test_sizes_above_a_channel_limit_are_skipped_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(REGISTRY, "small-pipe", f"{__name__}:SmallPipe")
+    code, doc, _ = _bench(
+        tmp_path, "--channels", "small-pipe", "--peer", "thread", "--sizes", "64,4K",
+        "--iterations", "20", "--warmup", "2",
+    )  # fmt: skip
+    assert code == 0
+    by_size = {r["size"]: r for r in doc["results"]}
+    assert by_size[64]["latency_ns"] is not None and by_size[64]["skipped"] is None
+    assert by_size[4096]["latency_ns"] is None and by_size[4096]["error"] is None
+    assert "limit" in by_size[4096]["skipped"] and "100" in by_size[4096]["skipped"]
+
+
+def test_compare_shows_ratios_and_refuses_another_machine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--channels", "pipe", "--peer", "thread", "--iterations", "30", "--warmup", "3"]
+    code, old, _ = _bench(tmp_path, *args, name="old")
+    assert code == 0
+    capsys.readouterr()
+    assert main(["bench", *args, "--compare", str(tmp_path / "old.json")]) == 0
+    out = capsys.readouterr().out
+    assert "compared with" in out and "new/old" in out
+    assert "faster" in out or "slower" in out or "same" in out
+
+    old["machine"]["hostname"] = "another-host"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(old))
+    assert main(["bench", *args, "--compare", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "another machine" in err and "--force" in err
+
+    assert main(["bench", *args, "--compare", str(other), "--force"]) == 0
+    assert "differs: hostname" in capsys.readouterr().out
+
+
+def test_compare_rejects_a_file_that_is_not_a_bench_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "something/2"}')
+    assert main(["bench", "--channels", "pipe", "--compare", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("daemonkit: ") and err.count("\n") == 1 and "schema" in err
+
+
+def test_split_pins_two_cpus_and_falls_back_on_one(tmp_path: Path) -> None:
+    original = os.sched_getaffinity(0)
+    args = ["--channels", "pipe", "--peer", "process", "--cpu", "split", "--iterations", "20"]
+    if len(original) >= 2:
+        code, doc, _ = _bench(tmp_path, *args, name="two")
+        assert code == 0
+        pin = doc["results"][0]["pinning"]
+        assert len(pin["client"]) == len(pin["peer"]) == 1 and pin["client"] != pin["peer"]
+        assert doc["machine"]["pinning"]["note"] is None
+    one = min(original)
+    os.sched_setaffinity(0, {one})  # as `taskset -c N` would: a single CPU allowed
+    try:
+        code, doc, _ = _bench(tmp_path, *args, name="one")
+    finally:
+        os.sched_setaffinity(0, original)
+    assert code == 0
+    assert doc["results"][0]["pinning"] == {"client": [one], "peer": [one]}
+    assert "fell back" in doc["machine"]["pinning"]["note"]
+
+
+def test_statistics_of_known_samples() -> None:
+    samples = array("q", range(1, 1001))
+    lat = latency(samples)
+    assert (lat.min, lat.p50, lat.max) == (1, 500.5, 1000)
+    assert lat.p90 == pytest.approx(900.1) and lat.p999 == pytest.approx(999.001, abs=0.1)
+    assert lat.mean == 500.5 and lat.stdev == pytest.approx(288.8, abs=0.1)
+    hist = histogram(samples)
+    assert sum(hist.counts) == 1000
+    ratios = [b / a for a, b in zip(hist.edges_ns[1:], hist.edges_ns[2:], strict=False)]
+    assert all(math.isclose(q, 10 ** (1 / 20), rel_tol=1e-3) for q in ratios)  # log-spaced
+    one = histogram(array("q", [0, 7]))  # a zero sample still lands in a bin
+    assert sum(one.counts) == 2
+    assert latency(array("q", [5])).stdev == 0.0
