@@ -85,8 +85,13 @@ def remove_object(obj: KernelObject) -> None:
             "sysv-sem": sysv_ipc.remove_semaphore,
             "sysv-mq": sysv_ipc.remove_message_queue,
         }[obj.kind]
-        with contextlib.suppress(sysv_ipc.ExistentialError):
-            rm(int(obj.name))
+        table = next(t for t, kind in _SYSV_KINDS.items() if kind == obj.kind)
+        ident = int(obj.name)
+        # An id is reused once its object is gone: remove it only if its key still names
+        # the same owner (IPC_RMID acts on the id, whatever object now holds it).
+        if any(i == ident and owner_of_sysv_key(k) == obj.owner for k, i in _sysv_table(table)):
+            with contextlib.suppress(sysv_ipc.ExistentialError):
+                rm(ident)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(obj.name)

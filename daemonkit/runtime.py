@@ -16,9 +16,10 @@ Facts about names:
   those whose owner is dead. POSIX objects (``/dev/shm``, ``/dev/mqueue``) are named
   ``/dk.PID.KIND.N``; files in the runtime dir ``dk.PID.KIND.N``; System V objects have no
   names, only 32-bit keys, so the key packs the same facts: ``0x44`` in the top byte, then the
-  owner pid and a 2-bit index (see :func:`sysv_key`). A process thus has four keys; it
-  claims one per object with :func:`claim_sysv_index` and releases it after ``IPC_RMID``, so
-  channels opened one after another reuse them and two open at once never collide.
+  owner pid and a 2-bit index (see :func:`sysv_key`). A process thus has four keys. Each
+  kind of object (semaphore sets, segments, queues) has its own key space in the kernel, so
+  a process claims an index per kind with :func:`claim_sysv_index` and releases it after
+  ``IPC_RMID``: channels opened one after another reuse keys, two open at once never collide.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ import stat
 import tempfile
 import threading
 from pathlib import Path
+from typing import Literal
 
 from daemonkit.errors import RuntimeDirError
 
 __all__ = [
     "NAME_PREFIX",
     "SYSV_KEY_BASE",
+    "SysvKind",
     "claim_sysv_index",
     "default_runtime_dir",
     "ensure_private_dir",
@@ -53,7 +56,8 @@ _SYSV_PID_BITS = 22  # Linux pid_max is at most 2**22 (PID_MAX_LIMIT)
 _NAME_RE = re.compile(rf"^/?{NAME_PREFIX}\.(\d+)\.")
 _counter = itertools.count()
 _SYSV_INDICES = 4  # the 2 low bits of a key
-_sysv_claimed: set[int] = set()  # indices this process holds an object under
+SysvKind = Literal["sem", "shm", "msg"]  # the kernel's three key spaces (/proc/sysvipc/KIND)
+_sysv_claimed: dict[SysvKind, set[int]] = {"sem": set(), "shm": set(), "msg": set()}
 _sysv_lock = threading.Lock()  # channels may be set up from several threads
 
 
@@ -61,7 +65,8 @@ def _forget_sysv_claims() -> None:
     """In a forked child: another pid means four fresh keys, and a lock no thread holds."""
     global _sysv_lock
     _sysv_lock = threading.Lock()
-    _sysv_claimed.clear()
+    for claimed in _sysv_claimed.values():
+        claimed.clear()
 
 
 os.register_at_fork(after_in_child=_forget_sysv_claims)
@@ -140,23 +145,24 @@ def sysv_key(index: int, pid: int | None = None) -> int:
     return SYSV_KEY_BASE | (owner % (1 << _SYSV_PID_BITS)) << 2 | index
 
 
-def claim_sysv_index(skip: frozenset[int] = frozenset()) -> int | None:
-    """Reserve the lowest index (0-3) this process does not hold yet, or None if all are held.
+def claim_sysv_index(kind: SysvKind, skip: frozenset[int] = frozenset()) -> int | None:
+    """Reserve the lowest index (0-3) not yet held for a *kind* object, or None if none is free.
 
     Indices in *skip* are passed over (the caller found their key taken in the kernel).
     """
     with _sysv_lock:
+        claimed = _sysv_claimed[kind]
         for index in range(_SYSV_INDICES):
-            if index not in _sysv_claimed and index not in skip:
-                _sysv_claimed.add(index)
+            if index not in claimed and index not in skip:
+                claimed.add(index)
                 return index
     return None
 
 
-def release_sysv_index(index: int) -> None:
+def release_sysv_index(kind: SysvKind, index: int) -> None:
     """Give *index* back once its object is removed (``IPC_RMID`` frees the key at once)."""
     with _sysv_lock:
-        _sysv_claimed.discard(index)
+        _sysv_claimed[kind].discard(index)
 
 
 def owner_of_sysv_key(key: int) -> int | None:

@@ -21,21 +21,23 @@ Facts about a wait interrupted by a signal:
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import posix_ipc
 import sysv_ipc
 
 from daemonkit.errors import ChannelError, PeerDiedError
-from daemonkit.runtime import claim_sysv_index, release_sysv_index, sysv_key
+from daemonkit.runtime import SysvKind, claim_sysv_index, release_sysv_index, sysv_key
 
 __all__ = [
     "MODE",
     "LocalHandles",
+    "SysvObject",
     "create_sysv",
     "has_cap_sys_resource",
     "ipc_error",
@@ -47,7 +49,12 @@ __all__ = [
 MODE = 0o600  # owner read/write only: no other user may post, read or map our objects
 _CAP_SYS_RESOURCE = 24  # capability(7) bit: lets a process exceed msgmnb and mqueue limits
 
-T = TypeVar("T")
+
+class _Removable(Protocol):
+    def remove(self) -> None: ...  # IPC_RMID, in sysv_ipc's objects
+
+
+T = TypeVar("T", bound=_Removable)
 
 
 def read_limit(path: str) -> int:
@@ -66,22 +73,43 @@ def has_cap_sys_resource() -> bool:
     return False
 
 
-def create_sysv(channel: str, what: str, make: Callable[[int], T]) -> tuple[int, T]:
-    """Create a System V object with ``make(key)`` under a free key of this process.
+class SysvObject(Generic[T]):
+    """A System V object this process created, with the key index it holds for it."""
 
-    Returns the claimed key index (give it back with ``release_sysv_index`` after removal) and
-    the object. *make* must pass ``IPC_CREX``: a key that exists already belongs to a dead
-    process that had our pid (pids are reused), and is skipped, not adopted.
-    """
-    taken: set[int] = set()
-    while (index := claim_sysv_index(frozenset(taken))) is not None:
+    def __init__(self, kind: SysvKind, index: int, obj: T) -> None:
+        self.kind = kind
+        self.index = index
+        self.obj = obj
+        self._removed = False
+
+    def remove(self) -> None:
+        """``IPC_RMID``, then give the key back; removed already (by cleanup) is fine."""
+        if self._removed:
+            return
+        self._removed = True
         try:
-            return index, make(sysv_key(index))
+            with contextlib.suppress(sysv_ipc.ExistentialError):
+                self.obj.remove()  # the key is free at once; waiters wake with EIDRM
+        finally:
+            release_sysv_index(self.kind, self.index)
+
+
+def create_sysv(channel: str, kind: SysvKind, make: Callable[[int], T]) -> SysvObject[T]:
+    """Create a System V object of *kind* with ``make(key)`` under a free key of ours.
+
+    *make* must pass ``IPC_CREX``: a key that exists already belongs to a dead process that
+    had our pid (pids are reused), and is skipped, not adopted.
+    """
+    what = {"sem": "semget", "shm": "shmget", "msg": "msgget"}[kind]
+    taken: set[int] = set()
+    while (index := claim_sysv_index(kind, frozenset(taken))) is not None:
+        try:
+            return SysvObject(kind, index, make(sysv_key(index)))
         except sysv_ipc.ExistentialError:  # EEXIST: a leftover for `daemonkit cleanup`
-            release_sysv_index(index)
+            release_sysv_index(kind, index)
             taken.add(index)
         except (sysv_ipc.Error, OSError, ValueError) as exc:
-            release_sysv_index(index)
+            release_sysv_index(kind, index)
             raise ChannelError(channel, f"{what}: {exc}") from exc
     raise ChannelError(
         channel, f"{what}: no free System V key (a process has four, see runtime.sysv_key)"

@@ -29,12 +29,11 @@ See also: sysvipc(7), msgget(2), msgsnd(2), msgrcv(2), msgctl(2).
 
 from __future__ import annotations
 
-import contextlib
-
 import sysv_ipc
 
 from daemonkit.channels._ipc import (
     MODE,
+    SysvObject,
     create_sysv,
     has_cap_sys_resource,
     read_limit,
@@ -42,7 +41,6 @@ from daemonkit.channels._ipc import (
 )
 from daemonkit.channels.base import Channel, PayloadEnd, PeerKind, Role
 from daemonkit.errors import ChannelError, SizeNotSupportedError
-from daemonkit.runtime import release_sysv_index
 
 __all__ = ["SysvMqChannel"]
 
@@ -93,7 +91,7 @@ class SysvMqChannel(Channel):
     summary = "one System V message queue, a message type per direction (msgsnd(2)/msgrcv(2))"
     payload = True
 
-    _queue: tuple[int, sysv_ipc.MessageQueue] | None = None  # close() is safe after a failure
+    _queue: SysvObject[sysv_ipc.MessageQueue] | None = None  # close() is safe after a failure
 
     @classmethod
     def max_message_size(cls) -> int | None:
@@ -106,8 +104,8 @@ class SysvMqChannel(Channel):
         super().__init__(peer, max_size)
         self._check_size(max_size)
         # msgget(key, IPC_CREAT|IPC_EXCL|0600); sysv_ipc's receive buffer = max_size bytes
-        self._queue = create_sysv(self.name, "msgget", self._new_queue)
-        queue = self._queue[1]
+        self._queue = create_sysv(self.name, "msg", self._new_queue)
+        queue = self._queue.obj
         if queue.max_size < max_size:  # msg_qbytes, from kernel.msgmnb
             try:
                 queue.max_size = max_size  # msgctl(IPC_SET): needs CAP_SYS_RESOURCE
@@ -135,12 +133,8 @@ class SysvMqChannel(Channel):
 
     def open(self, role: Role) -> PayloadEnd:
         assert self._queue is not None, "open() after close()"
-        return _MqEnd(self.name, self._queue[1], role)
+        return _MqEnd(self.name, self._queue.obj, role)
 
     def _remove(self) -> None:
         if self._queue is not None:
-            index, queue = self._queue
-            with contextlib.suppress(sysv_ipc.ExistentialError):  # removed already
-                queue.remove()  # msgctl(IPC_RMID): messages freed, waiters get EIDRM
-            release_sysv_index(index)
-            self._queue = None
+            self._queue.remove()  # msgctl(IPC_RMID): messages freed, a waiter gets EIDRM

@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import sysv_ipc
 
-from daemonkit.channels._ipc import MODE, create_sysv, ipc_error, sysv_interrupted
+from daemonkit.channels._ipc import MODE, SysvObject, create_sysv, ipc_error, sysv_interrupted
 from daemonkit.channels.base import Channel, NotifyEnd, PeerKind, Role
 from daemonkit.errors import ChannelError
-from daemonkit.runtime import release_sysv_index
 
 __all__ = ["SysvSemChannel"]
 
@@ -70,30 +69,24 @@ class SysvSemChannel(Channel):
     summary = "two System V semaphores, one per direction (semop(2)); notification only"
     payload = False
 
-    _sems: tuple[tuple[int, sysv_ipc.Semaphore], ...] = ()  # (key index, set): close() is
-    # safe even when __init__ failed half-way
+    _sems: tuple[SysvObject[sysv_ipc.Semaphore], ...] = ()  # close() is safe even when
+    # __init__ failed half-way
 
     def __init__(self, peer: PeerKind, max_size: int = 0) -> None:
         super().__init__(peer, max_size)
         try:
             for _ in range(2):  # to the server, to the client
-                self._sems += (create_sysv(self.name, "semget", _new_semaphore),)
+                self._sems += (create_sysv(self.name, "sem", _new_semaphore),)
         except ChannelError:
             self.close()  # the caller gets no object to close: remove the first set here
             raise
 
     def open(self, role: Role) -> NotifyEnd:
-        (_, to_server), (_, to_client) = self._sems
+        to_server, to_client = (s.obj for s in self._sems)
         if role == "client":
             return _SemEnd(self.name, to_server, to_client)
         return _SemEnd(self.name, to_client, to_server)
 
     def _remove(self) -> None:
-        sems, self._sems = self._sems, ()
-        for index, sem in sems:
-            try:
-                sem.remove()  # semctl(IPC_RMID): gone at once, waiters get EIDRM
-            except sysv_ipc.ExistentialError:
-                pass  # already removed (by `daemonkit cleanup`, say): the goal is met
-            finally:
-                release_sysv_index(index)  # the key is free again for the next channel
+        for sem in self._sems:
+            sem.remove()  # semctl(IPC_RMID): gone at once, a waiter gets EIDRM; key released

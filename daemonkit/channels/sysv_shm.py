@@ -31,13 +31,12 @@ See also: sysvipc(7), shmget(2), shmat(2), shmctl(2), semop(2).
 
 from __future__ import annotations
 
-import contextlib
-
 import sysv_ipc
 
 from daemonkit.channels._ipc import (
     MODE,
     LocalHandles,
+    SysvObject,
     create_sysv,
     ipc_error,
     read_limit,
@@ -45,7 +44,6 @@ from daemonkit.channels._ipc import (
 )
 from daemonkit.channels.base import Channel, PayloadEnd, PeerKind, Role
 from daemonkit.errors import ChannelError, SizeNotSupportedError
-from daemonkit.runtime import release_sysv_index
 
 __all__ = ["SysvShmChannel"]
 
@@ -104,8 +102,8 @@ class SysvShmChannel(Channel):
     payload = True
 
     # Class defaults: close() is safe after __init__ failed half-way.
-    _shm: tuple[int, sysv_ipc.SharedMemory] | None = None
-    _sem_set: tuple[int, sysv_ipc.Semaphore] | None = None
+    _shm: SysvObject[sysv_ipc.SharedMemory] | None = None
+    _sem_set: SysvObject[sysv_ipc.Semaphore] | None = None
 
     @classmethod
     def max_message_size(cls) -> int | None:
@@ -120,13 +118,13 @@ class SysvShmChannel(Channel):
             )
         try:
             # shmget(key, 8 + size, IPC_CREAT|IPC_EXCL|0600) + shmat: zero-filled pages
-            self._shm = create_sysv(self.name, "shmget", self._new_segment)
-            self._view = memoryview(self._shm[1])  # the attached segment, as a buffer
-            self._handles.on_release(self._shm[1].detach)  # shmdt, after the views go
+            self._shm = create_sysv(self.name, "shm", self._new_segment)
+            self._view = memoryview(self._shm.obj)  # the attached segment, as a buffer
+            self._handles.on_release(self._shm.obj.detach)  # shmdt, after the views go
             self._handles.on_release(self._view.release)
             # semget(key, 1, IPC_CREAT|IPC_EXCL|0600), value 0: idle
-            self._sem_set = create_sysv(self.name, "semget", self._new_semaphore)
-            self._sem = self._sem_set[1]
+            self._sem_set = create_sysv(self.name, "sem", self._new_semaphore)
+            self._sem = self._sem_set.obj
         except ChannelError:
             self.close()
             raise
@@ -142,11 +140,8 @@ class SysvShmChannel(Channel):
         return _ShmEnd(self, role)
 
     def _remove(self) -> None:
-        for index, obj in filter(None, (self._sem_set, self._shm)):
-            with contextlib.suppress(sysv_ipc.ExistentialError):  # removed already
-                # IPC_RMID: the key is free at once; a waiter gets EIDRM; the segment's
-                # memory goes when the last process detaches.
-                obj.remove()
-            release_sysv_index(index)
-        self._sem_set = self._shm = None
+        if self._sem_set is not None:
+            self._sem_set.remove()  # IPC_RMID: a peer still waiting wakes with EIDRM
+        if self._shm is not None:
+            self._shm.remove()  # IPC_RMID: keyless now, freed at the last detach
         self._handles.channel_closed()  # detaches now, or when the last end closes
