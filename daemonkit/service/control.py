@@ -65,7 +65,11 @@ class Connection:
         self.closing = False  # close once the queued replies are written
         self.on_close: list[Callable[[], None]] = []  # releases per-client endpoint objects
 
-    def receive(self, handle: Callable[[bytes], dict[str, Any]]) -> bool:
+    def receive(
+        self,
+        handle: Callable[[bytes], dict[str, Any]],
+        too_large: Callable[[], dict[str, Any]],
+    ) -> bool:
         """Read what is available, answer every complete line. False when the peer is gone."""
         try:
             data = self.sock.recv(MAX_REQUEST + 1)
@@ -83,7 +87,7 @@ class Connection:
             if line.strip():
                 self.reply(handle(line))
         if len(self.inbuf) > MAX_REQUEST:
-            self.reply({"error": f"request larger than {MAX_REQUEST} bytes"})
+            self.reply(too_large())
             self.inbuf.clear()
             self.closing = True
         return True

@@ -45,7 +45,7 @@ from daemonkit.daemon.pidfile import Pidfile
 from daemonkit.daemon.steps import open_log
 from daemonkit.errors import DaemonkitError, DaemonStartError
 from daemonkit.service.config import Config, load_config
-from daemonkit.service.control import Connection, ProtocolError, parse_request
+from daemonkit.service.control import MAX_REQUEST, Connection, ProtocolError, parse_request
 from daemonkit.service.endpoints import Endpoint, make_endpoints
 
 __all__ = ["CONTROL_SOCKET", "Service", "ServiceOptions"]
@@ -189,7 +189,7 @@ class Service:
         def on_event(fileobj: Any, mask: int) -> None:
             alive = True
             if mask & selectors.EVENT_READ and not conn.closing:
-                alive = conn.receive(lambda line: self.handle(line, conn))
+                alive = conn.receive(lambda line: self.handle(line, conn), self._too_large)
             if alive:
                 alive = conn.flush()
             if not alive or (conn.closing and not conn.outbuf):
@@ -225,6 +225,11 @@ class Service:
         if "error" in reply:
             self.counters["errors"] += 1
         return reply
+
+    def _too_large(self) -> dict[str, Any]:
+        self.counters["requests"] += 1
+        self.counters["errors"] += 1
+        return {"error": f"request larger than {MAX_REQUEST} bytes"}
 
     def _dispatch(self, req: dict[str, Any], conn: Connection) -> dict[str, Any]:
         cmd = req["cmd"]
