@@ -143,7 +143,7 @@ EN: dict[str, str] = {
     "than CPU placement ({placement_effect_ns}).",
     "verdict.ctx-switch.missing": "Fewer than {min_switches} switches per round trip were "
     "counted at {missing}: those hops did not all switch, so no per-switch cost is claimed.",
-    "threshold.ctx-switch": "threshold for 'far more': ratio >= {far} beyond noise at every W "
+    "threshold.ctx-switch": "'far more': ratio >= {far} beyond noise at every W "
     "(holds), at some W or a smaller excess beyond noise (partly); >= {min_switches} counted "
     "switches per round trip",
     "verdict.ctx-switch.c3": "From W={w0} to W={wmax} the per-switch cost grew x{cold_thread} "
@@ -341,7 +341,7 @@ ZH: dict[str, str] = {
     "（{placement_effect_ns}）。",
     "verdict.ctx-switch.missing": "在 {missing} 统计到的每次往返切换次数少于 {min_switches}："
     "这些传递并非都发生了切换，因此不给出每次切换的开销。",
-    "threshold.ctx-switch": "“远远大于”的阈值：每个 W 上比值 >= {far} 且超出噪声（成立），"
+    "threshold.ctx-switch": "“远远大于”：每个 W 上比值 >= {far} 且超出噪声（成立），"
     "部分 W 上如此或有较小但超出噪声的差距（部分成立）；每次往返统计到的切换 >= {min_switches} 次",
     "verdict.ctx-switch.c3": "从 W={w0} 到 W={wmax}，每次切换的开销线程增长 ×{cold_thread}"
     "（+{grow_thread}），进程增长 ×{cold_process}（+{grow_process}）。",
