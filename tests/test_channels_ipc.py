@@ -14,6 +14,7 @@ import stat
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -119,8 +120,8 @@ def test_round_trip_in_turn_carries_every_byte(name: str, size: int) -> None:
             assert client.recv_into(buf) == size and buf[:size] == msg
 
 
-def _kill_soon(pid: int, delay: float) -> None:
-    """SIGKILL *pid* after *delay* s from a thread that blocks every signal.
+def _kill_soon(pid: int, delay: float, sig: int = signal.SIGKILL) -> None:
+    """Send *sig* to *pid* after *delay* s from a thread that blocks every signal.
 
     A process-directed signal (the SIGCHLD that follows) goes to any thread not blocking it;
     only the main thread runs Python handlers, and only the thread that gets the signal sees
@@ -130,7 +131,7 @@ def _kill_soon(pid: int, delay: float) -> None:
     def kill() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         time.sleep(delay)
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, sig)
 
     threading.Thread(target=kill, daemon=True).start()
 
@@ -144,6 +145,67 @@ def _start_waiting(end: End, size: int) -> None:
         assert isinstance(end, NotifyEnd)
         end.post()
         end.wait()
+
+
+def _serve_one(server: End, then: Callable[[], None]) -> None:
+    """In a thread with every signal blocked: take the request, call *then*, reply."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    if isinstance(server, PayloadEnd):
+        buf = memoryview(bytearray(65))
+        n = server.recv_into(buf)
+        then()
+        server.send(buf[:n])
+    else:
+        assert isinstance(server, NotifyEnd)
+        server.wait()
+        then()
+        server.post()
+
+
+@pytest.mark.parametrize("name", CHANNELS)
+def test_a_signal_whose_handler_returns_does_not_end_a_system_v_wait(name: str) -> None:
+    _needs_mqueue(name)
+    handled_at: list[float] = []
+    old = signal.signal(signal.SIGUSR1, lambda signum, frame: handled_at.append(time.monotonic()))
+
+    def interrupt_then_wait() -> None:
+        time.sleep(0.1)  # the client is blocked by now
+        os.kill(os.getpid(), signal.SIGUSR1)  # the main thread takes it: EINTR there
+        time.sleep(0.1)
+
+    try:
+        with (
+            channel_class(name)("thread", 64) as ch,
+            ch.open("client") as client,
+            ch.open("server") as server,
+        ):
+            helper = threading.Thread(target=_serve_one, args=(server, interrupt_then_wait))
+            helper.start()
+            try:
+                if name.startswith("sysv-"):  # the handler ran, the wait went on (PEP 475)
+                    _start_waiting(client, 64)
+                    replied_at = time.monotonic()
+                    # It ran while the client was blocked (EINTR), not after the reply.
+                    assert len(handled_at) == 1 and replied_at - handled_at[0] > 0.05
+                else:  # posix_ipc hides what the handler did: the wait ends, documented
+                    with pytest.raises(ChannelError, match="interrupted by a signal"):
+                        _start_waiting(client, 64)
+            finally:
+                helper.join()
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert len(handled_at) == 1
+
+
+@pytest.mark.parametrize("name", CHANNELS)
+def test_ctrl_c_ends_a_wait_with_keyboard_interrupt(name: str) -> None:
+    _needs_mqueue(name)
+    with channel_class(name)("thread", 64) as ch, ch.open("client") as client:
+        _kill_soon(os.getpid(), 0.1, signal.SIGINT)  # nobody serves: only SIGINT ends it
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            _start_waiting(client, 64)
+        assert time.monotonic() - t0 < 5
 
 
 @pytest.mark.parametrize("name", CHANNELS)

@@ -12,6 +12,11 @@ Facts about the two sets:
   ``sembuf.sem_num``. sysv_ipc only makes sets of one (``semget(key, 1, ...)``), so the two
   directions are two sets with two keys; the kernel work per post and wait is the same.
 * The value counts posts not yet waited for: a post with nobody waiting is not lost.
+* A dead peer leaves no mark. ``SEM_UNDO`` (not used here) would have the kernel revert a
+  dead process's adjustments at exit, but it wakes nobody with an error: the survivor would
+  still sleep. Only a signal ends that wait (SIGCHLD, see :mod:`daemonkit.channels._ipc`).
+* Limits: /proc/sys/kernel/sem holds SEMMSL, SEMMNS, SEMOPM, SEMMNI (semaphores per set, in
+  the system, operations per ``semop``, sets in the system); a full table gives ``ENOSPC``.
 
 Lifetime: kernel-persistent. A set outlives every process that used it, until
 ``semctl(IPC_RMID)`` or a reboot. The creator removes both sets in ``Channel.close()`` (a forked
