@@ -50,6 +50,7 @@ from types import TracebackType
 from typing import IO
 
 __all__ = [
+    "CommandFailed",
     "Container",
     "Unavailable",
     "ensure_rootfs",
@@ -71,6 +72,15 @@ INSIDE_ENV = {
     "SYSTEMD_COLORS": "0",
 }
 HOST_TOOLS = ("systemd-nspawn", "nsenter", "unshare", "setpriv")
+
+
+class CommandFailed(Exception):
+    """A command inside the container exited non-zero; the message carries its output."""
+
+    def __init__(self, cmd: Sequence[str], done: subprocess.CompletedProcess[str]) -> None:
+        self.done = done
+        out = (done.stdout + done.stderr).strip()
+        super().__init__(f"{' '.join(cmd)!r} exited {done.returncode}: {out}")
 
 
 class Unavailable(Exception):
@@ -304,7 +314,7 @@ class Container:
             check=False,
         )
         if check and done.returncode != 0:
-            raise subprocess.CalledProcessError(done.returncode, cmd, done.stdout, done.stderr)
+            raise CommandFailed(cmd, done)
         return done
 
     def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -319,6 +329,12 @@ class Container:
         """Create ``path`` inside (on the overlay's tmpfs: gone at poweroff)."""
         self.run("mkdir", "-p", str(Path(path).parent))
         self.run("sh", "-c", 'cat > "$1"', "sh", path, input=text)
+
+    def install_units(self, units: Sequence[Path]) -> None:
+        """Put unit files in /etc/systemd/system, as an administrator would, and reload."""
+        for unit in units:
+            self.write_file(f"/etc/systemd/system/{unit.name}", unit.read_text())
+        self.systemctl("daemon-reload")
 
     def console_log(self) -> str:
         if self._console is None:
@@ -412,9 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     with Container(rootfs, python_binds(project)) as ct:
         units = sorted((project / "services").glob("*.service"))
-        if units:
-            ct.run("cp", *map(str, units), "/etc/systemd/system/")
-            ct.systemctl("daemon-reload")
+        ct.install_units(units)
         cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         argv_inside = ["nsenter", "--target", str(ct.leader), "--all", *(cmd or ["bash"])]
         return subprocess.run(argv_inside, env=INSIDE_ENV, check=False).returncode

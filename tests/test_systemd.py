@@ -9,10 +9,15 @@ what the kernel shows inside the container (``/proc``, the runtime directory).
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from systemd_container import (
@@ -24,10 +29,15 @@ from systemd_container import (
     unavailable_reason,
 )
 
+from daemonkit.errors import ConfigError
+
 pytestmark = pytest.mark.systemd
+T = TypeVar("T")
 
 PROJECT = Path(__file__).resolve().parent.parent
 SERVICES = PROJECT / "services"
+# Where the units expect the command (README: link the venv's script there).
+INSTALLED = "/usr/local/bin/daemonkit"
 
 
 def _cannot_run(reason: str) -> None:
@@ -47,6 +57,60 @@ def rootfs() -> Path:
     except Unavailable as err:
         _cannot_run(str(err))
         raise  # not reached: _cannot_run raises
+
+
+# --- reading what systemd saw ---------------------------------------------------------------------
+
+# systemd at debug level logs every sd_notify datagram it accepts for a unit, as
+# "UNIT: Got notification message from PID N (READY=1, STATUS=...)": the journal then shows what
+# the daemon told systemd and in which order relative to the unit's state changes.
+DAEMON_IDENT = "SYSLOG_IDENTIFIER=daemonkit"  # journald names stdout lines after argv[0]
+NOTIFIED = re.compile(r"Got notification message from PID (\d+) \((.*)\)$")
+
+
+def journal_cursor(ct: Container) -> str:
+    """Where the journal ends now: later reads see only what happens after this."""
+    out = ct.run("journalctl", "--lines=1", "--show-cursor", "--output=cat").stdout
+    return out.rsplit("-- cursor: ", 1)[1].strip()
+
+
+def journal(ct: Container, unit: str, after: str) -> list[str]:
+    """The unit's journal lines (systemd's about it and the daemon's own) since the cursor."""
+    # Not `--unit`: at debug level the forked child logs before exec(2), journald caches that
+    # pid's metadata (cgroup init.scope) and files the daemon's own lines under it for a
+    # while. So: systemd's lines about the unit, or anything the daemon wrote.
+    matches = (f"_SYSTEMD_UNIT={unit}", "+", f"UNIT={unit}", "_PID=1", "+", DAEMON_IDENT)
+    out = ct.run("journalctl", "--no-pager", "--output=cat", f"--after-cursor={after}", *matches)
+    return out.stdout.splitlines()
+
+
+def journal_with(ct: Container, unit: str, after: str, *needles: str) -> list[str]:
+    """The unit's journal since the cursor, once every needle is in it (journald writes
+    asynchronously: a line may land a moment after the event)."""
+
+    def complete() -> list[str] | None:
+        lines = journal(ct, unit, after)
+        text = "\n".join(lines)
+        return lines if all(n in text for n in needles) else None
+
+    return wait_until(complete, 10, f"{needles} in the journal of {unit}")
+
+
+def notifications(lines: list[str]) -> list[str]:
+    """The sd_notify messages in journal lines, each as its comma-joined assignments."""
+    return [m[2] for line in lines if (m := NOTIFIED.search(line))]
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll ``check`` until it returns something true; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"after {timeout} s still no {what}", pytrace=False)
+        time.sleep(0.05)
 
 
 # --- the harness itself --------------------------------------------------------------------------
@@ -104,15 +168,23 @@ def test_harness_boots_systemd_and_leaves_nothing_on_host(rootfs: Path) -> None:
         ct.write_file("/usr/local/bin/throwaway-notify", NOTIFY_AFTER_1S)
         ct.write_file("/etc/systemd/system/throwaway.service", THROWAWAY_UNIT)
         ct.systemctl("daemon-reload")
+        ct.run("systemd-analyze", "log-level", "debug")
+        cursor = journal_cursor(ct)
         t0 = time.monotonic()
         ct.systemctl("start", "throwaway.service")
         took = time.monotonic() - t0
+        lines = journal(ct, "throwaway.service", cursor)
         shown = ct.show("throwaway.service", "ActiveState", "MainPID", "StatusText")
         assert took >= 1.0, f"start returned after {took:.2f} s, before READY=1 was sent"
         assert shown["ActiveState"] == "active"
         assert shown["StatusText"] == "throwaway ready"
         cmdline = ct.run("cat", f"/proc/{shown['MainPID']}/cmdline").stdout
         assert "throwaway-notify" in cmdline
+        # READY=1 arrived while the unit was starting, and only then did the start job end.
+        ready = next(i for i, line in enumerate(lines) if "READY=1" in line)
+        assert notifications(lines) == ["READY=1, STATUS=throwaway ready"]
+        assert any("start -> running" in line for line in lines[ready:])
+        assert not any("start -> running" in line for line in lines[:ready])
     assert not Path(f"/proc/{nspawn_pid}").exists()
     assert not Path(f"/proc/{leader}").exists()
     assert _host_state() == before
@@ -128,6 +200,308 @@ def ct(rootfs: Path) -> Iterator[Container]:
     if not units:
         pytest.fail("no units in services/", pytrace=False)
     with Container(rootfs, python_binds(PROJECT)) as container:
-        container.run("cp", *map(str, units), "/etc/systemd/system/")
-        container.systemctl("daemon-reload")
+        # The install steps of the README: the command on PATH, the units in /etc.
+        container.run("ln", "-s", str(Path(sys.prefix) / "bin" / "daemonkit"), INSTALLED)
+        container.install_units(units)
         yield container
+
+
+DEMO = "daemonkit-demo.service"  # Type=notify: `daemonkit run` in the foreground
+FORKING = "daemonkit-demo-forking.service"  # Type=forking: `daemonkit start`, PIDFile=
+
+# A client of the daemon's control socket, run by the container's own python3, so it does not
+# depend on the code under test: one newline-terminated JSON request, one reply line.
+CONTROL_CLIENT = """\
+import socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(sys.argv[1])  # ENOENT or ECONNREFUSED if the daemon is not listening (yet)
+sock.sendall(sys.argv[2].encode() + b"\\n")
+print(sock.makefile().readline(), end="")
+"""
+
+
+def runtime_dir(ct: Container, unit: str) -> str:
+    """The unit's RuntimeDirectory=, which systemd creates under /run for a system unit."""
+    names = ct.show(unit, "RuntimeDirectory")["RuntimeDirectory"].split()
+    assert names, f"{unit} has no RuntimeDirectory="
+    return f"/run/{names[0]}"
+
+
+def control(ct: Container, unit: str, request: dict[str, object]) -> dict[str, Any]:
+    sock = f"{runtime_dir(ct, unit)}/control.sock"
+    out = ct.run("/usr/bin/python3", "-c", CONTROL_CLIENT, sock, json.dumps(request)).stdout
+    reply: dict[str, Any] = json.loads(out)
+    return reply
+
+
+def main_pid(ct: Container, unit: str) -> int:
+    return int(ct.show(unit, "MainPID")["MainPID"])
+
+
+def cmdline(ct: Container, pid: int) -> list[str]:
+    """argv of a process in the container, from its /proc (empty if it is gone)."""
+    done = ct.run("cat", f"/proc/{pid}/cmdline", check=False)
+    return done.stdout.split("\0")[:-1] if done.returncode == 0 else []
+
+
+@contextmanager
+def systemd_debug(ct: Container) -> Iterator[None]:
+    """PID 1 at debug level: it logs each sd_notify message it accepts (see NOTIFIED)."""
+    ct.run("systemd-analyze", "log-level", "debug")
+    try:
+        yield
+    finally:
+        ct.run("systemd-analyze", "log-level", "info")
+
+
+@contextmanager
+def unit_copy(ct: Container, unit: str, copy: str, dropin: str) -> Iterator[str]:
+    """Install ``copy`` as the unit file of ``unit`` plus a drop-in; remove both afterwards."""
+    ct.run("cp", f"/etc/systemd/system/{unit}", f"/etc/systemd/system/{copy}")
+    ct.write_file(f"/etc/systemd/system/{copy}.d/test.conf", dropin)
+    ct.systemctl("daemon-reload")
+    try:
+        yield copy
+    finally:
+        ct.systemctl("stop", copy, check=False)
+        ct.systemctl("reset-failed", copy, check=False)
+        ct.run("rm", "-rf", f"/etc/systemd/system/{copy}", f"/etc/systemd/system/{copy}.d")
+        ct.systemctl("daemon-reload")
+
+
+@contextmanager
+def running(ct: Container, unit: str) -> Iterator[None]:
+    """Start ``unit``; whatever the test does, stop it and forget a failure afterwards."""
+    try:
+        ct.systemctl("start", unit)
+        yield
+    finally:
+        ct.systemctl("stop", unit, check=False)
+        ct.systemctl("reset-failed", unit, check=False)
+
+
+def test_every_unit_passes_systemd_analyze_verify(ct: Container) -> None:
+    """systemd-analyze exits 0 on unknown keys and bad values: empty stderr is the real check."""
+    for unit in sorted(p.name for p in SERVICES.glob("*.service")):
+        done = ct.run(
+            "systemd-analyze", "verify", "--man=no", f"/etc/systemd/system/{unit}", check=False
+        )
+        assert (done.returncode, done.stderr) == (0, ""), f"{unit}: {done.stderr}"
+
+
+def test_notify_unit_start_returns_after_ready(ct: Container) -> None:
+    """`systemctl start` returns once the daemon sent READY=1: at that moment the unit is
+    active, its control socket answers at the first attempt, and MainPID and StatusText are
+    the ones the daemon itself reported."""
+    cursor = journal_cursor(ct)
+    with systemd_debug(ct), running(ct, DEMO):
+        # No polling from here on: all of this must already hold when start returns.
+        status = control(ct, DEMO, {"cmd": "status"})
+        shown = ct.show(DEMO, "Type", "ActiveState", "SubState", "MainPID", "StatusText")
+        assert ct.systemctl("is-active", DEMO).stdout.strip() == "active"
+        assert (shown["Type"], shown["ActiveState"], shown["SubState"]) == (
+            "notify",
+            "active",
+            "running",
+        )
+        pid = int(shown["MainPID"])
+        assert status["pid"] == pid
+        argv = cmdline(ct, pid)
+        assert argv[1].endswith("/daemonkit") and "run" in argv, argv
+        lines = journal_with(ct, DEMO, cursor, "READY=1")
+        first = notifications(lines)[0]
+        assert first.startswith("READY=1") or "READY=1" in first.split(", ")
+        assert f"STATUS={shown['StatusText']}" in first.split(", ")
+        assert shown["StatusText"].startswith(f"{status['name']}: serving")
+        assert f"Got notification message from PID {pid} " in "\n".join(lines)
+
+
+def test_notify_unit_reload_goes_through_reloading_and_ready(ct: Container) -> None:
+    with systemd_debug(ct), running(ct, DEMO):
+        pid = main_pid(ct, DEMO)
+        cursor = journal_cursor(ct)
+        ct.systemctl("reload", DEMO)
+        # systemd 252 ends the reload job when ExecReload's kill exits; the daemon reloads
+        # asynchronously, and the journal shows RELOADING=1 then READY=1 as it did.
+        wait_until(lambda: control(ct, DEMO, {"cmd": "status"})["reloads"] == 1, 10, "reload")
+        lines = journal_with(ct, DEMO, cursor, "RELOADING=1", "reloaded configuration")
+
+        def reload_notifications() -> list[list[str]] | None:
+            sent = [n.split(", ") for n in notifications(journal(ct, DEMO, cursor))]
+            starts = [i for i, tags in enumerate(sent) if "RELOADING=1" in tags]
+            since = sent[starts[0] :] if starts else []
+            return since if any("READY=1" in tags for tags in since[1:]) else None
+
+        # The daemon logs the reload before it sends READY=1: wait for that message too.
+        sent = wait_until(reload_notifications, 10, "READY=1 after RELOADING=1")
+        assert any(tag.startswith("MONOTONIC_USEC=") for tag in sent[0])
+        assert any("READY=1" in tags for tags in sent[1:])
+        assert any("reloaded configuration" in line for line in lines)
+        assert main_pid(ct, DEMO) == pid  # reloaded in place, not restarted
+        assert ct.show(DEMO, "ActiveState", "ReloadResult") == {
+            "ActiveState": "active",
+            "ReloadResult": "success",
+        }
+
+
+PRESERVE_DROPIN = """\
+[Service]
+# Keep the runtime dir after stop, so what is left in it is what the daemon left.
+RuntimeDirectoryPreserve=yes
+"""
+
+
+def test_notify_unit_stop_is_clean(ct: Container) -> None:
+    """SIGTERM: the daemon sends STOPPING=1, removes what it made and exits 0 by itself.
+
+    systemd removes RuntimeDirectory= after stop, which would hide a daemon that cleans up
+    nothing: this runs a copy of the unit whose only change is RuntimeDirectoryPreserve=yes.
+    """
+    copy = "daemonkit-demo-preserve.service"
+    with systemd_debug(ct), unit_copy(ct, DEMO, copy, PRESERVE_DROPIN) as unit:
+        ct.systemctl("start", unit)
+        pid = main_pid(ct, unit)
+        rundir = runtime_dir(ct, unit)
+        made = daemon_objects(ct, pid, rundir)
+        assert {f"{rundir}/control.sock", f"{rundir}/daemonkit.pid"} <= set(made)
+        cursor = journal_cursor(ct)
+        ct.systemctl("stop", unit)
+        assert ct.systemctl("is-active", unit, check=False).stdout.strip() == "inactive"
+        assert not cmdline(ct, pid)
+        assert ct.run("test", "-d", rundir, check=False).returncode == 0  # systemd kept it
+        assert daemon_objects(ct, pid, rundir) == []  # and the daemon emptied it
+        # A stopped unit is garbage-collected at once, and `show` then gives defaults
+        # (Result=success whatever happened): the journal keeps what systemd saw.
+        lines = journal_with(ct, unit, cursor, "Deactivated successfully", "stopped")
+        assert "Main process exited, code=exited, status=0/SUCCESS" in "\n".join(lines)
+        assert not [line for line in lines if "Failed with result" in line]
+        assert any("STOPPING=1" in n.split(", ") for n in notifications(lines))
+        ct.run("rm", "-rf", rundir)
+
+
+def daemon_objects(ct: Container, pid: int, rundir: str) -> list[str]:
+    """Files in the runtime dir plus POSIX IPC objects named for ``pid``, as the container's
+    kernel shows them."""
+    script = f"ls -d {rundir}/* /dev/shm/*dk.{pid}.* /dev/mqueue/dk.{pid}.* 2>/dev/null; true"
+    return ct.run("sh", "-c", script).stdout.split()
+
+
+def exec_argv(ct: Container, unit: str) -> list[str]:
+    """ExecStart= of a unit, as systemd parsed it ("{ path=... ; argv[]=A B C ; ... }")."""
+    shown = ct.show(unit, "ExecStart")["ExecStart"]
+    return shown.split("argv[]=", 1)[1].split(" ;", 1)[0].split()
+
+
+BROKEN_CONFIG = 'idle_timeout = "soon"  # a string where seconds are expected\n'
+
+
+def test_broken_config_fails_start_with_the_daemons_error(ct: Container) -> None:
+    """Initialization fails before READY=1: the start job fails, the unit is failed with the
+    daemon's exit code, and its one-line error is in `systemctl status` and the journal."""
+    argv = exec_argv(ct, DEMO)
+    if "--config" in argv:  # our --config comes last and wins; drop theirs to be plain
+        i = argv.index("--config")
+        del argv[i : i + 2]
+    config = "/etc/daemonkit-test/broken.toml"
+    ct.write_file(config, BROKEN_CONFIG)
+    dropin = f"[Service]\nExecStart=\nExecStart={' '.join(argv)} --config {config}\n"
+    with unit_copy(ct, DEMO, "daemonkit-demo-broken.service", dropin) as unit:
+        cursor = journal_cursor(ct)
+        started = ct.systemctl("start", unit, check=False)
+        assert started.returncode != 0
+        assert "failed" in started.stderr
+        code = str(ConfigError.exit_code)  # LSB 6: program is not configured
+        props = ("ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus")
+        shown = ct.show(unit, *props, "RestartPreventExitStatus")
+        # Restart=on-failure restarts after any non-zero exit unless the status is listed in
+        # RestartPreventExitStatus=; either way systemd must say what the daemon did.
+        if code in shown.pop("RestartPreventExitStatus").split():
+            state = ("failed", "failed")
+        else:
+            state = ("activating", "auto-restart")
+        assert shown == dict(
+            zip(props, (*state, "exit-code", "1", code), strict=True)
+        )  # ExecMainCode 1 is CLD_EXITED: it exited by itself, with ConfigError's code
+        error = f"daemonkit: config {config}: idle_timeout"
+
+        def status_shows_error() -> str | None:
+            out = ct.systemctl("status", unit, check=False).stdout
+            return out if error in out else None
+
+        status = wait_until(status_shows_error, 10, f"{error!r} in systemctl status")
+        assert "Traceback" not in status
+        assert error in "\n".join(journal(ct, unit, cursor))
+
+
+WATCHDOG_DROPIN = """\
+[Service]
+WatchdogSec=2s
+Environment=DAEMONKIT_TEST_HOOKS=1
+"""
+
+
+def test_watchdog_pings_keep_it_alive_and_silence_gets_it_restarted(ct: Container) -> None:
+    with systemd_debug(ct), unit_copy(ct, DEMO, "daemonkit-demo-wd.service", WATCHDOG_DROPIN) as wd:
+        cursor = journal_cursor(ct)
+        ct.systemctl("start", wd)
+        first = main_pid(ct, wd)
+        assert ct.show(wd, "WatchdogUSec")["WatchdogUSec"] == "2s"
+        time.sleep(5.0)  # 2.5 times WatchdogSec: without pings systemd would have acted
+        assert ct.show(wd, "ActiveState", "NRestarts", "MainPID") == {
+            "ActiveState": "active",
+            "NRestarts": "0",
+            "MainPID": str(first),
+        }
+        pings = [n for n in notifications(journal(ct, wd, cursor)) if n == "WATCHDOG=1"]
+        # The daemon pings every WatchdogSec/2 = 1 s: about 5 in 5 s; 3 leaves room for a
+        # loaded machine and still cannot happen without periodic pings.
+        assert len(pings) >= 3, f"{len(pings)} WATCHDOG=1 in 5 s"
+
+        assert control(ct, wd, {"cmd": "test-stop-watchdog"}) == {"ok": True}
+        silenced = time.monotonic()
+
+        def restarted() -> bool:
+            shown = ct.show(wd, "ActiveState", "NRestarts", "MainPID")
+            return (
+                shown["NRestarts"] == "1"
+                and shown["ActiveState"] == "active"
+                and (int(shown["MainPID"]) not in (0, first))
+            )
+
+        wait_until(restarted, 20, "restart after the pings stopped")
+        # The last ping came at most 1 s before the switch: systemd cannot fire sooner.
+        assert time.monotonic() - silenced >= 1.0
+        lines = journal_with(ct, wd, cursor, "Watchdog timeout (limit 2s)!")
+        assert "Failed with result 'watchdog'" in "\n".join(lines)
+        assert control(ct, wd, {"cmd": "status"})["pid"] == main_pid(ct, wd)
+
+
+def test_forking_unit_pidfile_reload_stop(ct: Container) -> None:
+    """`daemonkit start` forks, the daemon writes its pidfile and reports ready through the
+    readiness pipe before the starter exits: systemd then reads the pidfile for MainPID."""
+    with running(ct, FORKING):
+        # As for the notify unit: no polling, this must hold when start returns.
+        status = control(ct, FORKING, {"cmd": "status"})
+        shown = ct.show(FORKING, "Type", "ActiveState", "SubState", "MainPID", "PIDFile")
+        assert (shown["Type"], shown["ActiveState"], shown["SubState"]) == (
+            "forking",
+            "active",
+            "running",
+        )
+        pid = int(shown["MainPID"])
+        assert int(ct.run("cat", shown["PIDFile"]).stdout) == pid == status["pid"]
+        stat = ct.run("cat", f"/proc/{pid}/stat").stdout
+        assert stat.rsplit(")", 1)[1].split()[1] == "1"  # ppid 1: the starter is gone
+        assert "start" in cmdline(ct, pid)
+
+        ct.systemctl("reload", FORKING)
+        wait_until(lambda: control(ct, FORKING, {"cmd": "status"})["reloads"] == 1, 10, "reload")
+        assert main_pid(ct, FORKING) == pid
+
+        cursor = journal_cursor(ct)
+        ct.systemctl("stop", FORKING)
+        assert ct.systemctl("is-active", FORKING, check=False).stdout.strip() == "inactive"
+        assert not cmdline(ct, pid)
+        assert ct.run("test", "-e", shown["PIDFile"], check=False).returncode == 1
+        lines = journal_with(ct, FORKING, cursor, "Deactivated successfully")
+        assert not [line for line in lines if "Failed with result" in line]
