@@ -64,7 +64,7 @@ def _sysv_rows(table: str) -> dict[int, tuple[int, str]]:
 
 
 def _kernel_view(obj: KernelObject) -> tuple[int, str] | None:
-    """(owner pid from the kernel's own record, mode) or None when the kernel has no such object."""
+    """(owner pid as the kernel records it, in key or name; mode), or None: no such object."""
     if obj.kind.startswith("sysv-"):
         row = _sysv_rows(_TABLES[obj.kind]).get(int(obj.name))
         return None if row is None else (owner_of_sysv_key(row[0]) or 0, row[1])
@@ -164,7 +164,6 @@ def _serve_one(server: End, then: Callable[[], None]) -> None:
 
 @pytest.mark.parametrize("name", CHANNELS)
 def test_a_signal_whose_handler_returns_does_not_end_a_system_v_wait(name: str) -> None:
-    _needs_mqueue(name)
     handled_at: list[float] = []
     old = signal.signal(signal.SIGUSR1, lambda signum, frame: handled_at.append(time.monotonic()))
 
@@ -199,7 +198,6 @@ def test_a_signal_whose_handler_returns_does_not_end_a_system_v_wait(name: str) 
 
 @pytest.mark.parametrize("name", CHANNELS)
 def test_ctrl_c_ends_a_wait_with_keyboard_interrupt(name: str) -> None:
-    _needs_mqueue(name)
     with channel_class(name)("thread", 64) as ch, ch.open("client") as client:
         _kill_soon(os.getpid(), 0.1, signal.SIGINT)  # nobody serves: only SIGINT ends it
         t0 = time.monotonic()
