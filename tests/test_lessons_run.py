@@ -62,6 +62,7 @@ def test_address_space_shows_what_the_kernel_shares() -> None:
 def test_ctx_switch_ring_counts_real_switches() -> None:
     seen, tick = _ticks()
     m = ctx_switch.run(True, tick, ws=(0, 64 << 10), reps=2, batch_s=0.01)
+    assert len(seen) == 2 + 3  # one tick per W, one per placement
     assert [r["w"] for r in m["sweep"]] == [0, 64 << 10]
     for r in m["sweep"]:
         for k in ("thread", "process"):
@@ -79,6 +80,7 @@ def test_creation_touches_and_releases_the_ballast() -> None:
     seen, tick = _ticks()
     big = 128 << 20
     m = creation.run(True, tick, n=3, big=big)
+    assert len(seen) == 2
     small, large = m["sizes"]
     assert large["rss"] - small["rss"] >= big * 0.9  # really resident, not just reserved
     assert m["rss_after_release"] < large["rss"] - big * 0.9  # given back
@@ -103,6 +105,7 @@ def test_communication_reports_every_route_or_its_error() -> None:
 def test_standard_signals_coalesce_realtime_signals_queue() -> None:
     seen, tick = _ticks()
     m = semaphore_vs_signal.run(True, tick, k=200)
+    assert seen
     assert m["sem_waits"] == 200
     assert m["standard_delivered"] == 1 and m["standard_values"] == [0]
     assert m["realtime_delivered"] == m["realtime_sent"] == 200 and m["realtime_in_order"]
@@ -112,6 +115,7 @@ def test_standard_signals_coalesce_realtime_signals_queue() -> None:
 def test_daemon_survives_the_hangup_and_is_stopped_afterwards() -> None:
     seen, tick = _ticks()
     m = daemon.run(True, tick)
+    assert seen
     assert m["started"], m.get("start_message")
     assert m["job_gone"] and m["daemon_alive"]
     assert m["shell_signal"] == "SIGHUP"
@@ -207,6 +211,6 @@ def test_every_lesson_module_has_the_interface(name: str) -> None:
     from daemonkit.lessons.commands import load
 
     mod = load(name)
-    assert mod.NAME == name and mod.CLAIMS
+    assert name == mod.NAME and mod.CLAIMS
     assert callable(mod.run) and callable(mod.verdicts) and callable(mod.tables)
     assert os.path.basename(mod.__file__ or "").endswith(".py")

@@ -70,7 +70,9 @@ def proc_props(pid: int) -> dict[str, Any] | None:
         fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, session...
         if fields[0] in ("Z", "X"):
             return None  # exited, not yet reaped
-        umask = next(ln.split()[1] for ln in status.splitlines() if ln.startswith("Umask:"))
+        umask = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("Umask:")), None)
+        if umask is None:
+            return None  # caught in the middle of exit(2): its fs_struct is already gone
         fds = {}
         for fd in sorted(os.listdir(base / "fd"), key=int):
             with contextlib.suppress(OSError):
