@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import hashlib
+import itertools
 import os
 import shutil
 import signal
@@ -72,6 +73,7 @@ INSIDE_ENV = {
     "SYSTEMD_COLORS": "0",
 }
 HOST_TOOLS = ("systemd-nspawn", "nsenter", "unshare", "setpriv")
+_serial = itertools.count()
 
 
 class CommandFailed(Exception):
@@ -183,6 +185,7 @@ class Container:
     """One booted container. Use as a context manager; :meth:`stop` is idempotent."""
 
     _nspawn: subprocess.Popen[bytes] | None = None
+    nspawn_pid = 0  # systemd-nspawn, the container's supervisor, as a host pid
     leader = 0  # the container's PID 1, as a host pid
 
     def __init__(
@@ -193,7 +196,7 @@ class Container:
     ) -> None:
         self.rootfs = rootfs
         self.binds = [(path, str(path)) for path in binds] + list(extra_binds)
-        self.name = f"dk{os.getpid()}"
+        self.name = f"dk{os.getpid()}-{next(_serial)}"  # unique: cgroup and machine name
         self.cgroups = _cgroup_dirs(CGROUP_PREFIX + self.name)
         self._console: IO[bytes] | None = None
 
@@ -255,6 +258,7 @@ class Container:
         self._nspawn = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=self._console, stderr=subprocess.STDOUT, env=env
         )
+        self.nspawn_pid = self._nspawn.pid
 
     def _find_leader(self, timeout: float) -> None:
         """The container's PID 1 is the child nspawn forks (its own pid is Popen's pid: the

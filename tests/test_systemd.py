@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 import pytest
 from systemd_container import (
-    CGROUP_PREFIX,
     Container,
     Unavailable,
     ensure_rootfs,
@@ -133,24 +132,27 @@ ExecStart=/usr/bin/python3 /usr/local/bin/throwaway-notify
 """
 
 
-def _host_state() -> dict[str, object]:
-    """What a container could leave behind on the host."""
+def _host_state(rootfs: Path) -> dict[str, list[str]]:
+    """What a container could leave behind on the host (other users' mounts and cgroups
+    come and go on a shared machine: only what names our root fs or nspawn counts)."""
+    run_systemd = Path("/run/systemd")
     return {
-        "mounts": Path("/proc/self/mountinfo").read_text(),
-        "run_systemd": sorted(str(p) for p in Path("/run/systemd").rglob("*"))
-        if Path("/run/systemd").exists()
-        else [],
-        "tmp_nspawn": sorted(str(p) for p in Path("/tmp").glob("nspawn*")),
-        "cgroups": sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{CGROUP_PREFIX}*")),
+        "mounts": [
+            line
+            for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if str(rootfs) in line or "nspawn" in line
+        ],
+        "run_systemd": sorted(map(str, run_systemd.rglob("*"))) if run_systemd.exists() else [],
+        "tmp_nspawn": sorted(map(str, Path("/tmp").glob("nspawn*"))),
     }
 
 
 def test_harness_boots_systemd_and_leaves_nothing_on_host(rootfs: Path) -> None:
     """systemd is PID 1 of its own pid namespace, a notify unit's start waits for READY=1, and
     after poweroff no process, cgroup, mount or /run entry of the container remains."""
-    before = _host_state()
+    before = _host_state(rootfs)
     with Container(rootfs) as ct:
-        leader, nspawn_pid = ct.leader, ct._nspawn.pid if ct._nspawn else 0
+        leader, nspawn_pid, cgroups = ct.leader, ct.nspawn_pid, ct.cgroups
         # NSpid lists the pid in each nested pid namespace: host pid, then 1 inside.
         nspid = next(
             line.split()[1:]
@@ -173,7 +175,7 @@ def test_harness_boots_systemd_and_leaves_nothing_on_host(rootfs: Path) -> None:
         t0 = time.monotonic()
         ct.systemctl("start", "throwaway.service")
         took = time.monotonic() - t0
-        lines = journal(ct, "throwaway.service", cursor)
+        lines = journal_with(ct, "throwaway.service", cursor, "READY=1", "start -> running")
         shown = ct.show("throwaway.service", "ActiveState", "MainPID", "StatusText")
         assert took >= 1.0, f"start returned after {took:.2f} s, before READY=1 was sent"
         assert shown["ActiveState"] == "active"
@@ -187,7 +189,8 @@ def test_harness_boots_systemd_and_leaves_nothing_on_host(rootfs: Path) -> None:
         assert not any("start -> running" in line for line in lines[:ready])
     assert not Path(f"/proc/{nspawn_pid}").exists()
     assert not Path(f"/proc/{leader}").exists()
-    assert _host_state() == before
+    assert not [cg for cg in cgroups if cg.exists()]
+    assert _host_state(rootfs) == before
 
 
 # --- the project's units -------------------------------------------------------------------------
