@@ -100,6 +100,23 @@ def test_objects_are_visible_private_and_gone_after_close(name: str) -> None:
     assert set(_owned_by(me)) == before
 
 
+@pytest.mark.parametrize("name", CHANNELS)
+def test_channel_closed_before_its_ends_unmaps_when_the_last_end_closes(name: str) -> None:
+    # A thread peer may close its end after the channel: names go at once, mappings later.
+    _needs_mqueue(name)
+    before = set(_owned_by(os.getpid()))
+    ch = channel_class(name)("thread", 64)
+    client, server = ch.open("client"), ch.open("server")
+    segments = [int(o.name) for o in _owned_by(os.getpid()) if o.kind == "sysv-shm"]
+    ch.close()
+    assert set(_owned_by(os.getpid())) == before  # unlinked, IPC_RMID: nobody can find them
+    if segments:  # still attached here, so still in the kernel, keyless
+        assert _sysv_rows("shm")[segments[0]][0] == 0
+    client.close()
+    server.close()  # the last end: detach / munmap / close now
+    assert not any(i in _sysv_rows("shm") for i in segments)
+
+
 @pytest.mark.parametrize("name", PAYLOAD)
 @pytest.mark.parametrize("size", [0, 1, 8192])
 def test_round_trip_in_turn_carries_every_byte(name: str, size: int) -> None:
