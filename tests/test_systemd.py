@@ -508,3 +508,47 @@ def test_forking_unit_pidfile_reload_stop(ct: Container) -> None:
         assert ct.run("test", "-e", shown["PIDFile"], check=False).returncode == 1
         lines = journal_with(ct, FORKING, cursor, "Deactivated successfully")
         assert not [line for line in lines if "Failed with result" in line]
+
+
+def proc_status(ct: Container, pid: int) -> dict[str, str]:
+    text = ct.run("cat", f"/proc/{pid}/status").stdout
+    return {k: v.strip() for k, v in (line.split(":", 1) for line in text.splitlines())}
+
+
+def test_hardening_options_are_in_effect(ct: Container) -> None:
+    """What the unit's sandboxing options did to the running daemon, read from the kernel."""
+    with running(ct, DEMO):
+        pid = main_pid(ct, DEMO)
+        status = proc_status(ct, pid)
+        assert status["NoNewPrivs"] == "1"  # NoNewPrivileges=yes
+        # CapabilityBoundingSet= (empty): root, but with no capability at all
+        assert {status[k] for k in ("CapBnd", "CapEff", "CapPrm")} == {"0000000000000000"}
+        assert status["Seccomp"] == "2"  # SECCOMP_MODE_FILTER: SystemCallFilter= and friends
+
+        def ns(p: int, kind: str) -> str:
+            return ct.run("readlink", f"/proc/{p}/ns/{kind}").stdout.strip()
+
+        # PrivateNetwork=yes: a network namespace of its own, holding only loopback
+        assert ns(pid, "net") != ns(1, "net")
+        links = ct.run("cat", f"/proc/{pid}/net/dev").stdout.splitlines()[2:]
+        assert [line.split(":")[0].strip() for line in links] == ["lo"]
+        # ProtectHostname=yes: its own UTS namespace
+        assert ns(pid, "uts") != ns(1, "uts")
+
+        def in_daemon_view(script: str) -> bool:
+            # nsenter --mount only: the daemon's view of the file system, with our
+            # capabilities, so a failure is a read-only mount (EROFS), not permissions.
+            cmd = ("nsenter", "--target", str(pid), "--mount", "sh", "-c", script)
+            return ct.run(*cmd, check=False).returncode == 0
+
+        def writable(path: str) -> bool:
+            return in_daemon_view(f'touch "{path}/.dk-probe" && rm "{path}/.dk-probe"')
+
+        assert not writable("/usr")  # ProtectSystem=strict
+        assert not writable("/etc")
+        assert not writable("/root")  # ProtectHome=read-only
+        assert writable(runtime_dir(ct, DEMO))  # RuntimeDirectory= is the exception
+        # PrivateTmp=yes: a writable /tmp of its own, which the rest of the system does not see
+        assert in_daemon_view("touch /tmp/.dk-probe")
+        assert ct.run("test", "-e", "/tmp/.dk-probe", check=False).returncode == 1
+        assert in_daemon_view("rm /tmp/.dk-probe")
