@@ -95,7 +95,8 @@ def test_c1_threshold() -> None:
 
 
 def _s(median: float, noise: float = 0.05) -> dict[str, float]:
-    return {"median": median, "min": median * (1 - noise), "max": median * (1 + noise), "n": 5}
+    lo, hi = median * (1 - noise), median * (1 + noise)
+    return {"median": median, "q1": lo, "q3": hi, "min": lo * 0.5, "max": hi * 2, "n": 5}
 
 
 def _c2(

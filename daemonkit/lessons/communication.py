@@ -2,7 +2,7 @@
 
 The same messages (0 bytes to 1 MiB) make round trips thread-to-thread and process-to-process,
 through daemonkit's channels and its peer driver (:mod:`daemonkit.bench.peer`), each point
-repeated, median and range reported:
+repeated, median and interquartile range reported:
 
 * between threads, no kernel object: ``th-queue`` (a ``queue.Queue`` handing over a
   reference) and ``th-condition`` (a condition variable handoff);
@@ -100,8 +100,8 @@ def run(
     batch_s: float | None = None,
 ) -> dict[str, Any]:
     sizes = sizes or (SIZES_QUICK if quick else SIZES_FULL)
-    reps = reps or (3 if quick else 5)
-    batch_s = batch_s or (0.03 if quick else 0.12)
+    reps = reps or (3 if quick else 7)
+    batch_s = batch_s or (0.03 if quick else 0.15)
     routes = []
     for name, kind, group in ROUTES:
         route: dict[str, Any] = {"channel": name, "peer": kind, "group": group, "points": []}
@@ -165,7 +165,7 @@ def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
         for p in r["points"]:
             if "rtt_ns" in p:
                 s = p["rtt_ns"]
-                cells.append(f"{fmt_ns(s['median'])} [{fmt_ns(s['min'])}–{fmt_ns(s['max'])}]")
+                cells.append(f"{fmt_ns(s['median'])} [{fmt_ns(s['q1'])}–{fmt_ns(s['q3'])}]")
             else:
                 cells.append(tr("unavailable"))
                 errors.append([r["channel"], fmt_size(p["size"]), p["error"]])

@@ -24,8 +24,8 @@ Facts that keep the numbers honest:
   two per round trip, voluntary (the side blocked in ``read``) or involuntary (the woken
   reader preempted the writer before it blocked); fewer means some hop did not switch, and
   the per-switch figure is then not a switch cost.
-* Every point is repeated, thread and process batches interleaved; the report gives median
-  and range and says when the ranges overlap (the difference is within noise).
+* Every point is repeated, thread and process batches interleaved; the report gives the
+  median and interquartile range and says when those ranges overlap (within noise).
 * The same ping-pong, W=0, also runs with the peers on two CPUs (``split``) and unpinned
   (``none``), to see whether placement or thread-versus-process moves the number more.
 
@@ -249,8 +249,8 @@ def run(
     batch_s: float | None = None,
 ) -> dict[str, Any]:
     ws = ws or (W_QUICK if quick else W_FULL)
-    reps = reps or (3 if quick else 7)
-    batch_s = batch_s or (0.04 if quick else 0.15)
+    reps = reps or (3 if quick else 11)
+    batch_s = batch_s or (0.04 if quick else 0.2)
     same = placement("same")
     perf_reason = _perf.probe(PERF_EVENTS)
     m: dict[str, Any] = {
@@ -359,12 +359,12 @@ def verdict_c3(m: dict[str, Any]) -> Verdict:
         a, b = lo[k]["switch_ns"], hi[k]["switch_ns"]
         cold[k] = b["median"] / a["median"] if a["median"] > 0 else 0.0
         growth[k] = b["median"] - a["median"]
-        above[k] = b["min"] > a["max"]  # grew beyond the noise of both points
+        above[k] = b["q1"] > a["q3"]  # grew beyond the noise of both points
     is_cold = any(cold[k] >= COLD and above[k] for k in KINDS)
     gap_grows = (
         growth["process"] > 0
         and growth["process"] >= GAP_GROWTH * max(growth["thread"], 0.0)
-        and hi["process"]["switch_ns"]["min"] > hi["thread"]["switch_ns"]["max"]
+        and hi["process"]["switch_ns"]["q1"] > hi["thread"]["switch_ns"]["q3"]
     )
     label: Any = (
         "holds"
@@ -405,7 +405,7 @@ def verdicts(m: dict[str, Any]) -> list[Verdict]:
 
 
 def _cell(s: dict[str, float]) -> str:
-    return f"{fmt_ns(s['median'])} [{fmt_ns(s['min'])}–{fmt_ns(s['max'])}]"
+    return f"{fmt_ns(s['median'])} [{fmt_ns(s['q1'])}–{fmt_ns(s['q3'])}]"
 
 
 def tables(m: dict[str, Any], tr: Tr) -> list[Table]:

@@ -94,12 +94,22 @@ class LessonResult:
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
-    """Median and range of repeated measurements (the range, not a standard deviation:
-    with three to seven repeats on a shared machine, min and max are what there is)."""
+    """Median, quartiles and range of repeated measurements of one point.
+
+    On a shared machine a repeat now and then lands on a busy CPU: the range shows those
+    outliers, the interquartile range [q1, q3] is what noise comparisons use.
+    """
     if not values:
         raise ValueError("no values")
+    q1, _, q3 = (
+        statistics.quantiles(values, n=4, method="inclusive")
+        if len(values) > 1
+        else [values[0]] * 3
+    )
     return {
         "median": statistics.median(values),
+        "q1": q1,
+        "q3": q3,
         "min": min(values),
         "max": max(values),
         "n": len(values),
@@ -107,8 +117,8 @@ def spread(values: Sequence[float]) -> dict[str, float]:
 
 
 def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
-    """True when two repeated measurements' ranges overlap: their difference is within noise."""
-    return a["min"] <= b["max"] and b["min"] <= a["max"]
+    """True when two points' interquartile ranges overlap: the difference is within noise."""
+    return a["q1"] <= b["q3"] and b["q1"] <= a["q3"]
 
 
 def to_json(results: Sequence[LessonResult], lang: str, quick: bool) -> dict[str, Any]:

@@ -54,7 +54,7 @@ EN: dict[str, str] = {
     "method.ctx-switch": "lmbench lat_ctx: a pipe token ring between two peers (threads, or "
     "processes) pinned to one CPU; each receiver reads a private working set of W bytes "
     "(memchr). Per switch = (round trip - pipe calls alone - 2 x hot read) / 2; the kernel's "
-    "count of switches is checked; repeated, median [min-max]. The W=0 ring is also run "
+    "count of switches is checked; repeated, median [q1-q3]. The W=0 ring is also run "
     "on two CPUs and unpinned.",
     "method.creation": "Per operation, interleaved: thread start+join, fork+_exit+wait, "
     "fork+exec /bin/true+wait, posix_spawn /bin/true+wait; at the parent's normal resident "
@@ -114,8 +114,8 @@ EN: dict[str, str] = {
     "threshold.address-space": "holds: all observations; does not hold: half or fewer; "
     "copy-on-write counted at >= {cow} faults per written page",
     # -- C2, C3
-    "cs.sweep.title": "Per-switch cost by working set W (pinned to one CPU)",
-    "cs.place.title": "Round trip at W=0 by CPU placement",
+    "cs.sweep.title": "Per-switch cost by working set W, pinned to one CPU (median [q1–q3])",
+    "cs.place.title": "Round trip at W=0 by CPU placement (median [q1–q3])",
     "cs.perf.title": "Hardware counters per switch",
     "cs.col.w": "W",
     "cs.col.base": "no-switch baseline",
@@ -136,7 +136,7 @@ EN: dict[str, str] = {
     "cs.place.none": "unpinned",
     "verdict.ctx-switch": "Process/thread per-switch ratio {r0} at W={w0}, {rmax} at W={wmax} "
     "(all: {ratios}).",
-    "verdict.ctx-switch.noisy": "Within noise (ranges overlap) at W = {noisy}.",
+    "verdict.ctx-switch.noisy": "Within noise (interquartile ranges overlap) at W = {noisy}.",
     "verdict.ctx-switch.placement": "CPU placement moved the round trip more "
     "({placement_effect_ns}) than thread versus process ({kind_effect_ns}).",
     "verdict.ctx-switch.kind": "Thread versus process moved the round trip more ({kind_effect_ns}) "
@@ -172,7 +172,7 @@ EN: dict[str, str] = {
     "threshold.creation": "'costs more': every process method >= {more} x a thread, its p10 "
     "above the thread's p90, at both sizes (holds); some of them (partly)",
     # -- C4
-    "cm.title": "Round trip by message size (median [min–max])",
+    "cm.title": "Round trip by message size (median [q1–q3])",
     "cm.col.channel": "channel",
     "cm.col.between": "between",
     "cm.errors": "Points that could not be measured here",
@@ -260,7 +260,7 @@ ZH: dict[str, str] = {
     "一个描述符；之后由父进程检查它看到的结果。",
     "method.ctx-switch": "lmbench lat_ctx：两个绑定在同一 CPU 上的对端（线程或进程）通过管道"
     "传递令牌；每个接收方读取自己私有的 W 字节工作集（memchr）。每次切换 = (往返时间 - 单独的"
-    "管道调用 - 2 × 热读) / 2；核对内核统计的切换次数；重复测量，给出中位数 [最小-最大]。"
+    "管道调用 - 2 × 热读) / 2；核对内核统计的切换次数；重复测量，给出中位数 [q1-q3]。"
     "W=0 的环也在两个 CPU 上和不绑定时运行。",
     "method.creation": "逐次计时、交错进行：线程 start+join、fork+_exit+wait、fork+exec "
     "/bin/true+wait、posix_spawn /bin/true+wait；父进程在正常常驻内存下测一次，触碰 1 GiB "
@@ -312,8 +312,8 @@ ZH: dict[str, str] = {
     "写时复制：写 {pages} 个页引起 {faults} 次缺页。",
     "threshold.address-space": "成立：全部相符；不成立：一半或更少相符；每写一页缺页 >= {cow} "
     "次即计为写时复制",
-    "cs.sweep.title": "按工作集 W 的每次切换开销（绑定在一个 CPU 上）",
-    "cs.place.title": "W=0 时按 CPU 放置的往返时间",
+    "cs.sweep.title": "按工作集 W 的每次切换开销，绑定在一个 CPU 上（中位数 [q1–q3]）",
+    "cs.place.title": "W=0 时按 CPU 放置的往返时间（中位数 [q1–q3]）",
     "cs.perf.title": "每次切换的硬件计数",
     "cs.col.w": "W",
     "cs.col.base": "无切换基线",
@@ -334,7 +334,7 @@ ZH: dict[str, str] = {
     "cs.place.none": "不绑定",
     "verdict.ctx-switch": "进程/线程每次切换开销之比：W={w0} 时 {r0}，W={wmax} 时 {rmax}"
     "（全部：{ratios}）。",
-    "verdict.ctx-switch.noisy": "在 W = {noisy} 时差异在噪声范围内（区间重叠）。",
+    "verdict.ctx-switch.noisy": "在 W = {noisy} 时差异在噪声范围内（四分位区间重叠）。",
     "verdict.ctx-switch.placement": "CPU 放置对往返时间的影响（{placement_effect_ns}）大于线程与"
     "进程之别（{kind_effect_ns}）。",
     "verdict.ctx-switch.kind": "线程与进程之别对往返时间的影响（{kind_effect_ns}）大于 CPU 放置"
@@ -366,7 +366,7 @@ ZH: dict[str, str] = {
     "fork 增长 ×{fork_growth}，posix_spawn 增长 ×{spawn_growth}。",
     "threshold.creation": "“开销更大”：两种大小下每种进程方式都 >= 线程的 {more} 倍，且其 p10 "
     "高于线程的 p90（成立）；部分满足（部分成立）",
-    "cm.title": "按消息大小的往返时间（中位数 [最小–最大]）",
+    "cm.title": "按消息大小的往返时间（中位数 [q1–q3]）",
     "cm.col.channel": "通道",
     "cm.col.between": "之间",
     "cm.errors": "本机无法测量的点",
