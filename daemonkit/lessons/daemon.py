@@ -47,7 +47,7 @@ NAME = "daemon"
 CLAIMS = ("C6",)
 
 MARK = b"DKLESSON "  # prefixes the shell's report line among whatever else the pty shows
-PROPS = ("pid", "ppid", "pgid", "sid", "tty", "cwd", "umask", "fds", "state")
+PROPS = ("pid", "ppid", "pgid", "sid", "leader", "tty", "cwd", "umask", "fds", "state")
 
 
 def _tty_name(tty_nr: int) -> str:
@@ -86,6 +86,7 @@ def proc_props(pid: int) -> dict[str, Any] | None:
         "ppid": int(fields[1]),
         "pgid": int(fields[2]),
         "sid": int(fields[3]),
+        "leader": int(fields[3]) == pid,  # a session leader can acquire a controlling tty
         "tty": _tty_name(int(fields[4])),
         "cwd": cwd,
         "umask": umask,
@@ -264,9 +265,11 @@ def verdicts(m: dict[str, Any]) -> list[Verdict]:
     return [Verdict("C6", label, "verdict.daemon", "threshold.daemon", args)]
 
 
-def _fmt(p: dict[str, Any] | None, key: str) -> str:
+def _fmt(p: dict[str, Any] | None, key: str, tr: Tr) -> str:
     if p is None:
-        return "✗"
+        return tr("dm.gone")
+    if key == "leader":
+        return tr("yes") if p["leader"] else tr("no")
     if key == "fds":
         return " ".join(f"{fd}→{target}" for fd, target in p["fds"].items())
     return str(p[key])
@@ -293,11 +296,11 @@ def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
     rows = [
         [
             tr("dm.prop." + k),
-            _fmt(b["shell"], k),
-            _fmt(b["job"], k),
-            _fmt(a["job"], k),
-            _fmt(b["daemon"], k),
-            _fmt(a["daemon"], k),
+            _fmt(b["shell"], k, tr),
+            _fmt(b["job"], k, tr),
+            _fmt(a["job"], k, tr),
+            _fmt(b["daemon"], k, tr),
+            _fmt(a["daemon"], k, tr),
         ]
         for k in PROPS
     ]
