@@ -26,7 +26,9 @@ container's PID 1; ``nsenter -a`` calls setns(2) on each ``/proc/LEADER/ns/*`` f
 
 Lifetime: the root filesystem cache is persistent (``/var/tmp``, reused by every run on the
 machine); everything else (cgroup directories, namespaces, overlay tmpfs, console log) belongs
-to one :class:`Container` and is gone after :meth:`Container.stop`.
+to one :class:`Container` and is gone after :meth:`Container.stop`. If the test process is
+SIGKILLed, the parent-death signal still powers the container off, and the next run removes the
+empty cgroups it left.
 
 See also: systemd-nspawn(1), nsenter(1), unshare(1), setpriv(1), cgroups(7), namespaces(7),
 debootstrap(8), flock(2), rename(2).
@@ -398,9 +400,13 @@ def _cgroup_empty(top: Path) -> bool:
 
 
 def remove_stale_cgroups() -> None:
-    """Remove cgroups left by a run that was SIGKILLed (empty ones only: others are live)."""
+    """Remove cgroups left by a run that was SIGKILLed: empty ones whose owner (the pid in
+    the name) is dead. A live owner may have made its cgroup and not yet entered it."""
     for hierarchy in {cg.parent for cg in _cgroup_dirs("x")}:
         for top in hierarchy.glob(CGROUP_PREFIX + "*"):
+            owner = top.name.removeprefix(CGROUP_PREFIX + "dk").split("-")[0]
+            if owner.isdigit() and Path(f"/proc/{owner}").exists():
+                continue
             if _cgroup_empty(top):
                 _remove_cgroup(top, timeout=0.5)
 
