@@ -1,0 +1,241 @@
+"""`daemonkit report`: plots and report.html drawn from real bench and lessons runs.
+
+The documents come from the real producers (a tiny `daemonkit bench` run, `daemonkit lessons`
+experiments with small parameters); fixtures shaped like them cover what a short run cannot
+(an older run to compare, a failed channel, three placements). The checks are about the view:
+every number printed beside a plot is the number in the JSON, every image is a real PNG and
+the same bytes as the file on disk, the page fetches nothing, both languages cover the same
+items, and bad input is one line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from report_fixtures import bench_doc, lessons_doc
+
+from daemonkit.report import write_report
+from daemonkit.report.figure import fmt_ns
+from daemonkit.report.load import ReportInputError
+from daemonkit.report.strings import STRINGS
+
+PIL = pytest.importorskip("PIL.Image", reason="Pillow comes with the plot extra")
+DK = [sys.executable, "-m", "daemonkit"]
+IMG = re.compile(
+    r"<img src='data:image/png;base64,([^']+)' width='(\d+)' height='(\d+)'"
+    r"[^>]*data-file='([^']+)'>"
+)
+
+
+def dk(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*DK, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def real_bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run: pipe, thread and process peers, three sizes, histograms included."""
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    r = dk(
+        "bench",
+        "--channels",
+        "pipe",
+        "--iterations",
+        "200",
+        "--warmup",
+        "20",
+        "--sizes",
+        "0,4K,64K",
+        "--json",
+        str(path),
+    )
+    assert r.returncode == 0, r.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def real_lessons() -> dict[str, Any]:
+    """Real lesson experiments with small parameters, in the producer's own JSON shape."""
+    from daemonkit.lessons import address_space, creation, ctx_switch
+    from daemonkit.lessons.report import LessonResult, to_json
+
+    def tick(_: str) -> None:
+        pass
+
+    runs = [
+        (ctx_switch, ctx_switch.run(True, tick, ws=(0, 1 << 20), reps=2, batch_s=0.01)),
+        (creation, creation.run(True, tick, n=3, big=64 << 20)),
+        (address_space, address_space.run(True, tick)),
+    ]
+    results = [
+        LessonResult(m.NAME, tuple(m.CLAIMS), meas, m.verdicts(meas), 0.0) for m, meas in runs
+    ]
+    return to_json(results, "en", True)
+
+
+def images(page: str) -> list[tuple[bytes, int, int, str]]:
+    return [(base64.b64decode(b), int(w), int(h), f) for b, w, h, f in IMG.findall(page)]
+
+
+def section(page: str, anchor: str) -> str:
+    start = page.index(f"id='{anchor}'")
+    end = page.find("<section", start)
+    return page[start : end if end > 0 else len(page)]
+
+
+def test_report_of_a_real_bench_run(real_bench: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = dk("report", str(real_bench), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    page_path = Path(r.stdout.strip())
+    assert page_path == out / "report.html" and page_path.is_file()
+    page = page_path.read_text(encoding="utf-8")
+    imgs = images(page)
+    assert len(imgs) == 3  # CDF, p50/p99 bars, size sweep; one placement: no placement plot
+    for png, width, height, file in imgs:
+        assert (out / file).read_bytes() == png  # the page embeds exactly the file on disk
+        with PIL.open(io.BytesIO(png)) as im:
+            assert im.format == "PNG" and im.size == (2 * width, 2 * height)
+    # Nothing to fetch: no URL anywhere in an attribute, a CSP that forbids fetching.
+    assert not re.search(r"(src|href)=['\"]?(https?:|//)", page)
+    assert "default-src 'none'" in page
+    # Every table-of-contents entry points at an element of the page.
+    for anchor in re.findall(r"href='#([^']+)'", page):
+        assert f"id='{anchor}'" in page
+    # The numbers beside the CDF are the run's numbers.
+    doc = json.loads(real_bench.read_text())
+    cdf = section(page, "latency-cdf")
+    for res in doc["results"]:
+        if res["size"] == 0:
+            assert f"<td>{fmt_ns(res['latency_ns']['p50'])}</td>" in cdf
+            assert f"<td>{fmt_ns(res['latency_ns']['p99'])}</td>" in cdf
+    # Machine and date of the run are on the page (the plots carry them in their footer).
+    assert doc["machine"]["hostname"] in page and doc["created"] in page
+
+
+def test_lessons_plots_with_their_verdicts_beside_them(
+    real_lessons: dict[str, Any], tmp_path: Path
+) -> None:
+    path = write_report([real_lessons], tmp_path)
+    page = path.read_text(encoding="utf-8")
+    files = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert files == ["creation.png", "ctx-switch-curve.png", "ctx-switch-placement.png"]
+    by_name = {x["name"]: x for x in real_lessons["lessons"]}
+    for key, lesson in (("ctx-switch-curve", "ctx-switch"), ("creation", "creation")):
+        beside = section(page, key)  # picture, verdict and table share one row
+        for v in by_name[lesson]["verdicts"]:
+            assert html.escape(v["label_text"]) in beside
+            assert html.escape(v["threshold"]) in beside
+    # Per-switch medians in the table are those of the measurements.
+    curve = section(page, "ctx-switch-curve")
+    for row in by_name["ctx-switch"]["measurements"]["sweep"]:
+        med = row["process"]["switch_ns"]["median"]
+        assert fmt_ns(med).split()[0] in curve
+    # A lesson without a picture still shows its verdict and its raw measurements.
+    plain = section(page, "lesson-address-space")
+    assert by_name["address-space"]["verdict"]["text"].split()[0] in plain
+    assert "<details>" in plain and "<table>" in plain
+
+
+def test_placements_from_separate_runs_and_failed_results(tmp_path: Path) -> None:
+    """Bench runs from one machine merge; each placement gets a bar; failures are listed."""
+    doc = bench_doc()
+    same = {**doc, "results": [r for r in doc["results"] if r["cpu"] == "same"]}
+    split = {**doc, "results": [r for r in doc["results"] if r["cpu"] != "same"]}
+    page = write_report([same, split], tmp_path).read_text(encoding="utf-8")
+    place = section(page, "placement")
+    for cpu in ("same CPU", "split CPUs", "scheduler"):
+        assert f"<th>{cpu}</th>" in place
+    assert "posix-mq: /dev/mqueue not mounted" in page
+    assert len(images(page)) == 4
+
+
+def test_compare_draws_the_older_run_and_warns_across_machines(tmp_path: Path) -> None:
+    new, old = bench_doc(), bench_doc(scale=1.5, date="2026-11-20T06:00:00Z")
+    alone = images(write_report([new], tmp_path / "a").read_text())
+    page = write_report([new], tmp_path / "b", compare=old).read_text()
+    both = images(page)
+    assert "2026-11-20T06:00:00Z" in page and "different machine" not in page
+    # The older run adds lines/markers: the CDF, bars and sweep pictures change.
+    assert [a[0] != b[0] for a, b in zip(alone, both, strict=True)][:3] == [True] * 3
+    old["machine"] = {**old["machine"], "hostname": "elsewhere"}
+    page = write_report([new], tmp_path / "c", compare=old).read_text()
+    assert "different machine" in page
+    lessons_alone = images(write_report([lessons_doc()], tmp_path / "d").read_text())
+    lessons_both = images(
+        write_report([lessons_doc()], tmp_path / "e", compare=lessons_doc(1.5)).read_text()
+    )
+    assert lessons_alone[0][0] != lessons_both[0][0]  # the lat_ctx curve gains dashed lines
+
+
+def test_chinese_report_covers_the_same_items(real_bench: Path, tmp_path: Path) -> None:
+    docs = [json.loads(real_bench.read_text()), lessons_doc()]
+    en = write_report(docs, tmp_path / "en").read_text(encoding="utf-8")
+    zh = write_report(docs, tmp_path / "zh", lang="zh").read_text(encoding="utf-8")
+    ids = re.compile(r"id='([^']+)'")
+    assert ids.findall(en) == ids.findall(zh)
+    assert [f for *_, f in images(en)] == [f for *_, f in images(zh)]
+    assert "lang='zh-CN'" in zh and STRINGS["zh"]["sec.bench"] in zh
+    assert STRINGS["en"]["sec.bench"] not in zh
+
+
+def test_string_tables_have_the_same_keys_and_placeholders() -> None:
+    en, zh = STRINGS["en"], STRINGS["zh"]
+    assert set(en) == set(zh)
+    field = re.compile(r"\{(\w*)\}")
+    for key in en:
+        assert sorted(field.findall(en[key])) == sorted(field.findall(zh[key])), key
+
+
+def test_stale_plots_of_an_earlier_report_are_removed(tmp_path: Path) -> None:
+    write_report([bench_doc(), lessons_doc()], tmp_path)
+    assert (tmp_path / "plots" / "d2-creation.png").exists()
+    (tmp_path / "plots" / "mine.PNG").write_bytes(b"not ours")
+    write_report([lessons_doc()], tmp_path)
+    names = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert names == ["creation.png", "ctx-switch-curve.png", "ctx-switch-placement.png", "mine.PNG"]
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "message"),
+    [
+        (None, 2, "no such file"),
+        ("{not json", 1, "not JSON"),
+        ('{"schema": "other/1"}', 1, "unknown schema 'other/1'"),
+        ('{"schema": "daemonkit.bench/1", "results": [{"channel": "pipe"}]}', 1, "lacks peer"),
+        ("[1, 2]", 1, "top level not an object"),
+    ],
+)
+def test_bad_input_is_one_line(
+    tmp_path: Path, content: str | None, code: int, message: str
+) -> None:
+    path = tmp_path / "in.json"
+    if content is not None:
+        path.write_text(content)
+    r = dk("report", str(path), "--out", str(tmp_path / "out"))
+    assert r.returncode == code
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("daemonkit: ")
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    r = dk("report", "--out", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    r = dk("report", "x.json", "--out", str(tmp_path), "--lang", "fr")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+    with pytest.raises(ReportInputError, match="unknown schema"):
+        write_report([{"schema": "daemonkit.bench/9", "results": []}], tmp_path)
+
+
+def test_the_cli_does_not_import_matplotlib() -> None:
+    code = "import sys, daemonkit.cli as c; c.build_parser(); sys.exit('matplotlib' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -1,0 +1,141 @@
+"""report.html in a real browser: headless Chromium loads it from disk and screenshots it.
+
+Two runs of the browser, each with a fresh profile directory and nothing that phones home:
+
+1. ``--dump-dom`` of a test copy of the page with a small probe in ``<head>``: after the load
+   event it writes into ``<body>`` how many images there are, how many did not decode
+   (``naturalWidth == 0``), and the errors and security-policy violations it saw (a fetch
+   the page's CSP refused would be one). Chromium also logs every console message to stderr
+   (``--enable-logging=stderr``): the page has no script of its own, so there must be none.
+2. ``--screenshot`` of the page itself at 1280x2000: the picture must not be blank.
+
+Skipped only where /usr/bin/chromium is missing (``.ci/install-system`` installs it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from report_fixtures import bench_doc, lessons_doc
+
+from daemonkit.report import write_report
+from daemonkit.report.html import CSP
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} not installed (Debian package chromium)"
+)
+Image = pytest.importorskip("PIL.Image", reason="Pillow comes with the plot extra")
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+
+# Runs before anything else on the page; records what a person would see as breakage.
+PROBE = """<script>
+var dkErrors = [];
+window.addEventListener('error', function (e) {
+  var what = e.message || (e.target && (e.target.src || e.target.href)) || '?';
+  dkErrors.push('error: ' + String(what).slice(0, 120));
+}, true);
+document.addEventListener('securitypolicyviolation', function (e) {
+  dkErrors.push('csp: ' + e.blockedURI);
+});
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var b = document.body;
+  b.setAttribute('data-images', imgs.length);
+  b.setAttribute('data-broken', imgs.filter(function (i) {
+    return !i.complete || i.naturalWidth === 0; }).length);
+  b.setAttribute('data-errors', JSON.stringify(dkErrors));
+});
+</script>"""
+
+
+def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp,
+    )
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A report with every kind of plot: bench (with three placements and an older run to
+    compare) and lessons (lat_ctx curve, placement, creation, a lesson without a plot)."""
+    out = tmp_path_factory.mktemp("report")
+    old = bench_doc(scale=1.4, date="2026-11-20T06:00:00Z")
+    return write_report([bench_doc(), lessons_doc()], out, compare=old)
+
+
+def test_every_image_loads_and_nothing_errs(report: Path, tmp_path: Path) -> None:
+    page = report.read_text(encoding="utf-8")
+    n_img = page.count("<img ")
+    assert n_img >= 7
+    # The probe needs inline script; everything else stays as strict as the report's CSP.
+    probed = page.replace(CSP, CSP + "; script-src 'unsafe-inline'", 1)
+    assert probed != page
+    probed = probed.replace("<head>", "<head>" + PROBE, 1)
+    copy = report.with_name("probed.html")
+    copy.write_text(probed, encoding="utf-8")
+    r = chromium(
+        tmp_path,
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        copy.as_uri(),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", r.stdout)
+    assert body is not None, r.stdout[:500]
+    attrs = dict(re.findall(r'data-([a-z]+)="([^"]*)"', body.group(1)))
+    assert int(attrs["images"]) == n_img
+    assert attrs["broken"] == "0"
+    assert json.loads(attrs["errors"].replace("&quot;", '"')) == []
+    console = [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln]
+    assert console == []
+
+
+def test_screenshot_is_not_blank(report: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "report.png"
+    r = chromium(tmp_path, "--window-size=1280,2000", f"--screenshot={shot}", report.as_uri())
+    assert r.returncode == 0 and shot.is_file(), r.stderr[-2000:]
+    keep = os.environ.get("DAEMONKIT_SCREENSHOT")  # where a developer wants a copy
+    if keep:
+        shutil.copyfile(shot, keep)
+    with Image.open(shot) as im:
+        assert im.size == (1280, 2000)
+        rgb = im.convert("RGB")
+        colours = rgb.getcolors(maxcolors=1 << 20)
+        assert colours is not None
+        # A blank or failed page is one or two colours; plots and text give hundreds.
+        assert len(colours) > 200
+        white = (
+            max(count for count, c in colours if c == (255, 255, 255))
+            if any(c == (255, 255, 255) for _, c in colours)
+            else 0
+        )
+        assert white < 0.9 * 1280 * 2000
+        # The plots reach the first screen: the thread and process colours of matplotlib's
+        # palette (tab:blue, tab:orange) are present in quantity.
+        counts = {c: n for n, c in colours}
+        assert counts.get((31, 119, 180), 0) > 500 and counts.get((255, 127, 14), 0) > 500
