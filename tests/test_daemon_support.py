@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from daemonkit.cleanup import list_objects, remove_object
+
 BACKENDS = ["native", "python-daemon"]
 CLI = [sys.executable, "-m", "daemonkit"]
 
@@ -104,6 +106,10 @@ class Daemons:
                     os.kill(pid, signal.SIGKILL)
         for pid in self.pids:
             wait_until(lambda p=pid: gone(p), what=f"pid {pid} to die")
+        # What a killed daemon could not remove (shared memory, semaphores) goes here.
+        for obj in list_objects([self.rdir]):
+            if obj.owner in self.pids:
+                remove_object(obj)
 
 
 @pytest.fixture(name="daemons")

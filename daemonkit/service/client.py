@@ -17,14 +17,19 @@ See also: unix(7), :mod:`daemonkit.service.control`.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
-from daemonkit.errors import DaemonkitError, NotRunningError
+from daemonkit.channels.base import End
+from daemonkit.errors import ChannelError, DaemonkitError, NotRunningError
+from daemonkit.service.endpoints.base import ClientEnd
+from daemonkit.service.endpoints.stream import StreamClientEnd
 from daemonkit.service.server import CONTROL_SOCKET
 
-__all__ = ["ControlClient", "NoAnswerError", "request"]
+__all__ = ["ControlClient", "NoAnswerError", "open_endpoint", "request"]
 
 
 class NoAnswerError(DaemonkitError):
@@ -95,3 +100,89 @@ def request(runtime_dir: Path, msg: dict[str, Any], timeout: float = 2.0) -> dic
     """One request on a fresh connection."""
     with ControlClient(runtime_dir, timeout) as client:
         return client.request(msg)
+
+
+# -- the echo endpoints ----------------------------------------------------------------------
+
+
+def open_endpoint(runtime_dir: Path, name: str, max_size: int) -> End:
+    """Open the client end of the running daemon's echo endpoint *name*.
+
+    *name* is one of ``unix-stream``, ``fifo``, ``zmq-ipc``, ``posix-shm`` (each returns a
+    :class:`~daemonkit.channels.base.PayloadEnd`: ``send`` a message of up to *max_size*
+    bytes, then ``recv_into`` a buffer of at least *max_size* bytes to get the echo) or
+    ``signal`` (a :class:`~daemonkit.channels.base.NotifyEnd`: ``post`` then ``wait``; no
+    payload). The ends plug straight into :func:`daemonkit.bench.peer.payload_roundtrips` and
+    :func:`daemonkit.bench.peer.notify_roundtrips`. The daemon is found through
+    ``RUNTIME_DIR/control.sock``, as ``daemonkit status`` finds it.
+
+    One control connection is held open for the end's whole life: the daemon creates the
+    per-client objects (a FIFO pair, a shared memory segment and its semaphores) on this
+    connection's ``open`` request and removes them when it closes, which the kernel also
+    does if this process dies. ``End.close()`` closes the end, then that connection; it is
+    idempotent. Constraints of ``signal``: the end must be used by the thread that opened it
+    (SIGUSR1 is blocked there while open, and the daemon's replies are directed at it with
+    tgkill(2)); the daemon serves one signal client at a time (standard signals do not queue).
+
+    Raises :class:`~daemonkit.errors.NotRunningError` when no daemon listens,
+    :class:`~daemonkit.errors.ChannelError` when the daemon refuses (unknown or disabled
+    endpoint, size too large) or the end cannot be opened.
+    """
+    control = ControlClient(runtime_dir, timeout=5.0)
+    try:
+        reply = control.request(
+            # tid: the thread that will wait (the signal endpoint directs its replies there)
+            {
+                "cmd": "open",
+                "endpoint": name,
+                "max_size": max_size,
+                "tid": threading.get_native_id(),
+            }
+        )
+        if "error" in reply:
+            raise ChannelError(name, str(reply["error"]))
+        end = _client_end(name, reply)
+    except BaseException:
+        control.close()
+        raise
+    assert isinstance(end, ClientEnd)
+    end.on_closed = control.close  # closing the end lets the daemon release its objects
+    return end
+
+
+def _client_end(name: str, reply: dict[str, Any]) -> End:
+    if name == "unix-stream":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(reply["path"])
+        except OSError as exc:
+            sock.close()
+            raise ChannelError(name, f"connect {reply['path']}: {exc.strerror}") from exc
+        fd = sock.detach()  # the end owns the descriptor from here
+        return StreamClientEnd(name, fd, fd)
+    if name == "fifo":
+        # Read end first, then write end. Neither waits: the daemon already holds a writer
+        # of one and a reader of the other (open(2) on a FIFO blocks only without a peer).
+        try:
+            rfd = os.open(reply["to_client"], os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise ChannelError(name, f"open {reply['to_client']}: {exc.strerror}") from exc
+        try:
+            wfd = os.open(reply["to_daemon"], os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            os.close(rfd)
+            raise ChannelError(name, f"open {reply['to_daemon']}: {exc.strerror}") from exc
+        return StreamClientEnd(name, rfd, wfd)
+    if name == "zmq-ipc":
+        from daemonkit.service.endpoints.zmq_ipc import ZmqClientEnd
+
+        return ZmqClientEnd(reply["address"])
+    if name == "posix-shm":
+        from daemonkit.service.endpoints.shm import ShmClientEnd
+
+        return ShmClientEnd(reply["name"])
+    if name == "signal":
+        from daemonkit.service.endpoints.signal_ep import SignalClientEnd
+
+        return SignalClientEnd(int(reply["pid"]), int(reply["signal"]))
+    raise ChannelError(name, "no client for this endpoint")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,7 @@ from typing import Any
 __all__ = ["MAX_REQUEST", "Connection", "ProtocolError", "parse_request"]
 
 MAX_REQUEST = 64 * 1024
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 class ProtocolError(Exception):
@@ -59,6 +61,10 @@ class Connection:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        # SO_PEERCRED: the pid, uid, gid of the process that connected, filled in by the kernel
+        # at connect(2); a client cannot claim to be someone else.
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+        self.peer_pid, self.peer_uid, self.peer_gid = _UCRED.unpack(creds)
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.last_active = time.monotonic()

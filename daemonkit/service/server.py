@@ -104,8 +104,11 @@ class Service:
             self._install_signal_handlers()
             self._listen()
             self.endpoints = make_endpoints(self.config.endpoints, self.opts.runtime_dir)
-            for ep in self.endpoints.values():
-                ep.start()  # threads, if any, start here: after the last fork
+            for name, ep in self.endpoints.items():
+                try:
+                    ep.start()  # threads, if any, start here: after the last fork
+                except OSError as exc:
+                    raise DaemonStartError(f"endpoint {name}: {exc.strerror}") from exc
         except BaseException:
             self.stop()
             raise
@@ -245,7 +248,7 @@ class Service:
             ep = self.endpoints.get(name) if isinstance(name, str) else None
             if ep is None:
                 return {"error": f"no endpoint {name!r} (serving: {', '.join(self.endpoints)})"}
-            reply, release = ep.open_for_client(req)
+            reply, release = ep.open_for_client(req, conn.peer_pid)
             conn.on_close.append(release)  # the objects live as long as this connection
             return reply
         if cmd == "test-stop-watchdog":

@@ -14,10 +14,24 @@ from pathlib import Path
 
 from daemonkit.service.endpoints.base import Endpoint
 
-__all__ = ["Endpoint", "make_endpoints"]
+# Imported here, not lazily: the daemon drops privileges before it makes its endpoints, and the
+# user it becomes may not be able to read the Python installation (e.g. one under /root).
+from daemonkit.service.endpoints.shm import ShmEndpoint
+from daemonkit.service.endpoints.signal_ep import SignalEndpoint
+from daemonkit.service.endpoints.stream import FifoEndpoint, UnixStreamEndpoint
+from daemonkit.service.endpoints.zmq_ipc import ZmqIpcEndpoint
+
+__all__ = ["REGISTRY", "Endpoint", "make_endpoints"]
+
+REGISTRY: dict[str, type[Endpoint]] = {
+    "unix-stream": UnixStreamEndpoint,
+    "fifo": FifoEndpoint,
+    "zmq-ipc": ZmqIpcEndpoint,
+    "signal": SignalEndpoint,
+    "posix-shm": ShmEndpoint,
+}
 
 
 def make_endpoints(names: tuple[str, ...], runtime_dir: Path) -> dict[str, Endpoint]:
     """The endpoints named in the configuration, constructed but not started."""
-    registry: dict[str, type[Endpoint]] = {}
-    return {name: registry[name](runtime_dir) for name in names if name in registry}
+    return {name: REGISTRY[name](runtime_dir) for name in names}

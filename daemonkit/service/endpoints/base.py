@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ECHO_SIGNALS", "Endpoint", "Session", "start_thread"]
+from daemonkit.runtime import object_name
+
+__all__ = ["ECHO_SIGNALS", "ClientEnd", "Endpoint", "Session", "start_thread"]
 
 # Signals the `signal` endpoint takes with sigwaitinfo(2). Every thread of the daemon other than
 # the main one starts with them blocked (see start_thread), so that once the main thread blocks
@@ -33,6 +35,18 @@ def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     return thread
+
+
+class ClientEnd:
+    """Mixin for the client ends: closing one also closes the control connection that keeps
+    the daemon's per-client objects alive (set by :func:`daemonkit.service.client.open_endpoint`).
+    """
+
+    on_closed: Callable[[], None] | None = None
+
+    def _release_control(self) -> None:
+        if self.on_closed is not None:
+            self.on_closed()
 
 
 class Session:
@@ -53,6 +67,10 @@ class Endpoint(ABC):
         self._sessions: list[Session] = []
         self._closed_echoes = 0
         self._lock = threading.Lock()  # guards the session list, never the echo loop
+
+    def object_name(self, posix: bool = False) -> str:
+        """A fresh name ``dk.PID.KIND.N`` owned by the daemon (``/dk...`` for POSIX IPC)."""
+        return object_name(self.name, posix=posix)
 
     def new_session(self) -> Session:
         session = Session()
@@ -77,8 +95,11 @@ class Endpoint(ABC):
         """Make the endpoint's shared objects and threads."""
 
     @abstractmethod
-    def open_for_client(self, req: dict[str, Any]) -> tuple[dict[str, Any], Callable[[], None]]:
-        """Answer an ``open`` request: the reply, and the function releasing its objects."""
+    def open_for_client(
+        self, req: dict[str, Any], client_pid: int
+    ) -> tuple[dict[str, Any], Callable[[], None]]:
+        """Answer an ``open`` request from *client_pid* (the kernel's SO_PEERCRED of the
+        control connection): the reply, and the function releasing what it made."""
 
     @abstractmethod
     def stop(self) -> None:

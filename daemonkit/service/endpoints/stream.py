@@ -1,0 +1,237 @@
+"""``unix-stream`` and ``fifo``: the daemon echoes framed messages over a byte stream.
+
+Both carry the same frames as :mod:`daemonkit.channels._stream` (a 4-byte native length, then
+the bytes), so the client end is that module's :class:`FdStreamEnd`, unchanged. The daemon
+reads a whole message before echoing it: echoing a 1 MiB message chunk by chunk would fill the
+client's receive buffer while the client is still writing, and both would block for ever.
+
+* ``unix-stream``: one listening ``AF_UNIX`` socket ``dk.PID.unix-stream.N`` in the runtime
+  dir (0600), an accept thread, one thread per connection. Kernel path: connect(2)/accept4(2),
+  then writev(2)/readv(2) on the connection: two copies per direction, through the socket's
+  buffer (the sender's skb queued on the receiver).
+* ``fifo``: a FIFO pair per client, made on ``open``: ``dk.PID.fifo.N`` (client to daemon) and
+  ``dk.PID.fifo.M`` (back), 0600. Kernel path: mkfifo(3); open(2) on a FIFO blocks until the
+  other side opens too (the rendezvous); then the pipe's read/write, two copies per direction.
+
+Facts about ending a FIFO session: the client's death closes its descriptors, so the daemon's
+read returns end-of-file (no writer left). The daemon never blocks in open(2) on a FIFO (a
+client that died before opening would leave it there for ever): it opens its read end
+non-blocking and the reply FIFO ``O_RDWR`` (a placeholder writer, so the client's first read
+cannot see a spurious end-of-file), then waits in poll(2) for the first message, checking
+every 0.5 s whether the client's control connection has closed.
+
+Lifetime: the listening socket until the daemon stops; a FIFO pair until its client's
+control connection closes; both unlinked by the daemon, or by ``daemonkit cleanup`` after a
+SIGKILL.
+
+See also: unix(7), fifo(7), pipe(7), mkfifo(3), readv(2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import select
+import socket
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from daemonkit.channels._stream import FdStreamEnd
+from daemonkit.errors import ChannelError
+from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
+
+__all__ = ["FifoEndpoint", "StreamClientEnd", "UnixStreamEndpoint", "echo_frames"]
+
+_HEADER = struct.Struct("=I")
+MAX_MESSAGE = 64 * 1024 * 1024  # a frame claiming more ends the session (garbage or abuse)
+_POLL_S = 0.5  # how often a FIFO thread waiting for its client checks for a release
+
+
+def _read_exactly(fd: int, view: memoryview) -> bool:
+    """Fill *view*; False at end-of-file (the writer is gone)."""
+    got = 0
+    while got < len(view):
+        n = os.readv(fd, (view[got:],))
+        if n == 0:
+            return False
+        got += n
+    return True
+
+
+def _write_all(fd: int, parts: list[memoryview]) -> None:
+    sent = os.writev(fd, parts)  # blocking: normally all of it, unless a signal interrupts
+    for part in parts:
+        if sent >= len(part):
+            sent -= len(part)
+            continue
+        rest, sent = part[sent:], 0
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+
+
+def echo_frames(rfd: int, wfd: int, session: Session) -> None:
+    """Echo frames from *rfd* to *wfd* until end-of-file or an error; count them."""
+    hdr = bytearray(_HEADER.size)
+    hdr_view = memoryview(hdr)
+    buf = memoryview(bytearray(64 * 1024))
+    with contextlib.suppress(OSError):  # EPIPE/ECONNRESET: the client is gone, like EOF
+        while _read_exactly(rfd, hdr_view):
+            (n,) = _HEADER.unpack(hdr)
+            if n > MAX_MESSAGE:
+                return
+            if n > len(buf):
+                buf = memoryview(bytearray(n))  # grows once per larger size, then reused
+            if not _read_exactly(rfd, buf[:n]):
+                return
+            _write_all(wfd, [hdr_view, buf[:n]])
+            session.echoes += 1
+
+
+class UnixStreamEndpoint(Endpoint):
+    name = "unix-stream"
+
+    _listener: socket.socket | None = None
+
+    def start(self) -> None:
+        self.path = self.runtime_dir / self.object_name()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        old = os.umask(0o177)  # the socket file is 0600 from its creation
+        try:
+            sock.bind(str(self.path))
+        finally:
+            os.umask(old)
+        sock.listen(16)
+        self._listener = sock
+        self._conns: set[socket.socket] = set()
+        start_thread(self._accept_loop, f"{self.name}-accept")
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # stop() shut the listener down
+            self._conns.add(conn)
+            start_thread(functools.partial(self._serve, conn), f"{self.name}-conn")
+
+    def _serve(self, conn: socket.socket) -> None:
+        session = self.new_session()
+        try:
+            echo_frames(conn.fileno(), conn.fileno(), session)
+        finally:
+            self.end_session(session)
+            self._conns.discard(conn)
+            conn.close()
+
+    def open_for_client(
+        self, req: dict[str, Any], client_pid: int
+    ) -> tuple[dict[str, Any], Callable[[], None]]:
+        return {"path": str(self.path)}, lambda: None  # the connection is the session
+
+    def stop(self) -> None:
+        if self._listener is None:
+            return
+        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept thread (EINVAL)
+        self._listener.close()
+        self._listener = None
+        for conn in list(self._conns):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)  # its thread's read returns 0
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+class FifoEndpoint(Endpoint):
+    name = "fifo"
+
+    def start(self) -> None:
+        self._releases: set[Callable[[], None]] = set()
+
+    def open_for_client(
+        self, req: dict[str, Any], client_pid: int
+    ) -> tuple[dict[str, Any], Callable[[], None]]:
+        to_daemon = self.runtime_dir / self.object_name()
+        to_client = self.runtime_dir / self.object_name()
+        fds: list[int] = []
+        try:
+            os.mkfifo(to_daemon, 0o600)
+            os.mkfifo(to_client, 0o600)
+            # Neither open can block: a non-blocking read end, and O_RDWR (Linux: a FIFO
+            # opened for both never waits). The O_RDWR one is a writer the client's reads
+            # will find as soon as it opens: no spurious end-of-file before our real one.
+            fds.append(os.open(to_daemon, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+            fds.append(os.open(to_client, os.O_RDWR | os.O_CLOEXEC))
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            _unlink(to_daemon, to_client)
+            raise ChannelError(self.name, f"mkfifo/open: {exc.strerror}") from exc
+        session = self.new_session()
+        rfd, placeholder = fds
+        start_thread(
+            lambda: self._serve(rfd, placeholder, to_client, session), f"{self.name}-client"
+        )
+
+        def release() -> None:
+            self._releases.discard(release)
+            self.end_session(session)  # a thread still waiting notices within _POLL_S
+            _unlink(to_daemon, to_client)
+
+        self._releases.add(release)
+        return {"to_daemon": str(to_daemon), "to_client": str(to_client)}, release
+
+    def _serve(self, rfd: int, placeholder: int, to_client: Path, session: Session) -> None:
+        """Wait for the first message, swap the O_RDWR placeholder for a write-only end, echo.
+
+        Write-only matters: while we also hold a read end of ``to_client``, a write after the
+        client died would not fail with EPIPE but block once the pipe is full.
+        """
+        fds = [rfd, placeholder]
+        try:
+            poller = select.poll()
+            poller.register(rfd, select.POLLIN)
+            while session.open:
+                events = poller.poll(_POLL_S * 1000)
+                if events and events[0][1] & select.POLLIN:
+                    break
+                if events:  # POLLHUP: a writer came and went without a word
+                    return
+            else:
+                return  # released before the client showed up
+            # The client's read end is open by now (it opens it before its write end).
+            wfd = os.open(to_client, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fds.append(wfd)
+            os.close(placeholder)
+            fds.remove(placeholder)
+            os.set_blocking(rfd, True)  # from here on, plain blocking read/write
+            os.set_blocking(wfd, True)
+            echo_frames(rfd, wfd, session)
+        except OSError:
+            pass  # the client vanished mid-way: nothing left to serve
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def stop(self) -> None:
+        for release in list(getattr(self, "_releases", ())):
+            release()
+
+
+def _unlink(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+class StreamClientEnd(FdStreamEnd, ClientEnd):
+    """The client's framed stream end (the channels' own framing), plus its control link."""
+
+    def _close(self) -> None:
+        try:
+            super()._close()  # our descriptors first: the daemon's read sees end-of-file
+        finally:
+            self._release_control()

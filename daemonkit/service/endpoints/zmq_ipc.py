@@ -1,0 +1,120 @@
+"""``zmq-ipc``: a ZeroMQ REP socket on an ``ipc://`` address; the client is a REQ socket.
+
+Kernel path: libzmq's ``ipc`` transport is an ``AF_UNIX`` stream socket
+(``dk.PID.zmq-ipc.N`` in the runtime dir, 0600) driven by libzmq's I/O thread in each
+process: a message crosses application thread -> I/O thread (an in-process pipe plus an
+eventfd wake-up) -> socket -> the peer's I/O thread -> its application thread. Message
+boundaries are kept by ZMTP framing, so no length header of our own. pyzmq's
+``send(copy=False)`` hands the buffer over without a copy; ``recv_into`` fills the caller's
+buffer.
+
+Facts about REQ/REP: strict alternation (send, receive, send, ...) is enforced by the socket,
+which suits a ping-pong; one REP socket serves any number of REQ clients, fairly queued, so
+the daemon needs one thread for all of them. Per-client counting is therefore not available:
+``clients`` counts the open requests still attached.
+
+Lifetime: the socket file exists while the daemon's REP socket is bound; stop() terminates
+the context (the serving thread's recv raises ``ContextTerminated`` and closes its socket)
+and unlinks the file.
+
+See also: zmq_ipc(7), zmq_socket(3) ZMQ_REQ/ZMQ_REP, unix(7).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from daemonkit.channels.base import PayloadEnd
+from daemonkit.errors import ChannelError, PeerDiedError
+from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
+
+__all__ = ["ZmqClientEnd", "ZmqIpcEndpoint"]
+
+
+class ZmqIpcEndpoint(Endpoint):
+    name = "zmq-ipc"
+
+    _ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+
+    def start(self) -> None:
+        self.path = self.runtime_dir / self.object_name()
+        self._ctx = zmq.Context()  # starts libzmq's I/O thread: after daemonization
+        sock = self._ctx.socket(zmq.REP)
+        sock.setsockopt(zmq.LINGER, 0)
+        old = os.umask(0o177)  # libzmq's bind(2) creates the file: 0600 from the start
+        try:
+            sock.bind(f"ipc://{self.path}")
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            self.stop()
+            raise ChannelError(self.name, f"bind ipc://{self.path}: {exc}") from exc
+        finally:
+            os.umask(old)
+        self._echo = Session()  # all clients share the one serving thread
+        self._ready = threading.Event()
+        start_thread(lambda: self._serve(sock), f"{self.name}-rep")
+
+    def _serve(self, sock: zmq.Socket[bytes]) -> None:
+        # A zmq socket belongs to one thread; this one is only ever used here (and closed here).
+        try:
+            while True:
+                msg = sock.recv(copy=False)
+                sock.send(msg, copy=False)  # the same zmq message back: zero-copy
+                self._echo.echoes += 1
+        except zmq.ContextTerminated:
+            pass
+        finally:
+            sock.close(linger=0)
+
+    def counters(self) -> dict[str, Any]:
+        base = super().counters()
+        return {"echoes": self._echo.echoes, "clients": base["clients"]}
+
+    def open_for_client(
+        self, req: dict[str, Any], client_pid: int
+    ) -> tuple[dict[str, Any], Callable[[], None]]:
+        session = self.new_session()
+        return {"address": f"ipc://{self.path}"}, lambda: self.end_session(session)
+
+    def stop(self) -> None:
+        if self._ctx is None:
+            return
+        self._ctx.term()  # the serving thread's recv raises ContextTerminated; waits for close
+        self._ctx = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+class ZmqClientEnd(PayloadEnd, ClientEnd):
+    """A REQ socket connected to the daemon's REP socket."""
+
+    def __init__(self, address: str) -> None:
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.REQ)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(address)
+
+    def send(self, data: memoryview) -> None:
+        self._sock.send(data, copy=False)
+
+    def recv_into(self, buf: memoryview) -> int:
+        try:
+            n: int = self._sock.recv_into(buf)
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.ETERM:
+                raise PeerDiedError("zmq-ipc", "context terminated") from exc
+            raise ChannelError("zmq-ipc", f"recv: {exc}") from exc
+        return n
+
+    def _close(self) -> None:
+        try:
+            self._sock.close(linger=0)
+            self._ctx.term()
+        finally:
+            self._release_control()
