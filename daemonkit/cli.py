@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "daemonkit.bench.commands",  # bench channels cleanup
     "daemonkit.lessons.commands",  # lessons
     "daemonkit.report.commands",  # report
+    "daemonkit.remote.commands",  # serve throughput
 )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from daemonkit.channels import REGISTRY, channel_class, channel_names
 from daemonkit.channels.base import PeerKind
 from daemonkit.errors import DaemonkitError
+from daemonkit.remote._wire import REMOTE_CHANNELS
 
 __all__ = ["parse_channels", "parse_count", "parse_sizes", "register"]
 
@@ -159,6 +160,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     b.add_argument(
         "--force", action="store_true", help="compare even with a run from another machine"
     )
+    from daemonkit.remote.commands import add_bench_connect
+
+    add_bench_connect(b)  # --connect: a remote peer (daemonkit.remote)
     b.set_defaults(func=cmd_bench)
 
     c = sub.add_parser("channels", help="list the IPC channels, one line each")
@@ -188,7 +192,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     iterations = None if args.duration else (args.iterations or base["iterations"])
     warmup = base["warmup"] if args.warmup is None else args.warmup
     peers: list[PeerKind] = ["process", "thread"] if args.peer == "both" else [args.peer]
-    channels = args.channels or channel_names()
+    channels = args.channels or (list(REMOTE_CHANNELS) if args.connect else channel_names())
 
     here = machine.describe()
     old = None
@@ -202,10 +206,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
             )
 
     place = machine.placement(args.cpu)
-    cases = runner.plan(channels, peers, args.sizes, args.cpu)
+    driver: Any = runner
+    if args.connect:  # the peer is a `daemonkit serve`, maybe on another host
+        from daemonkit.remote.measure import RemoteRunner
+
+        driver = RemoteRunner(args.connect)
+        cases = driver.plan(channels, args.sizes, args.cpu)
+        here["remote_peer"] = driver.info["machine"]
+    else:
+        cases = runner.plan(channels, peers, args.sizes, args.cpu)
     settings = runner.Settings(iterations, args.duration, warmup)
     overhead = stats.timer_overhead_ns()
-    found = _run_with_progress(runner, views, cases, settings, place)
+    found = _run_with_progress(driver, views, cases, settings, place)
 
     here["pinning"] = {
         "mode": place.mode,
@@ -220,7 +232,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         command=[Path(sys.argv[0]).name, *sys.argv[1:]],  # this process's command line
         options={
             "channels": channels,
-            "peer": args.peer,
+            "peer": "remote" if args.connect else args.peer,
+            "connect": args.connect.zmq_url if args.connect else None,
             "cpu": args.cpu,
             "sizes": args.sizes,
             "iterations": iterations,
