@@ -165,6 +165,11 @@ def test_failed_initialization_is_reported_by_start(daemons: Daemons) -> None:
     daemons.rdir.chmod(0o777)
     res = daemons.start(check=False)
     assert res.returncode == 4 and "writable by group or others" in res.stderr
+    if os.geteuid() == 0:  # one that another user owns is refused too
+        daemons.rdir.chmod(0o700)
+        os.chown(daemons.rdir, 65534, 65534)
+        res = daemons.start(check=False)
+        assert res.returncode == 4 and "owned by uid 65534" in res.stderr
 
 
 def test_timeout_kills_the_half_started_daemon(daemons: Daemons) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemonkit.errors import NotRunningError, PidfileError, UsageError
+from daemonkit.errors import DaemonkitError, NotRunningError, PidfileError, UsageError
 
 if TYPE_CHECKING:
     from daemonkit.daemon.steps import User
@@ -205,7 +205,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if pid is None:
         print("daemonkit: not running")
         return 0
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except PermissionError as exc:
+        raise DaemonkitError(f"not allowed to signal pid {pid} (another user's daemon)") from exc
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         # The kernel drops the lock when the daemon exits: that, not the pid, is the sign.
@@ -230,7 +233,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from daemonkit.daemon.pidfile import read_pid
-    from daemonkit.service.client import NoAnswerError, request
+    from daemonkit.service.client import request
 
     rdir, pidfile = _paths(args)
     exists, pid = _holder(pidfile)
@@ -242,7 +245,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         try:
             info = request(rdir, {"cmd": "status"}, timeout=2.0)
-        except (NoAnswerError, NotRunningError) as exc:
+        except DaemonkitError as exc:  # no answer, refused, or a socket we may not open
             code, state = 4, f"pid {pid} holds the pidfile but does not answer: {exc}"
     if args.json:
         print(json.dumps({"code": code, "state": state, "status": info or None}, indent=2))
