@@ -36,12 +36,15 @@ class FdStreamEnd(PayloadEnd):
 
     def send(self, data: memoryview) -> None:
         header = _HEADER.pack(len(data))
-        sent = os.writev(self._wfd, (header, data))
-        if sent < len(header) + len(data):  # the pipe or socket buffer filled up: finish it
-            if sent < len(header):
-                self._write_all(memoryview(header)[sent:])
-                sent = len(header)
-            self._write_all(data[sent - len(header) :])
+        try:
+            sent = os.writev(self._wfd, (header, data))
+            if sent < len(header) + len(data):  # the pipe or socket buffer filled up: finish it
+                if sent < len(header):
+                    self._write_all(memoryview(header)[sent:])
+                    sent = len(header)
+                self._write_all(data[sent - len(header) :])
+        except (BrokenPipeError, ConnectionResetError) as exc:  # EPIPE: no reader is left
+            raise PeerDiedError(self._channel, f"peer closed its end ({exc.strerror})") from exc
 
     def _write_all(self, view: memoryview) -> None:
         while len(view):
@@ -58,7 +61,10 @@ class FdStreamEnd(PayloadEnd):
         got = 0
         want = len(view)
         while got < want:
-            n = os.readv(self._rfd, (view[got:],))
+            try:
+                n = os.readv(self._rfd, (view[got:],))
+            except ConnectionResetError as exc:  # TCP: the peer died with data unread (RST)
+                raise PeerDiedError(self._channel, "peer reset the connection") from exc
             if n == 0:  # every write end is closed: the peer has exited or closed
                 raise PeerDiedError(self._channel, "peer closed its end (end of file)")
             got += n

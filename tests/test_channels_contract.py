@@ -1,0 +1,188 @@
+"""The channel contract, checked on every registered channel with real peers.
+
+For each channel name and each peer kind it supports, a real forked process or a real thread
+runs the server end through :class:`daemonkit.bench.peer.Peer`, and the test checks what the
+kernel shows: the echoes, the descriptors in ``/proc/self/fd``, the threads in
+``/proc/self/task``, the signal mask in ``/proc/thread-self/status``, the files in the runtime
+dir (and their modes), and, for forked peers, that a SIGKILL mid-run is reported promptly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import stat
+import time
+from array import array
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemonkit.bench.peer import Peer, notify_roundtrips, payload_roundtrips
+from daemonkit.channels import REGISTRY, channel_class, channel_names
+from daemonkit.channels.base import Channel, End, NotifyEnd, PayloadEnd, PeerKind
+from daemonkit.errors import ChannelError, SizeNotSupportedError
+from daemonkit.runtime import default_runtime_dir, owner_of_name
+
+SIZES = [0, 64, 4096, 65536, 1 << 20]
+ECHOES_PER_SIZE = 3  # each with its own random content, each checked
+NOTIFY_ROUNDTRIPS = 200
+REPLY_TIMEOUT = 10.0  # s: the watch's alarm; a hang fails the test instead of blocking it
+DEATH_NOTICED_WITHIN = 5.0  # s: a SIGKILLed peer must be reported well before that alarm
+
+
+def _cases(process_only: bool = False) -> list[object]:
+    return list(_each_case(process_only))
+
+
+def _each_case(process_only: bool) -> Iterator[object]:
+    for name in channel_names():
+        module = REGISTRY[name].partition(":")[0]
+        if importlib.util.find_spec(module) is None:
+            yield pytest.param(name, "?", marks=pytest.mark.skip(f"{module} not written yet"))
+            continue
+        for kind in sorted(channel_class(name).peer_kinds):
+            if kind == "process" or not process_only:
+                yield pytest.param(name, kind, id=f"{name}-{kind}")
+
+
+def _sizes(cls: type[Channel]) -> list[int]:
+    limit = cls.max_message_size()
+    return [s for s in SIZES if limit is None or s <= limit]
+
+
+def _runtime_files() -> dict[Path, os.stat_result]:
+    """Files of this process in the runtime dir (FIFOs, sockets), as lstat shows them."""
+    rdir = default_runtime_dir()
+    try:
+        names = os.listdir(rdir)
+    except FileNotFoundError:
+        return {}
+    return {rdir / n: os.lstat(rdir / n) for n in names if owner_of_name(n) == os.getpid()}
+
+
+def _kernel_state() -> tuple[set[str], int, str]:
+    """Open descriptors, threads, and this thread's blocked-signal mask, from /proc."""
+    fds = set(os.listdir("/proc/self/fd"))
+    tasks = len(os.listdir("/proc/self/task"))
+    status = Path("/proc/thread-self/status").read_text()
+    sigblk = next(line for line in status.splitlines() if line.startswith("SigBlk:"))
+    return fds, tasks, sigblk
+
+
+def _settles_to(expected: tuple[set[str], int, str]) -> bool:
+    """True once /proc shows *expected* again: an OS thread outlives join() by a moment."""
+    deadline = time.monotonic() + 2.0
+    while _kernel_state() != expected:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _open_client(ch: Channel, peer: Peer) -> End:
+    """Open the client end under the watch: a FIFO's open() waits for the peer to open."""
+    with peer.watch(timeout=REPLY_TIMEOUT):
+        end = ch.open("client")
+        assert peer.report()["ready"]
+    return end
+
+
+def _echo_checked(end: PayloadEnd, size: int) -> None:
+    """One round trip of fresh random bytes; the echo must come back whole and identical."""
+    msg = memoryview(os.urandom(size))
+    rbuf = memoryview(bytearray(b"\xa5" * max(size, 1)))  # not what the echo will hold
+    samples, got = array("q", [0]), array("q", [0])
+    payload_roundtrips(end, msg, rbuf, samples, got)
+    assert got[0] == size
+    assert rbuf[:size] == msg, f"echo of {size} bytes differs"
+    assert samples[0] > 0
+
+
+def _round_trip_once(end: End) -> None:
+    if isinstance(end, PayloadEnd):
+        _echo_checked(end, 64)
+    else:
+        assert isinstance(end, NotifyEnd)
+        notify_roundtrips(end, array("q", [0]))
+
+
+@pytest.mark.parametrize(("name", "kind"), _cases())
+def test_channel_round_trips_and_leaves_nothing(name: str, kind: PeerKind) -> None:
+    cls = channel_class(name)
+    sizes = _sizes(cls) if cls.payload else [0]
+    fds, tasks, sigblk = _kernel_state()
+    files_before = _runtime_files()
+
+    ch = cls(kind, max(sizes))
+    peer = Peer(ch, kind, max(sizes), cpu=None)
+    peer.start()
+    try:
+        end = _open_client(ch, peer)
+        try:
+            created = {p: st for p, st in _runtime_files().items() if p not in files_before}
+            for path, st in created.items():  # FIFOs and sockets, private to the owner
+                assert stat.S_IMODE(st.st_mode) == 0o600, f"{path} is {st.st_mode:o}"
+                assert stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode), path
+            with peer.watch(timeout=REPLY_TIMEOUT):
+                if isinstance(end, PayloadEnd):
+                    assert cls.payload
+                    for size in sizes:
+                        peer.command(ECHOES_PER_SIZE)
+                        for _ in range(ECHOES_PER_SIZE):
+                            _echo_checked(end, size)
+                        assert peer.report()["voluntary"] >= 0
+                else:
+                    assert isinstance(end, NotifyEnd) and not cls.payload
+                    samples = array("q", [0] * NOTIFY_ROUNDTRIPS)
+                    peer.command(len(samples))
+                    notify_roundtrips(end, samples)
+                    assert peer.report()["voluntary"] >= 0
+                    assert min(samples) > 0
+        finally:
+            end.close()
+            end.close()  # twice: harmless
+    finally:
+        peer.stop()
+        ch.close()
+    ch.close()  # twice: harmless
+
+    if kind == "process":
+        assert peer.exit_status is not None
+        assert os.WIFEXITED(peer.exit_status) and os.WEXITSTATUS(peer.exit_status) == 0
+    assert _runtime_files().keys() == files_before.keys(), "channel files left behind"
+    assert not [p for p in created if p.exists()]
+    assert _settles_to((fds, tasks, sigblk)), f"leaked: {_kernel_state()} != {(fds, tasks, sigblk)}"
+
+    limit = cls.max_message_size()
+    if limit is not None and limit < 1 << 30:  # a size that does not fit is refused up front
+        with pytest.raises(SizeNotSupportedError):
+            cls(kind, limit + 1).close()
+
+
+@pytest.mark.parametrize(("name", "kind"), _cases(process_only=True))
+def test_peer_killed_mid_run_is_reported_not_waited_for(name: str, kind: PeerKind) -> None:
+    fds, _, sigblk = _kernel_state()
+    with channel_class(name)(kind, 64) as ch:
+        peer = Peer(ch, kind, 64, cpu=None)
+        peer.start()
+        try:
+            with _open_client(ch, peer) as end:
+                # PeerDiedError, or a ChannelError naming the interrupted call; the watch's own
+                # "no reply" alarm comes only after REPLY_TIMEOUT, so it cannot pass for one.
+                with pytest.raises(ChannelError) as err, peer.watch(timeout=REPLY_TIMEOUT):
+                    peer.command(1_000_000)  # the peer is mid-batch, blocked on the channel
+                    _round_trip_once(end)
+                    assert peer.pid is not None
+                    os.kill(peer.pid, signal.SIGKILL)
+                    killed = time.monotonic()
+                    while time.monotonic() - killed < DEATH_NOTICED_WITHIN:
+                        _round_trip_once(end)
+                assert time.monotonic() - killed < DEATH_NOTICED_WITHIN
+                assert "no reply within" not in str(err.value)
+        finally:
+            peer.stop()
+    assert peer.exit_status is not None and os.WIFSIGNALED(peer.exit_status)
+    assert _kernel_state()[0::2] == (fds, sigblk)
