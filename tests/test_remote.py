@@ -267,3 +267,14 @@ def test_signal_stops_cleanly(sig: int) -> None:
         with socket.socket() as probe:  # both ports are free again
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(("127.0.0.1", port or 0))
+
+
+def test_compare_remote_with_local_peers(served: Served, tmp_path: Path) -> None:
+    local = tmp_path / "local.json"
+    common = ["--channels", "zmq-tcp,tcp", "--sizes", "64", "--iterations", "200"]
+    r = dk("bench", *common, "--peer", "process", "--warmup", "20", "--json", str(local))
+    assert r.returncode == 0, r.stderr
+    r = dk("bench", "--connect", served.zmq_url, *common, "--compare", str(local))
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if "remote vs process" in line]
+    assert len(rows) == 2, r.stdout  # zmq-tcp and tcp, each remote against its local peer

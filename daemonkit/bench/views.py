@@ -135,7 +135,7 @@ def compare_table(old: Run, new: Run, old_name: str) -> tuple[Table, list[str]]:
     notes += [f"changed: {d}" for d in noted_differences(old.machine, new.machine)]
     matched = 0
     for r in new.results:
-        o = before.get(r.key)
+        o = before.get(r.key) or before.get(_across_hosts_key(r))
         if r.latency_ns is None or o is None or o.latency_ns is None:
             continue
         matched += 1
@@ -143,7 +143,7 @@ def compare_table(old: Run, new: Run, old_name: str) -> tuple[Table, list[str]]:
         verdict = "faster" if ratio < 1 else "slower" if ratio > 1 else "same"
         t.add_row(
             r.channel,
-            r.peer,
+            r.peer if o.peer == r.peer else f"{r.peer} vs {o.peer}",
             r.cpu,
             _size(r.size),
             _us(o.latency_ns.p50),
@@ -153,3 +153,10 @@ def compare_table(old: Run, new: Run, old_name: str) -> tuple[Table, list[str]]:
     if not matched:
         notes.append("no case was measured in both runs")
     return t, notes
+
+
+def _across_hosts_key(r: Result) -> tuple[str, str, str, int]:
+    """A remote case (``bench --connect``) pairs with the same case against a local forked
+    peer, and back: the cost of crossing a host boundary, on the same axes."""
+    other = {"remote": "process", "process": "remote"}.get(r.peer, r.peer)
+    return (r.channel, other, r.cpu, r.size)
