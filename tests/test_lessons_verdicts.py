@@ -188,14 +188,25 @@ def _c4(thread: list[float], process: list[float]) -> dict[str, Any]:
 
     def route(name: str, group: str, rtts: list[float]) -> dict[str, Any]:
         points = [{"size": s, "rtt_ns": _s(r)} for s, r in zip(sizes, rtts, strict=True)]
-        return {"channel": name, "peer": "x", "group": group, "points": points}
+        return {"channel": name, "peer": "x", "group": group, "payload": True, "points": points}
 
     routes = [route("th-queue", "thread", thread), route("pipe", "process", process)]
+    # A notification-only route moves no bytes: however fast, it does not compete.
+    routes.append(
+        {
+            "channel": "th-condition",
+            "peer": "thread",
+            "group": "thread",
+            "payload": False,
+            "points": [{"size": 0, "rtt_ns": _s(1.0)}],
+        }
+    )
     routes.append(
         {
             "channel": "zmq-ipc",
             "peer": "process",
             "group": "process",
+            "payload": None,
             "points": [{"size": s, "error": "ImportError: missing"} for s in sizes],
         }
     )

@@ -128,7 +128,7 @@ def _print(console: Any, result: Any, lesson: ModuleType, lang: str) -> None:
     console.print(f"[bold]{tr('ui.method')}:[/] {escape(tr('method.' + result.name))}")
     if "error" not in result.measurements:
         for t in lesson.tables(result.measurements, tr):
-            rt = RichTable(title=tr(t.title), title_justify="left")
+            rt = RichTable(title=escape(tr(t.title)), title_justify="left")
             for c in t.columns:
                 rt.add_column(escape(tr(c)))
             for row in t.rows:

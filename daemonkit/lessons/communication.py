@@ -4,8 +4,10 @@ The same messages (0 bytes to 1 MiB) make round trips thread-to-thread and proce
 through daemonkit's channels and its peer driver (:mod:`daemonkit.bench.peer`), each point
 repeated, median and interquartile range reported:
 
-* between threads, no kernel object: ``th-queue`` (a ``queue.Queue`` handing over a
-  reference) and ``th-condition`` (a condition variable handoff);
+* between threads, no kernel object: ``th-queue`` and ``th-simplequeue`` (a queue handing
+  over a reference; the receiver copies the bytes once, in user space) and ``th-condition``
+  (a condition variable: a notification only, measured once, since the receiving thread
+  reads the bytes where the sender left them);
 * between processes, through the kernel: ``pipe``, ``unix-stream``, ``posix-mq``,
   ``posix-shm`` (shared memory plus a semaphore), ``zmq-ipc``;
 * and, as a control, ``pipe`` between two threads: the kernel path without a second process.
@@ -33,9 +35,9 @@ import time
 from array import array
 from typing import Any
 
-from daemonkit.bench.peer import Peer, payload_roundtrips
+from daemonkit.bench.peer import Peer, notify_roundtrips, payload_roundtrips
 from daemonkit.channels import channel_class
-from daemonkit.channels.base import PayloadEnd, PeerKind
+from daemonkit.channels.base import NotifyEnd, PayloadEnd, PeerKind
 from daemonkit.errors import DaemonkitError
 from daemonkit.lessons.report import Table, Tick, Verdict, overlap, spread
 from daemonkit.lessons.text import Tr, fmt_ns, fmt_size
@@ -51,6 +53,7 @@ SIZES_QUICK = (0, 4096, 1 << 20)
 # "control" = a kernel channel between two threads.
 ROUTES: tuple[tuple[str, PeerKind, str], ...] = (
     ("th-queue", "thread", "thread"),
+    ("th-simplequeue", "thread", "thread"),
     ("th-condition", "thread", "thread"),
     ("pipe", "thread", "control"),
     ("pipe", "process", "process"),
@@ -63,13 +66,12 @@ CHEAPER = 1.5  # best process round trip / best thread round trip that counts as
 
 
 def _point(name: str, kind: PeerKind, size: int, reps: int, batch_s: float) -> dict[str, Any]:
-    """Repeated batches of round trips of *size* bytes over one channel and peer kind."""
+    """Repeated batches of round trips of *size* bytes (or of bare notifications)."""
     with channel_class(name)(kind, size) as ch:
         peer = Peer(ch, kind, size, cpu=None)
         peer.start()
         try:
             with ch.open("client") as end, peer.watch(timeout=60):
-                assert isinstance(end, PayloadEnd)
                 peer.report()  # ready
                 msg = memoryview(os.urandom(size))
                 rbuf = memoryview(bytearray(max(size, 1)))
@@ -77,10 +79,14 @@ def _point(name: str, kind: PeerKind, size: int, reps: int, batch_s: float) -> d
                 def batch(n: int) -> float:
                     samples, got = array("q", [0] * n), array("q", [0] * n)
                     peer.command(n)
-                    payload_roundtrips(end, msg, rbuf, samples, got)
+                    if isinstance(end, PayloadEnd):
+                        payload_roundtrips(end, msg, rbuf, samples, got)
+                        if set(got) != {size} or rbuf[:size] != msg:
+                            raise DaemonkitError(f"{name}: the echo did not match what was sent")
+                    else:
+                        assert isinstance(end, NotifyEnd)
+                        notify_roundtrips(end, samples)  # no bytes move: wake-ups only
                     peer.report()
-                    if set(got) != {size} or rbuf[:size] != msg:
-                        raise DaemonkitError(f"{name}: the echo did not match what was sent")
                     return float(statistics.median(samples))
 
                 t0 = time.perf_counter()
@@ -105,12 +111,19 @@ def run(
     routes = []
     for name, kind, group in ROUTES:
         route: dict[str, Any] = {"channel": name, "peer": kind, "group": group, "points": []}
-        for size in sizes:
+        try:
+            route["payload"] = channel_class(name).payload
+        except (DaemonkitError, ImportError) as exc:
+            route["payload"] = None
+            route["points"] = [{"size": s, "error": f"{type(exc).__name__}: {exc}"} for s in sizes]
+        # A notification channel moves no bytes: it is measured once, with no size, and the
+        # receiver is understood to read the sender's bytes where they are (shared memory).
+        for size in sizes if route["payload"] else [0] if route["payload"] is False else []:
             point: dict[str, Any] = {"size": size}
             try:
                 point.update(_point(name, kind, size, reps, batch_s))
             except (DaemonkitError, OSError, ImportError) as exc:
-                # Missing module, size the kernel refuses, setup failure: shown, not hidden.
+                # A size the kernel refuses, a setup failure: shown, not hidden.
                 point["error"] = f"{type(exc).__name__}: {exc}"
             route["points"].append(point)
         routes.append(route)
@@ -123,7 +136,7 @@ def best(m: dict[str, Any], group: str, size: int) -> tuple[str, dict[str, float
     found = [
         (f"{r['channel']}", p["rtt_ns"])
         for r in m["routes"]
-        if r["group"] == group
+        if r["group"] == group and r["payload"]  # only routes that carry the bytes compete
         for p in r["points"]
         if p["size"] == size and "rtt_ns" in p
     ]
@@ -162,13 +175,17 @@ def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
     rows, errors = [], []
     for r in m["routes"]:
         cells = [r["channel"], tr("cm.group." + r["group"])]
-        for p in r["points"]:
-            if "rtt_ns" in p:
+        by_size = {p["size"]: p for p in r["points"]}
+        for size in m["sizes"]:
+            p = by_size.get(size)
+            if p is None:
+                cells.append(tr("cm.no_payload"))
+            elif "rtt_ns" in p:
                 s = p["rtt_ns"]
                 cells.append(f"{fmt_ns(s['median'])} [{fmt_ns(s['q1'])}–{fmt_ns(s['q3'])}]")
             else:
                 cells.append(tr("unavailable"))
-                errors.append([r["channel"], fmt_size(p["size"]), p["error"]])
+                errors.append([r["channel"], fmt_size(size), p["error"]])
         rows.append(cells)
     cols = ["cm.col.channel", "cm.col.between", *(f"={fmt_size(s)}" for s in m["sizes"])]
     out = [Table("cm.title", cols, rows)]

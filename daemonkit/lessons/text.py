@@ -61,7 +61,8 @@ EN: dict[str, str] = {
     "size and again after it has touched 1 GiB (fork copies page tables, posix_spawn does "
     "not).",
     "method.communication": "Round trips of 0 B to 1 MiB messages through daemonkit's "
-    "channels: between threads (queue passing a reference, condition variable) and between "
+    "channels: between threads (queues passing a reference; a condition variable, "
+    "notification only: the bytes stay where they are) and between "
     "processes (pipe, Unix socket, POSIX message queue, shared memory + semaphore, ZeroMQ); "
     "a pipe between threads as a control. CPython's GIL makes every thread handoff a wake-up "
     "plus a lock handoff, so small messages are not free between threads either.",
@@ -177,6 +178,7 @@ EN: dict[str, str] = {
     "cm.col.between": "between",
     "cm.errors": "Points that could not be measured here",
     "cm.col.size": "size",
+    "cm.no_payload": "(notification only)",
     "cm.col.error": "error",
     "cm.group.thread": "threads, no kernel object",
     "cm.group.process": "processes, through the kernel",
@@ -268,7 +270,8 @@ ZH: dict[str, str] = {
     "/bin/true+wait、posix_spawn /bin/true+wait；父进程在正常常驻内存下测一次，触碰 1 GiB "
     "内存后再测一次（fork 要复制页表，posix_spawn 不需要）。",
     "method.communication": "通过 daemonkit 的通道往返传送 0 B 到 1 MiB 的消息：线程之间"
-    "（队列传递引用、条件变量）与进程之间（管道、Unix 套接字、POSIX 消息队列、共享内存+信号量、"
+    "（队列传递引用；条件变量只是通知，数据留在原处）与进程之间（管道、Unix 套接字、"
+    "POSIX 消息队列、共享内存+信号量、"
     "ZeroMQ）；另以线程之间的管道作对照。CPython 的 GIL 使每次线程交接都要一次唤醒加一次"
     "锁交接，所以线程之间传小消息也不是免费的。",
     "method.semaphore-vs-signal": "一个阻塞了这些信号的子进程依次收到 K 次 sem_post、K 次 "
@@ -373,6 +376,7 @@ ZH: dict[str, str] = {
     "cm.col.between": "之间",
     "cm.errors": "本机无法测量的点",
     "cm.col.size": "大小",
+    "cm.no_payload": "（仅通知）",
     "cm.col.error": "错误",
     "cm.group.thread": "线程之间，无内核对象",
     "cm.group.process": "进程之间，经过内核",
