@@ -150,6 +150,8 @@ def verdicts(m: dict[str, Any]) -> list[Verdict]:
         "fork_small": f"{small['fork']['median'] / small['thread']['median']:.1f}",
         "fork_big": f"{big['fork']['median'] / big['thread']['median']:.1f}",
         "min_ratio": f"{min(ratios):.1f}",
+        "clear": clear,
+        "total": len(ratios),
         "rss_small": small["rss"] >> 20,
         "rss_big": big["rss"] >> 20,
         "fork_growth": f"{big['fork']['median'] / small['fork']['median']:.1f}",

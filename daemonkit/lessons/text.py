@@ -169,7 +169,9 @@ EN: dict[str, str] = {
     "cr.method.posix_spawn": "posix_spawn /bin/true",
     "verdict.creation": "fork costs {fork_small} x a thread at {rss_small} MiB resident and "
     "{fork_big} x at {rss_big} MiB (the smallest process/thread ratio: {min_ratio}); from "
-    "the small to the large parent fork grew x{fork_growth}, posix_spawn x{spawn_growth}.",
+    "the small to the large parent fork grew x{fork_growth}, posix_spawn x{spawn_growth}. "
+    "{clear} of {total} process/thread comparisons are clear of noise (p10 above the "
+    "thread's p90).",
     "threshold.creation": "'costs more': every process method >= {more} x a thread, its p10 "
     "above the thread's p90, at both sizes (holds); some of them (partly)",
     # -- C4
@@ -368,7 +370,8 @@ ZH: dict[str, str] = {
     "cr.method.posix_spawn": "posix_spawn /bin/true",
     "verdict.creation": "常驻 {rss_small} MiB 时 fork 的开销是线程的 {fork_small} 倍，常驻 "
     "{rss_big} MiB 时是 {fork_big} 倍（进程/线程的最小比值：{min_ratio}）；从小父进程到大父进程，"
-    "fork 增长 ×{fork_growth}，posix_spawn 增长 ×{spawn_growth}。",
+    "fork 增长 ×{fork_growth}，posix_spawn 增长 ×{spawn_growth}。{total} 个进程/线程比较中"
+    "有 {clear} 个超出噪声（p10 高于线程的 p90）。",
     "threshold.creation": "“开销更大”：两种大小下每种进程方式都 >= 线程的 {more} 倍，且其 p10 "
     "高于线程的 p90（成立）；部分满足（部分成立）",
     "cm.title": "按消息大小的往返时间（中位数 [q1–q3]）",
