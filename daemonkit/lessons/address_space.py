@@ -15,6 +15,9 @@ What runs, and what the kernel shows:
 
 Kernel path: clone(2) with ``CLONE_VM | CLONE_FILES`` for a thread, plain fork(2) for a child.
 
+Lifetime: the threads are joined, the children reaped and the pipes closed before ``run``
+returns; the touched buffer is freed with it.
+
 See also: clone(2), fork(2), gettid(2), proc(5) (``/proc/PID/task``), getrusage(2).
 """
 

@@ -9,6 +9,10 @@ thread that holds a lock at fork time leaves that lock held forever in the child
 A lesson that cannot run (a :class:`~daemonkit.errors.DaemonkitError`) is reported and the
 others still run; the exit code is then 1. Ctrl-C stops everything: the lessons' ``finally``
 blocks remove what they made, and the CLI exits 130.
+
+Kernel path: none of its own (each lesson's docstring has its). Lifetime: the lessons run one
+at a time; each has released everything before the next starts.
+See also: :mod:`daemonkit.lessons.report` (the JSON schema), ``daemonkit report`` (plots).
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ Facts that decide the outcome:
 
 A channel that is missing or cannot carry a size here is reported with its error, not skipped.
 
+Kernel path: each channel's own (see its module); the thread channels only futex(2).
+Lifetime: one channel and one peer per point, removed and reaped before the next point.
+
 See also: pipe(7), unix(7), mq_overview(7), shm_overview(7), futex(7); ``queue`` and
 ``threading`` in the Python library reference.
 """

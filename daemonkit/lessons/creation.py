@@ -13,6 +13,10 @@ has touched 1 GiB more (``b"\\x01" * 1 GiB`` is a memset, so every page is reall
 ``VmRSS`` in ``/proc/self/status`` shows it). fork's cost grows with the page tables it copies;
 posix_spawn's does not. The gigabyte is released before the lesson returns.
 
+Kernel path: clone(2) (thread), fork(2) + exit_group(2) + wait4(2), execve(2), and
+glibc's posix_spawn (clone with ``CLONE_VM | CLONE_VFORK``, then execve).
+Lifetime: every thread joined and every child reaped inside the timed operation.
+
 See also: fork(2), clone(2), posix_spawn(3), vfork(2), proc(5) (``VmRSS``).
 """
 

@@ -2,9 +2,7 @@
 
 The method is lmbench's ``lat_ctx``: two peers pinned to one CPU pass a token through pipes, so
 every hop is a context switch; at each hop the peer that receives reads its private working
-set of W bytes (``bytes.find`` of a byte that is not there: ``memchr`` over all W bytes, at C
-speed). The ring is the pipe channel driven by :class:`daemonkit.bench.peer.Peer`, whose ends
-are wrapped so that each receive also reads the working set.
+set of W bytes (the ring is in :mod:`daemonkit.lessons._ring`).
 
 The cost of the same work with no switch is measured separately and subtracted, as lat_ctx
 does: the pipe calls done by one thread (no peer to switch to) plus one read of a working set
@@ -17,9 +15,7 @@ itself costs beyond that ("beyond same work" in the table).
 
 Facts that keep the numbers honest:
 
-* Each working set is allocated *after* the fork, in the side that reads it, and written
-  once (``b"\\x02" * W`` is a memset): otherwise parent and child would read the same
-  copy-on-write frames, or the kernel's shared zero page.
+* Each working set is private and really resident (see :mod:`daemonkit.lessons._ring`).
 * The kernel counts the switches actually made (``getrusage(RUSAGE_THREAD)``, both sides):
   two per round trip, voluntary (the side blocked in ``read``) or involuntary (the woken
   reader preempted the writer before it blocked); fewer means some hop did not switch, and
@@ -28,6 +24,9 @@ Facts that keep the numbers honest:
   median and interquartile range and says when those ranges overlap (within noise).
 * The same ping-pong, W=0, also runs with the peers on two CPUs (``split``) and unpinned
   (``none``), to see whether placement or thread-versus-process moves the number more.
+
+Kernel path: pipe(7) writes and reads, a context switch per hop, W bytes read per hop.
+Lifetime: every peer, pipe and CPU mask is released before each W's measurement returns.
 
 See also: sched_setaffinity(2), getrusage(2), pipe(7), perf-stat(1); McVoy & Staelin,
 "lmbench: Portable tools for performance analysis" (lat_ctx).
@@ -38,16 +37,12 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
-import time
-from array import array
-from collections.abc import Iterator
 from typing import Any
 
 from daemonkit.bench.machine import CpuMode, placement
-from daemonkit.bench.peer import CtxSwitches, Peer, payload_roundtrips
-from daemonkit.channels import channel_class
-from daemonkit.channels.base import Channel, PayloadEnd, PeerKind, Role
+from daemonkit.channels.base import PeerKind
 from daemonkit.lessons import _perf
+from daemonkit.lessons._ring import Ring, hot_read, pinned, rounds_per_batch, solo
 from daemonkit.lessons.report import Table, Tick, Verdict, overlap, spread
 from daemonkit.lessons.text import Tr, fmt_ns, fmt_size
 
@@ -69,153 +64,25 @@ COLD = 2.0  # per-switch cost at the largest W over W=0: the switch left the cac
 GAP_GROWTH = 1.5  # the process's extra cost over W grows this much more than the thread's
 
 
-# -- the ring: the pipe channel with a working set read at every receive -----------------
-
-
-class _WorkingSetEnd(PayloadEnd):
-    """A pipe end that reads this side's private working set after every receive."""
-
-    def __init__(self, inner: PayloadEnd, size: int) -> None:
-        self._inner = inner
-        self._ws = b"\x02" * size  # memset: real private frames, not the shared zero page
-        self._find = self._ws.find
-
-    def send(self, data: memoryview) -> None:
-        self._inner.send(data)
-
-    def recv_into(self, buf: memoryview) -> int:
-        n = self._inner.recv_into(buf)
-        self._find(b"\x01")  # memchr over all W bytes: W bytes through the caches and TLB
-        return n
-
-    def _close(self) -> None:
-        self._inner.close()
-        self._ws = b""
-
-
-class _WorkingSetChannel(Channel):
-    name = "pipe"
-    summary = "the pipe channel, with a working-set read at every receive"
-    payload = True
-
-    def __init__(self, peer: PeerKind, ws: int) -> None:
-        super().__init__(peer, 0)
-        self._ws = ws
-        self._inner = channel_class("pipe")(peer, 0)
-
-    def open(self, role: Role) -> PayloadEnd:
-        end = self._inner.open(role)
-        assert isinstance(end, PayloadEnd)
-        return _WorkingSetEnd(end, self._ws)  # allocated here: in the side that reads it
-
-    def _remove(self) -> None:
-        self._inner.close()
-
-
-_MSG = memoryview(b"")  # the token: a zero-byte message (its 4-byte frame header)
-
-
-class _Ring:
-    """The client end in this thread and a peer (thread or forked process) on *cpu*."""
-
-    def __init__(self, stack: contextlib.ExitStack, kind: PeerKind, ws: int, cpu: int | None):
-        self.kind = kind
-        self.channel = stack.enter_context(_WorkingSetChannel(kind, ws))
-        self.peer = Peer(self.channel, kind, 0, cpu)
-        self.peer.start()
-        stack.callback(self.peer.stop)
-        end = stack.enter_context(self.channel.open("client"))
-        assert isinstance(end, PayloadEnd)
-        self.end = end
-        with self.peer.watch(timeout=30):
-            self.peer.report()  # ready
-        self.rbuf = memoryview(bytearray(1))
-
-    def batch(self, n: int) -> dict[str, float]:
-        samples, got = array("q", [0] * n), array("q", [0] * n)
-        with self.peer.watch(timeout=60):
-            before = CtxSwitches.of_this_thread()
-            self.peer.command(n)
-            payload_roundtrips(self.end, _MSG, self.rbuf, samples, got)
-            mine = CtxSwitches.of_this_thread() - before
-            theirs = self.peer.report()
-        return {
-            "rtt_ns": statistics.median(samples),
-            "vcs": (mine.voluntary + theirs["voluntary"]) / n,
-            "ivcs": (mine.involuntary + theirs["involuntary"]) / n,
-        }
-
-
-def _solo(ws: int, n: int) -> float:
-    """The same sends and receives all in this thread (no switch), reading both working sets."""
-    with _WorkingSetChannel("thread", ws) as ch, ch.open("client") as c, ch.open("server") as s:
-        assert isinstance(c, PayloadEnd) and isinstance(s, PayloadEnd)
-        buf = memoryview(bytearray(1))
-        clock = time.perf_counter_ns
-        samples = array("q", [0] * n)
-        for i in range(n):
-            t0 = clock()
-            c.send(_MSG)
-            s.recv_into(buf)
-            s.send(_MSG)
-            c.recv_into(buf)
-            samples[i] = clock() - t0
-        return float(statistics.median(samples))
-
-
-def _hot_read(ws: int, n: int) -> float:
-    """One read of a working set this thread just read: cached, as far as W fits."""
-    data = b"\x02" * ws
-    find = data.find
-    clock = time.perf_counter_ns
-    find(b"\x01")  # warm it
-    samples = array("q", [0] * n)
-    for i in range(n):
-        t0 = clock()
-        find(b"\x01")
-        samples[i] = clock() - t0
-    return float(statistics.median(samples))
-
-
-@contextlib.contextmanager
-def _pinned(cpu: int | None) -> Iterator[None]:
-    """Pin this thread to *cpu* (None: leave it free) and restore its mask afterwards."""
-    old = os.sched_getaffinity(0)
-    try:
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})  # peers started now inherit it, then pin themselves
-        yield
-    finally:
-        os.sched_setaffinity(0, old)
-
-
-def _count(ring: _Ring, batch_s: float) -> int:
-    """Round trips per batch so that one batch takes about *batch_s* seconds."""
-    t0 = time.perf_counter()
-    ring.batch(20)
-    per = (time.perf_counter() - t0) / 20
-    return max(20, min(20000, int(batch_s / per)))
-
-
 def _measure(
     ws: int, cpus: tuple[int | None, int | None], reps: int, batch_s: float, perf: bool
 ) -> dict[str, Any]:
     """Interleaved repeats of thread and process rings (and the solo baseline) at one W."""
     raw: dict[str, list[dict[str, float]]] = {k: [] for k in KINDS}
     out: dict[str, Any] = {"w": ws}
-    with _pinned(cpus[0]), contextlib.ExitStack() as stack:
+    with pinned(cpus[0]), contextlib.ExitStack() as stack:
         # The process ring first: fork before the thread ring's thread exists.
-        rings = {k: _Ring(stack, k, ws, cpus[1]) for k in ("process", "thread")}
-        n = min(_count(r, batch_s) for r in rings.values())
+        rings = {k: Ring(stack, k, ws, cpus[1]) for k in ("process", "thread")}
+        n = min(rounds_per_batch(r, batch_s) for r in rings.values())
         same_cpu = cpus[0] == cpus[1]
         pipe, hot, both = [], [], []
         for _ in range(reps):
             for k in KINDS:
                 raw[k].append(rings[k].batch(n))
             if same_cpu:
-                pipe.append(_solo(0, n))
-                hot.append(_hot_read(ws, n))
-                both.append(_solo(ws, n))
+                pipe.append(solo(0, n))
+                hot.append(hot_read(ws, n))
+                both.append(solo(ws, n))
         out["n"] = n
         if same_cpu:
             out["pipe_alone_ns"] = spread(pipe)

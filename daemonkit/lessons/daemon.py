@@ -20,6 +20,11 @@ session, process group, controlling terminal (``tty_nr``), parent, cwd, umask, d
 The daemon is stopped with ``daemonkit stop`` afterwards, and every process this lesson made
 is gone when it returns, on every path.
 
+Kernel path: forkpty(3) (openpty, fork, setsid, TIOCSCTTY), close(2) of the master (the
+kernel's tty hangup), reads of ``/proc/PID/{stat,status,cwd,fd}``.
+Lifetime: the shell is reaped, the job killed if it survived, the daemon stopped with
+``daemonkit stop`` (SIGTERM, then SIGKILL, if that fails), the runtime dir removed.
+
 See also: daemon(7), credentials(7) (sessions, process groups), setsid(2), forkpty(3),
 pty(7), proc(5) (``stat`` fields 4-7, ``status`` Umask).
 """

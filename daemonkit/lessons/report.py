@@ -14,6 +14,8 @@ Facts about the verdicts:
 * ``inconclusive`` is used when the experiment could not measure what the claim needs (a
   missing channel, no second CPU): it is never a quiet stand-in for a failure.
 
+Kernel path: none (data and formatting only). Lifetime: none.
+
 See also: the pyperf JSON format (raw samples plus machine metadata), which this mirrors.
 """
 

@@ -14,6 +14,10 @@ The receiver reads its signals from a ``signalfd(2)``, which returns each queued
 with its value (``ssi_int``), so the order can be checked. Neither a semaphore nor a signal
 carries the data itself: the integer value of a queued signal is the most a signal can carry.
 
+Kernel path: futex(2) behind sem_post/sem_trywait; rt_sigqueueinfo(2) behind sigqueue(3);
+the kernel's per-thread pending set (one bit per standard signal, a queue per real-time one);
+signalfd(2) to dequeue them.
+
 Lifetime: the semaphore (``/dev/shm/sem.dk.PID.sem.N``) is unlinked by this process on every
 path; the receiver is reaped.
 

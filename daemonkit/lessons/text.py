@@ -3,6 +3,9 @@
 ``EN`` and ``ZH`` have the same keys (a test checks it): the Chinese report says everything
 the English one says. Strings are ``str.format`` templates filled with measured figures;
 a key that starts with ``=`` is not looked up but printed as it is (a column named by a size).
+
+Kernel path: none. Lifetime: none. See also: :mod:`daemonkit.report.strings` (the HTML
+report's own table).
 """
 
 from __future__ import annotations
