@@ -81,11 +81,14 @@ def rx_bytes(lk: Link) -> int:
 
 def test_netem_delay_moves_p50(link: tuple[Link, str], tmp_path: Path) -> None:
     lk, url = link
+    netem = ("qdisc", "add", "dev", lk.client_dev, "root", "netem", "delay", "1ms")
+    probe = lk.tc(lk.client, *netem)  # first: is there a netem at all?
+    if probe.returncode != 0:
+        pytest.skip(f"no netem in this kernel (tc: {probe.stderr.strip()})")
+    lk.tc(lk.client, "qdisc", "del", "dev", lk.client_dev, "root")
     args = ("--channels", "tcp", "--sizes", "64", "--iterations", "300", "--warmup", "30")
     before = bench(lk, url, tmp_path, *args)["tcp"]["latency_ns"]["p50"]
-    shaped = lk.tc(lk.client, "qdisc", "add", "dev", lk.client_dev, "root", "netem", "delay", "1ms")
-    if shaped.returncode != 0:
-        pytest.skip(f"no netem in this kernel (tc: {shaped.stderr.strip()})")
+    assert lk.tc(lk.client, *netem).returncode == 0
     try:
         after = bench(lk, url, tmp_path, *args)["tcp"]["latency_ns"]["p50"]
     finally:

@@ -32,6 +32,7 @@ __all__ = [
     "OP_SINK",
     "REMOTE_CHANNELS",
     "Address",
+    "hwm_for",
     "parse_address",
     "recv_exactly",
     "send_frame",
@@ -47,6 +48,12 @@ NET_HEADER = struct.Struct("!I")  # the raw TCP endpoint's length prefix, big-en
 FLUSH_REPLY = struct.Struct("!QQ")  # messages, bytes
 
 REMOTE_CHANNELS = ("zmq-tcp", "tcp")  # the channels a remote peer serves
+_QUEUE_BUDGET = 64 << 20  # bytes queued per ZeroMQ connection and direction, at most
+
+
+def hwm_for(max_size: int) -> int:
+    """A high-water mark (messages) that keeps one queue of *max_size* messages near 64 MiB."""
+    return max(16, min(1000, _QUEUE_BUDGET // max(max_size, 1)))
 
 
 @dataclass(frozen=True)

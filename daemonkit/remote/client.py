@@ -125,6 +125,7 @@ class RemoteServer:
     def __init__(self, address: Address, timeout: float = 5.0) -> None:
         self.address = address
         self.timeout = timeout
+        self._probe()
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         try:
             self._control = dealer(self.ctx, address.zmq_url, timeout)
@@ -132,6 +133,15 @@ class RemoteServer:
         except BaseException:
             self.close()
             raise
+
+    def _probe(self) -> None:
+        """One plain TCP connect first: libzmq retries a refused connection silently, so
+        without it "nobody listens" would only show as a timeout."""
+        try:
+            socket.create_connection((self.address.host, self.address.port), self.timeout).close()
+        except OSError as exc:
+            why = exc.strerror or "timed out"
+            raise NoServerError(f"no daemonkit serve at {self.address.zmq_url}: {why}") from exc
 
     def info(self) -> dict[str, Any]:
         """The server's settings, counters and context switches, as it reports them now."""

@@ -124,7 +124,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--count", type=parse_count, default=10_000, metavar="N", help="messages per size"
     )
     t.add_argument(
-        "--warmup", type=parse_count, default=100, metavar="N", help="untimed messages first"
+        "--warmup", type=parse_count, default=10, metavar="N", help="untimed messages first"
     )
     t.add_argument("--json", type=Path, metavar="PATH", help="write the results document")
     t.set_defaults(func=cmd_throughput)

@@ -59,14 +59,14 @@ from daemonkit.remote._wire import (
     OP_INFO,
     OP_SINK,
     Address,
+    hwm_for,
     recv_exactly,
     send_frame,
     set_timeouts,
 )
 
-__all__ = ["ServeOptions", "Server", "hwm_for"]
+__all__ = ["ServeError", "ServeOptions", "Server"]
 
-_QUEUE_BUDGET = 64 << 20  # bytes queued per ZeroMQ connection and direction, at most
 _BURST = 64  # ROUTER messages handled before looking at the listener and signals again
 _TICK_MS = 500
 _MAX_SINKS = 256  # throughput counters kept at once (one per client identity)
@@ -74,11 +74,6 @@ _MAX_SINKS = 256  # throughput counters kept at once (one per client identity)
 
 class ServeError(DaemonkitError):
     """The server could not bind or start."""
-
-
-def hwm_for(max_size: int) -> int:
-    """The high-water mark that keeps one queue near the memory budget."""
-    return max(16, min(1000, _QUEUE_BUDGET // max(max_size, 1)))
 
 
 @dataclass(frozen=True)

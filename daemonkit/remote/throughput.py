@@ -29,7 +29,7 @@ from typing import Any
 import zmq
 
 from daemonkit.errors import ChannelError
-from daemonkit.remote._wire import FLUSH_REPLY, OP_FLUSH, OP_SINK
+from daemonkit.remote._wire import FLUSH_REPLY, OP_FLUSH, OP_SINK, hwm_for
 from daemonkit.remote.client import RemoteServer, dealer
 
 __all__ = ["SCHEMA", "Throughput", "measure"]
@@ -54,20 +54,34 @@ class Throughput:
         return asdict(self)
 
 
-def _stream(sock: zmq.Socket[bytes], msg: memoryview, count: int) -> tuple[int, int, int, int]:
-    """Send *count* messages and a flush; return (start, first flush reply) ns and counts."""
+def _stream(
+    server: RemoteServer, sock: zmq.Socket[bytes], msg: memoryview, count: int
+) -> tuple[int, int, int, int]:
+    """Send *count* messages and a flush; return total and tail ns, and the server's counts."""
     copy = len(msg) < zmq.COPY_THRESHOLD  # large messages go by reference, not copied
     send = sock.send_multipart
     parts = (OP_SINK, msg)
     t0 = time.perf_counter_ns()
     for _ in range(count):
-        send(parts, copy=copy)
+        send(parts, copy=copy)  # blocks only while the high-water mark is reached
     t_flush = time.perf_counter_ns()
     sock.send_multipart((OP_FLUSH, b""))
+    _await_reply(server, sock)
     _, body = sock.recv_multipart()
     t1 = time.perf_counter_ns()
     msgs, nbytes = FLUSH_REPLY.unpack(body)
     return t1 - t0, t1 - t_flush, msgs, nbytes
+
+
+def _await_reply(server: RemoteServer, sock: zmq.Socket[bytes]) -> None:
+    """Wait for the flush reply while the server keeps counting messages; zmq.Again when
+    it counted none for ``timeout`` s (on a slow link megabytes may still be in flight)."""
+    last = -1
+    while not sock.poll(int(server.timeout * 1000)):
+        sinks = int(server.info()["counters"]["sinks"])
+        if sinks == last:
+            raise zmq.Again
+        last = sinks
 
 
 def measure(server: RemoteServer, size: int, count: int, warmup: int) -> Throughput:
@@ -76,10 +90,11 @@ def measure(server: RemoteServer, size: int, count: int, warmup: int) -> Through
         raise ChannelError("zmq-tcp", f"{size} bytes exceed the server's limit")
     msg = memoryview(bytearray(size))
     sock = dealer(server.ctx, server.address.zmq_url, server.timeout)
+    sock.setsockopt(zmq.SNDHWM, hwm_for(size))  # what may queue here: about 64 MiB at most
     try:
         if warmup:  # connection set up, TCP window opened: not part of the figure
-            _stream(sock, msg, warmup)
-        elapsed, tail, msgs, nbytes = _stream(sock, msg, count)
+            _stream(server, sock, msg, warmup)
+        elapsed, tail, msgs, nbytes = _stream(server, sock, msg, count)
     except zmq.Again:
         raise ChannelError(
             "zmq-tcp", f"{server.where} stopped taking messages for {server.timeout:g} s"
