@@ -22,6 +22,8 @@ from daemonkit.errors import PeerDiedError
 __all__ = ["FdStreamEnd"]
 
 _HEADER = struct.Struct("=I")
+_pack, _unpack_from = _HEADER.pack, _HEADER.unpack_from
+_readv, _writev = os.readv, os.writev  # bound once: no attribute lookup per message
 
 
 class FdStreamEnd(PayloadEnd):
@@ -34,15 +36,18 @@ class FdStreamEnd(PayloadEnd):
         self._hdr = bytearray(_HEADER.size)
         self._hdr_view = memoryview(self._hdr)
 
+    # The common case costs one writev and one or two readv per message and nothing else:
+    # the loops that finish a partial transfer run only when the kernel returned short.
+
     def send(self, data: memoryview) -> None:
-        header = _HEADER.pack(len(data))
+        header = _pack(len(data))
         try:
-            sent = os.writev(self._wfd, (header, data))
-            if sent < len(header) + len(data):  # the pipe or socket buffer filled up: finish it
-                if sent < len(header):
+            sent = _writev(self._wfd, (header, data))
+            if sent < _HEADER.size + len(data):  # the pipe or socket buffer filled up: finish
+                if sent < _HEADER.size:
                     self._write_all(memoryview(header)[sent:])
-                    sent = len(header)
-                self._write_all(data[sent - len(header) :])
+                    sent = _HEADER.size
+                self._write_all(data[sent - _HEADER.size :])
         except (BrokenPipeError, ConnectionResetError) as exc:  # EPIPE: no reader is left
             raise PeerDiedError(self._channel, f"peer closed its end ({exc.strerror})") from exc
 
@@ -51,20 +56,28 @@ class FdStreamEnd(PayloadEnd):
             view = view[os.write(self._wfd, view) :]
 
     def recv_into(self, buf: memoryview) -> int:
-        self._read_exactly(self._hdr_view)
-        (length,) = _HEADER.unpack(self._hdr)
+        got = self._readv(self._hdr_view)
+        if got < _HEADER.size:  # a short read (or end of file): read the rest
+            self._read_exactly(self._hdr_view, got)
+        length: int = _unpack_from(self._hdr)[0]
         if length:
-            self._read_exactly(buf[:length])
-        return int(length)
+            body = buf[:length]
+            got = self._readv(body)
+            if got < length:
+                self._read_exactly(body, got)
+        return length
 
-    def _read_exactly(self, view: memoryview) -> None:
-        got = 0
+    def _readv(self, view: memoryview) -> int:
+        try:
+            return _readv(self._rfd, (view,))
+        except ConnectionResetError as exc:  # TCP: the peer died with data unread (RST)
+            raise PeerDiedError(self._channel, "peer reset the connection") from exc
+
+    def _read_exactly(self, view: memoryview, got: int) -> None:
+        """Finish reading *view*, of which *got* bytes are already in."""
         want = len(view)
         while got < want:
-            try:
-                n = os.readv(self._rfd, (view[got:],))
-            except ConnectionResetError as exc:  # TCP: the peer died with data unread (RST)
-                raise PeerDiedError(self._channel, "peer reset the connection") from exc
+            n = self._readv(view[got:])
             if n == 0:  # every write end is closed: the peer has exited or closed
                 raise PeerDiedError(self._channel, "peer closed its end (end of file)")
             got += n
