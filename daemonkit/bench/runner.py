@@ -166,7 +166,10 @@ def _sigint_deferred() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a pending SIGINT is delivered now
+        # Undo only our own change: a channel made inside (signal, rt-signal) blocks its
+        # signal in this thread, and restoring the whole old mask would unblock it.
+        if signal.SIGINT not in old:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # pending one: now
 
 
 def run_case(case: Case, settings: Settings, place: Placement, progress: Progress) -> Result:
