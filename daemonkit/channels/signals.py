@@ -83,19 +83,16 @@ class SignalChannel(Channel):
     summary = "SIGUSR1 each way, taken with sigwaitinfo(2); standard signals coalesce; no payload"
     payload = False
     signum: ClassVar[int] = signal.SIGUSR1
+    signame: ClassVar[str] = "SIGUSR1"
     server_thread = 0  # pthread id of a thread peer, set by the server before its hello
 
     def __init__(self, peer: PeerKind, max_size: int = 0) -> None:
         super().__init__(peer, max_size)
         self._client_thread = threading.get_ident()
         # Blocked from now on in this thread and in every thread or process started from it.
-        self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {self.signum})
-        if self.signum in self._old_mask:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
-            raise ChannelError(self.name, f"{self._signame()} is already blocked here (in use?)")
-
-    def _signame(self) -> str:
-        return signal.Signals(self.signum).name
+        was_blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {self.signum})
+        if self.signum in was_blocked:  # nothing changed: someone here already waits for it
+            raise ChannelError(self.name, f"{self.signame} is already blocked in this thread")
 
     def open(self, role: Role) -> NotifyEnd:
         if role == "client":
@@ -120,10 +117,11 @@ class SignalChannel(Channel):
         # with the default action (terminate the process).
         while signal.sigtimedwait({self.signum}, 0) is not None:
             pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {self.signum})  # only what we blocked
 
 
 class RtSignalChannel(SignalChannel):
     name = "rt-signal"
     summary = "SIGRTMIN+1 each way, taken with sigwaitinfo(2); real-time signals queue; no payload"
-    signum: ClassVar[int] = signal.SIGRTMIN + 1
+    signum: ClassVar[int] = signal.SIGRTMIN + 1  # glibc keeps the first two for itself
+    signame: ClassVar[str] = "SIGRTMIN+1"
