@@ -64,18 +64,24 @@ def bench_result(
     }
 
 
-def bench_doc(scale: float = 1.0, date: str = "2026-11-27T06:00:00Z") -> dict[str, Any]:
-    """Three channels, both peers, two sizes, three placements, one failed channel."""
+CHANNELS = (("pipe", 12000.0), ("unix-stream", 15000.0), ("eventfd", 9000.0))
+
+
+def bench_doc(
+    scale: float = 1.0, date: str = "2026-11-27T06:00:00Z", small: bool = False
+) -> dict[str, Any]:
+    """Three channels, both peers, three sizes, three placements, one failed channel
+    (``small``: pipe alone at size 0 on one CPU, for tests that need a quick picture)."""
     results = []
     seed = 1
-    for ch, base in (("pipe", 12000.0), ("unix-stream", 15000.0), ("eventfd", 9000.0)):
+    for ch, base in CHANNELS[:1] if small else CHANNELS:
         for peer in ("thread", "process"):
-            sizes = [0] if ch == "eventfd" else [0, 4096, 65536]
+            sizes = [0] if ch == "eventfd" or small else [0, 4096, 65536]
             for size in sizes:
                 seed += 1
                 p_base = base * scale * (1.3 if peer == "process" else 1.0)
                 results.append(bench_result(ch, peer, "same", size, p_base, seed))
-            for cpu, f in (("split", 2.1), ("none", 1.6)):
+            for cpu, f in () if small else (("split", 2.1), ("none", 1.6)):
                 seed += 1
                 results.append(bench_result(ch, peer, cpu, 0, base * scale * f, seed))
     failed = bench_result("posix-mq", "process", "same", 0, 1, 0)
@@ -121,8 +127,9 @@ def _verdict(claim: str, label: str) -> dict[str, Any]:
     }
 
 
-def lessons_doc(scale: float = 1.0) -> dict[str, Any]:
-    """ctx-switch (sweep + placement), creation, and a lesson without a plot."""
+def lessons_doc(scale: float = 1.0, only: tuple[str, ...] = ()) -> dict[str, Any]:
+    """ctx-switch (sweep + placement), creation, and a lesson without a plot (``only``:
+    just the lessons named)."""
     rng = random.Random(7)
     sweep = []
     for w in (0, 16384, 1 << 20):
@@ -200,6 +207,7 @@ def lessons_doc(scale: float = 1.0) -> dict[str, Any]:
             "verdicts": [_verdict("C1", "holds")],
         },
     ]
+    lessons = [x for x in lessons if not only or x["name"] in only]
     for lesson in lessons:
         lesson["verdict"] = lesson["verdicts"][0]
     return {

@@ -129,13 +129,9 @@ def test_screenshot_is_not_blank(report: Path, tmp_path: Path) -> None:
         assert colours is not None
         # A blank or failed page is one or two colours; plots and text give hundreds.
         assert len(colours) > 200
-        white = (
-            max(count for count, c in colours if c == (255, 255, 255))
-            if any(c == (255, 255, 255) for _, c in colours)
-            else 0
-        )
-        assert white < 0.9 * 1280 * 2000
+        counts = {c: n for n, c in colours}
+        # Plots have white backgrounds, so most of the page is white; a blank one is all.
+        assert counts.get((255, 255, 255), 0) < 0.97 * 1280 * 2000
         # The plots reach the first screen: the thread and process colours of matplotlib's
         # palette (tab:blue, tab:orange) are present in quantity.
-        counts = {c: n for n, c in colours}
         assert counts.get((31, 119, 180), 0) > 500 and counts.get((255, 127, 14), 0) > 500

@@ -131,7 +131,7 @@ def cjk_font() -> str | None:
     return found
 
 
-def log_axis(axis: Any, base: int = 10) -> None:
+def log_axis(axis: Any, base: int = 10, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
     """A log axis labelled with plain numbers (20, 50, 100) rather than powers (10^1)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, SymmetricalLogLocator
 
@@ -142,7 +142,7 @@ def log_axis(axis: Any, base: int = 10) -> None:
         axis.set_major_locator(SymmetricalLogLocator(axis.get_transform(), subs=(1.0, 2.0, 5.0)))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     else:
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=12))
+        axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
 

@@ -43,6 +43,13 @@ REPORT_NAME = "report.html"
 PLOT_NAME = re.compile(r"(d[0-9]+-)?[a-z0-9-]+\.png")
 # The page may load nothing but its own inline style and data: images: a browser refuses (and
 # reports) any fetch, so "self-contained" is enforced, not just intended.
+# Verdict labels of daemonkit.lessons/1, tested in this order: "partly holds" contains "holds".
+VERDICT_CLASSES = (
+    ("partly", "partly"),
+    ("not", "not hold"),
+    ("holds", "holds"),
+    ("inconclusive", "inconclusive"),
+)
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 CSS = """
 body{font-family:"DejaVu Sans","Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;
@@ -58,6 +65,7 @@ td{white-space:nowrap}
 td:first-child,th:first-child{text-align:left}
 .verdict{border-left:6px solid #999;background:#f7f7f7;padding:6px 10px;margin:0 0 .8em}
 .holds{border-color:#2a8a2a} .partly{border-color:#d89a00} .not{border-color:#c0392b}
+.inconclusive{border-color:#999}
 .label{font-weight:bold} .warn{background:#fff4d6;padding:6px 10px} .muted{color:#666}
 footer{margin-top:3em;color:#666;font-size:.85em}
 """
@@ -115,16 +123,9 @@ def _verdict_html(lesson: Mapping[str, Any], S: Mapping[str, str]) -> str:
     out = []
     for v in verdicts:
         label = str(v.get("label", ""))
-        cls = (
-            "partly"
-            if "part" in label
-            else "not"
-            if "not" in label
-            else "holds"
-            if "hold" in label
-            else ""
-        )
-        shown = v.get("label_text") or (S[f"verdict.{cls}"] if cls else label)
+        cls = next((c for c, words in VERDICT_CLASSES if words in label), "")
+        # The label in the report's language (the lessons may have run in the other one).
+        shown = S[f"verdict.{cls}"] if cls else (v.get("label_text") or label)
         claim = f"{v['claim']} " if v.get("claim") else ""
         thr = (
             f"<div class='muted'>{_esc(S['lesson.threshold'])}: {_esc(v['threshold'])}</div>"

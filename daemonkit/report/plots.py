@@ -163,14 +163,16 @@ def cdf_plot(doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: s
                 )
             ax.set_title(ch, fontsize=9.5, loc="left")
             ax.set_xscale("log")
-            log_axis(ax.xaxis)
+            log_axis(ax.xaxis, subs=(1.0, 3.0))  # small panels: 1-3-10 keeps the labels apart
             ax.set_ylim(0, 1.03)
         for ax in list(axes.flat)[len(channels) :]:
             ax.set_visible(False)
         for ax in axes[:, 0]:
             ax.set_ylabel(S["cdf.ylabel"])
-        for ax in axes[-1, :]:
-            ax.set_xlabel(S["axis.latency_us"])
+        for i, ax in enumerate(axes.flat[: len(channels)]):
+            if i + cols >= len(channels):  # lowest panel of its column: label the axis
+                ax.tick_params(labelbottom=True)
+                ax.set_xlabel(S["axis.latency_us"])
         fig.suptitle(title)
         _cdf_legend(fig, S, any_old, all_exact)
         png, w, h = render_png(fig, foot)
@@ -269,11 +271,12 @@ def size_plot(
         return None
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab10" if len(series) <= 10 else "tab20"]
     channels = sorted({ch for ch, _ in series})
+    # One hue per channel (tab10's ten are the most distinct); peers differ by line style.
+    cmap = matplotlib.colormaps["tab10" if len(channels) <= 10 else "tab20"]
     old_idx = _index(old)
     table = Table([S["col.channel"], S["col.peer"], S["col.size"], "p50", "MB/s"])
-    with new_figure(7.8, 4.2, font) as fig:
+    with new_figure(7.8, 4.6, font) as fig:
         lat_ax, bw_ax = fig.subplots(1, 2)
         for (ch, peer), rs in sorted(series.items()):
             color = cmap(channels.index(ch) % cmap.N)
@@ -367,6 +370,7 @@ def placement_plot(
                     )
             table.rows.append(row)
         ax.set_yticks(range(len(groups)), [f"{c} ({peer_label(S, p)})" for c, p in groups])
+        ax.invert_yaxis()  # first channel and first placement at the top, as in the legend
         ax.set_xlabel(S["axis.p50_lin_us"])
         ax.grid(axis="y", visible=False)
         fig.legend(loc="outside lower center", ncols=len(cpus), frameon=False)

@@ -104,6 +104,7 @@ EN: dict[str, str] = {
     "verdict.holds": "holds",
     "verdict.partly": "partly holds",
     "verdict.not": "does not hold on this machine",
+    "verdict.inconclusive": "inconclusive",
     "verdict.unknown": "no verdict",
 }
 
@@ -194,6 +195,7 @@ ZH: dict[str, str] = {
     "verdict.holds": "成立",
     "verdict.partly": "部分成立",
     "verdict.not": "在本机上不成立",
+    "verdict.inconclusive": "无法判定",
     "verdict.unknown": "无结论",
 }
 
