@@ -18,17 +18,15 @@ Facts about the limits (a stray or hostile client must not exhaust memory):
   stops libzmq from reading the TCP socket: the sender's kernel buffers fill and TCP flow
   control pushes back. Replies go out with ``ZMQ_ROUTER_MANDATORY`` and ``NOBLOCK``: a peer
   that does not read its replies loses them; the server never blocks on it.
-* The TCP endpoint serves at most ``max_connections`` clients, one thread each; a client
-  beyond that is accepted and closed at once (it reads end-of-file). A length prefix above
-  ``max_size`` closes the connection before any buffer is grown (the unread bytes make the
-  kernel answer with RST). A connection idle for ``idle_timeout`` seconds is closed.
+* The plain TCP endpoint has its own limits (connections, message size, idle time): see
+  :mod:`daemonkit.remote.tcpecho`.
 
-*Kernel path*: socket(2), bind(2), listen(2), accept4(2); libzmq's I/O thread runs epoll_wait(2)
-and recv(2)/send(2) on its TCP sockets; ``poll(2)`` on the ROUTER's notification fd, the
-listener and the wake-up pipe; recv(2) and sendmsg(2) in the TCP threads.
+*Kernel path*: libzmq's I/O thread runs epoll_wait(2) and recv(2)/send(2) on the ROUTER's TCP
+connections and wakes this thread through an eventfd; ``poll(2)`` waits on that eventfd, the
+TCP listener and the wake-up pipe together.
 *Lifetime*: process-persistent; every socket is closed by :meth:`Server.close`, and by the
 kernel if the process dies.
-*See also*: zmq_setsockopt(3), zmq_socket(3), tcp(7), signal(7), pthreads(7).
+*See also*: zmq_setsockopt(3), zmq_socket(3) (ROUTER), signal(7), :mod:`daemonkit.remote.tcpecho`.
 """
 
 from __future__ import annotations
@@ -38,9 +36,7 @@ import json
 import os
 import resource
 import signal
-import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from types import FrameType
@@ -53,17 +49,14 @@ from daemonkit.bench.machine import describe
 from daemonkit.errors import DaemonkitError
 from daemonkit.remote._wire import (
     FLUSH_REPLY,
-    NET_HEADER,
     OP_ECHO,
     OP_FLUSH,
     OP_INFO,
     OP_SINK,
     Address,
     hwm_for,
-    recv_exactly,
-    send_frame,
-    set_timeouts,
 )
+from daemonkit.remote.tcpecho import TcpEcho
 
 __all__ = ["ServeError", "ServeOptions", "Server"]
 
@@ -91,16 +84,14 @@ def _record_only(signum: int, frame: FrameType | None) -> None:
 
 class Server:
     _router: zmq.Socket[bytes] | None = None
-    _listener: socket.socket | None = None
+    _tcp: TcpEcho | None = None
     _wake_r = _wake_w = -1
 
     def __init__(self, opts: ServeOptions) -> None:
         self.opts = opts
         self.hwm = hwm_for(opts.max_size)
-        self.counters = dict.fromkeys(("echoes", "sinks", "refused", "dropped", "bad"), 0)
+        self.counters = dict.fromkeys(("echoes", "sinks", "dropped", "bad"), 0)  # ROUTER only
         self._ctx = zmq.Context()
-        self._conns: dict[socket.socket, threading.Thread] = {}
-        self._lock = threading.Lock()  # guards _conns and the TCP counters
         self._sinks: dict[bytes, list[int]] = {}
         self._machine = describe()
         self._old_signals: dict[int, Any] = {}
@@ -115,7 +106,7 @@ class Server:
             self._record_signals()
             self._bind_router()
             if self.opts.tcp_port is not None:
-                self._listen_tcp()
+                self._listen_tcp(self.opts.tcp_port)
         except BaseException:
             self.close()
             raise
@@ -141,20 +132,16 @@ class Server:
             raise ServeError(f"cannot bind {self.opts.bind.zmq_url}: {exc.strerror}") from exc
         self.zmq_url = r.getsockopt_string(zmq.LAST_ENDPOINT)  # the real port if 0 was asked
 
-    def _listen_tcp(self) -> None:
-        family = socket.AF_INET6 if self.opts.bind.ipv6 else socket.AF_INET
-        s = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        self._listener = s
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # rebind over TIME_WAIT
+    def _listen_tcp(self, port: int) -> None:
+        tcp = TcpEcho(self.opts.max_size, self.opts.max_connections, self.opts.idle_timeout, log)
+        self._tcp = tcp
         try:
-            s.bind((self.opts.bind.host, self.opts.tcp_port or 0))
+            tcp.listen(self.opts.bind.host, port, self.opts.bind.ipv6)
         except OSError as exc:
             raise ServeError(
-                f"cannot bind tcp {self.opts.bind.host}:{self.opts.tcp_port}: {exc.strerror}"
+                f"cannot bind tcp {self.opts.bind.host}:{port}: {exc.strerror}"
             ) from exc
-        s.listen(self.opts.max_connections)
-        s.setblocking(False)
-        self.tcp_address = s.getsockname()[:2]
+        self.tcp_address = tcp.address
 
     # -- step 3: the loop -----------------------------------------------------------------
 
@@ -164,8 +151,8 @@ class Server:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
-        if self._listener is not None:
-            poller.register(self._listener.fileno(), zmq.POLLIN)
+        if self._tcp is not None:
+            poller.register(self._tcp.fileno(), zmq.POLLIN)
         try:
             while True:
                 ready = dict(poller.poll(_TICK_MS))
@@ -173,8 +160,8 @@ class Server:
                     return 0
                 if self._router in ready:
                     self._serve_router()
-                if self._listener is not None and self._listener.fileno() in ready:
-                    self._accept()
+                if self._tcp is not None and self._tcp.fileno() in ready:
+                    self._tcp.accept()
         finally:
             self.close()
 
@@ -235,71 +222,21 @@ class Server:
             "hwm": self.hwm,
             "tcp_port": self.tcp_address[1] if self.tcp_address else None,
             "max_connections": self.opts.max_connections,
-            "counters": dict(self.counters),
+            "counters": {
+                "zmq": dict(self.counters),
+                "tcp": self._tcp.counters() if self._tcp else {},
+            },
             "ctx_switches": {"voluntary": ru.ru_nvcsw, "involuntary": ru.ru_nivcsw},
             "machine": self._machine,
         }
-
-    def _accept(self) -> None:
-        assert self._listener is not None
-        try:
-            conn, peer = self._listener.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
-        with self._lock:
-            if len(self._conns) >= self.opts.max_connections:
-                self.counters["refused"] += 1
-                conn.close()  # the client reads end-of-file at once
-                log(f"tcp: refused {peer[0]}:{peer[1]}: {len(self._conns)} connections open")
-                return
-            conn.setblocking(True)  # accepted sockets may inherit O_NONBLOCK: not on Linux
-            set_timeouts(conn, self.opts.idle_timeout)
-            t = threading.Thread(target=self._echo_tcp, args=(conn,), daemon=True)
-            self._conns[conn] = t
-        t.start()
-
-    def _echo_tcp(self, conn: socket.socket) -> None:
-        """One client: read a length and that many bytes, send them back, until it leaves."""
-        header = bytearray(NET_HEADER.size)
-        hview = memoryview(header)
-        buf = bytearray(0)
-        try:
-            while recv_exactly(conn, hview):
-                (n,) = NET_HEADER.unpack(header)
-                if n > self.opts.max_size:  # refuse before growing any buffer
-                    with self._lock:
-                        self.counters["refused"] += 1
-                    log(f"tcp: refused a {n}-byte message (limit {self.opts.max_size})")
-                    return
-                if len(buf) < n:
-                    buf = bytearray(n)  # grows to the largest message seen, at most max_size
-                view = memoryview(buf)[:n]
-                if not recv_exactly(conn, view):
-                    return
-                send_frame(conn, bytes(header), view)
-                with self._lock:
-                    self.counters["echoes"] += 1
-        except OSError:
-            pass  # idle timeout (EAGAIN), reset by the client, or shut down by close()
-        finally:
-            with self._lock:
-                self._conns.pop(conn, None)
-            conn.close()
 
     # -- step 4 ---------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop accepting, end every connection, release the sockets. Safe to call twice."""
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            conns = list(self._conns.items())
-        for conn, _ in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)  # its thread's recv returns 0 (end-of-file)
-        for _, thread in conns:
-            thread.join(2.0)
+        if self._tcp is not None:
+            self._tcp.close()
+            self._tcp = None
         if self._router is not None:
             self._router.close()
             self._router = None

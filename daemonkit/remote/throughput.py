@@ -78,7 +78,7 @@ def _await_reply(server: RemoteServer, sock: zmq.Socket[bytes]) -> None:
     it counted none for ``timeout`` s (on a slow link megabytes may still be in flight)."""
     last = -1
     while not sock.poll(int(server.timeout * 1000)):
-        sinks = int(server.info()["counters"]["sinks"])
+        sinks = int(server.info()["counters"]["zmq"]["sinks"])
         if sinks == last:
             raise zmq.Again
         last = sinks
