@@ -165,20 +165,41 @@ def _gone(pid: int, starttime: int, timeout: float) -> bool:
 
 def _stop_daemon(runtime_dir: Path, pid: int | None, starttime: int | None) -> str:
     """Stop it with the CLI; if that does not work, SIGTERM and then SIGKILL by pid."""
-    done = subprocess.run(
-        [sys.executable, "-m", "daemonkit", "stop", "--runtime-dir", str(runtime_dir)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if pid is None or starttime is None or _gone(pid, starttime, 2.0):
-        return f"daemonkit stop: exit {done.returncode}"
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    said = "not started"
+    if runtime_dir.exists():
+        done = subprocess.run(
+            [sys.executable, "-m", "daemonkit", "stop", "--runtime-dir", str(runtime_dir)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        said = f"daemonkit stop: exit {done.returncode}"
+    if pid is not None and starttime is not None and not _gone(pid, starttime, 2.0):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            if _gone(pid, starttime, 2.0):
+                said += f"; needed {sig.name}"
+                break
+    # Interrupted half-way (Ctrl-C during `daemonkit start`), a daemon may be coming up with
+    # no pidfile yet: anything whose command line names our runtime dir is ours to end.
+    for leftover in _naming(runtime_dir):
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        if _gone(pid, starttime, 2.0):
-            return f"daemonkit stop: exit {done.returncode}; needed {sig.name}"
-    return "still running"
+            os.kill(leftover, signal.SIGKILL)
+        said += f"; killed leftover {leftover}"
+    return said
+
+
+def _naming(runtime_dir: Path) -> list[int]:
+    """Pids of processes whose command line contains *runtime_dir*."""
+    needle = str(runtime_dir).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if needle in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+    return found
 
 
 def run(quick: bool, tick: Tick) -> dict[str, Any]:
@@ -230,15 +251,14 @@ def run(quick: bool, tick: Tick) -> dict[str, Any]:
         finally:
             if master >= 0:
                 os.close(master)
-            if shell:
+            if shell:  # interrupted: the shell's process group holds `daemonkit start` too
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(shell, signal.SIGKILL)
+                    os.killpg(shell, signal.SIGKILL)
                 os.waitpid(shell, 0)
             if job is not None and job_start is not None and not _gone(job, job_start, 0):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(job, signal.SIGKILL)
-            if runtime_dir.exists():
-                m["stop"] = _stop_daemon(runtime_dir, dpid, dstart)
+            m["stop"] = _stop_daemon(runtime_dir, dpid, dstart)
     return m
 
 
