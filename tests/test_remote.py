@@ -117,6 +117,7 @@ def test_help_says_loopback_by_default() -> None:
         ["serve", "--bind", "tcp://example.org:80"],
         ["serve", "--bind", "tcp://127.0.0.1:99999"],
         ["serve", "--max-size", "abc"],
+        ["serve", "--bind", "tcp://127.0.0.1:65535"],
         ["bench", "--connect", "tcp://localhost"],
         ["bench", "--connect", "tcp://127.0.0.1:1", "--channels", "pipe"],
     ],
@@ -338,3 +339,16 @@ def test_ctrl_c_ends_a_remote_run(served: Served) -> None:
             client.wait()
     assert client.returncode == 130, err
     assert err.strip().splitlines()[-1] == "daemonkit: interrupted"
+
+
+def test_idle_tcp_client_loses_its_slot() -> None:
+    s = start_serve("--tcp-port", "0", "--max-connections", "1", "--idle-timeout", "0.3")
+    try:
+        with socket.create_connection(("127.0.0.1", s.tcp_port or 0), timeout=3) as idle:
+            t0 = time.monotonic()
+            assert idle.recv(16) == b""  # SO_RCVTIMEO expired in the server: closed
+            assert 0.2 < time.monotonic() - t0 < 2.5
+        assert s.tcp_echo(b"mine now") == b"mine now"  # the only slot is free again
+    finally:
+        code, err = stop_serve(s)
+    assert code == 0, err

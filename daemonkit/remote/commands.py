@@ -131,12 +131,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from daemonkit.errors import UsageError
     from daemonkit.remote.serve import ServeOptions, Server, log
 
     bind: Address = args.bind
     tcp_port: int | None = args.tcp_port
     if tcp_port is None:  # not given: the port after PORT (or any free one after port 0)
         tcp_port = bind.port + 1 if bind.port else 0
+        if tcp_port > 65535:
+            raise UsageError("--bind port 65535 has no port after it: give --tcp-port")
     elif tcp_port == _NO_TCP:
         tcp_port = None
     opts = ServeOptions(bind, tcp_port, args.max_size, args.max_connections, args.idle_timeout)

@@ -1,6 +1,6 @@
 """An echo peer that other hosts can reach: ZeroMQ (``zmq-tcp``) and plain TCP (``tcp``).
 
-:meth:`Server.run` is these steps, one method each:
+:meth:`Server.open` and :meth:`Server.run` are these steps, one method each:
 
 1. record SIGTERM and SIGINT in a wake-up pipe (the handlers only write a byte);
 2. bind the ROUTER socket, with its limits, and the TCP listener;
@@ -18,6 +18,9 @@ Facts about the limits (a stray or hostile client must not exhaust memory):
   stops libzmq from reading the TCP socket: the sender's kernel buffers fill and TCP flow
   control pushes back. Replies go out with ``ZMQ_ROUTER_MANDATORY`` and ``NOBLOCK``: a peer
   that does not read its replies loses them; the server never blocks on it.
+* libzmq has no limit on the number of connections, and each may queue that much: that is
+  one reason the default address is loopback. Open it to a network only behind a firewall
+  that admits the hosts you measure from.
 * The plain TCP endpoint has its own limits (connections, message size, idle time): see
   :mod:`daemonkit.remote.tcpecho`.
 
@@ -83,6 +86,8 @@ def _record_only(signum: int, frame: FrameType | None) -> None:
 
 
 class Server:
+    """The echo peer: a ROUTER and (optionally) a TCP endpoint, served by one loop."""
+
     _router: zmq.Socket[bytes] | None = None
     _tcp: TcpEcho | None = None
     _wake_r = _wake_w = -1
