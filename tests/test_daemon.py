@@ -130,9 +130,12 @@ def test_stale_pidfile_after_sigkill_is_taken_over(daemons: Daemons, backend: st
     assert daemons.pidfile.exists()
     res = dk("status", *daemons.loc())
     assert res.returncode == 1 and "dead, but pidfile" in res.stdout
+    left = [e for e in os.listdir(daemons.rdir) if e.startswith(f"dk.{first}.")]
+    assert left  # the killed daemon's endpoint sockets
     daemons.start("--backend", backend)
     second = daemons.pid()
     assert second != first and not gone(second)
+    assert not [e for e in os.listdir(daemons.rdir) if e.startswith(f"dk.{first}.")]
     assert dk("status", *daemons.loc()).returncode == 0
     assert dk("stop", *daemons.loc()).returncode == 0
 

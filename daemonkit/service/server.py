@@ -42,8 +42,9 @@ from typing import Any
 from daemonkit import __version__
 from daemonkit.daemon.notify import Notifier
 from daemonkit.daemon.pidfile import Pidfile
-from daemonkit.daemon.steps import open_log
+from daemonkit.daemon.steps import open_log, process_gone
 from daemonkit.errors import DaemonkitError, DaemonStartError
+from daemonkit.runtime import owner_of_name
 from daemonkit.service.config import Config, load_config
 from daemonkit.service.control import MAX_REQUEST, Connection, ProtocolError, parse_request
 from daemonkit.service.endpoints import Endpoint, make_endpoints
@@ -102,6 +103,7 @@ class Service:
             if self.config.init_delay:
                 time.sleep(self.config.init_delay)  # a deliberately slow start, see config.py
             self._install_signal_handlers()
+            self._remove_leftovers()
             self._listen()
             self.endpoints = make_endpoints(self.config.endpoints, self.opts.runtime_dir)
             for name, ep in self.endpoints.items():
@@ -121,6 +123,16 @@ class Service:
             signal.signal(sig, _record_only)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self._sel.register(self._wake_r, selectors.EVENT_READ, self._on_signal)
+
+    def _remove_leftovers(self) -> None:
+        """Sockets and FIFOs a killed predecessor left in the runtime dir (we hold the lock,
+        so their owner is dead); its shared memory is ``daemonkit cleanup``'s job."""
+        for entry in os.listdir(self.opts.runtime_dir):
+            owner = owner_of_name(entry)
+            if owner is not None and owner != os.getpid() and process_gone(owner):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.opts.runtime_dir / entry)
+                log(f"removed {entry}, left by pid {owner}")
 
     def _listen(self) -> None:
         path = self.control_path
