@@ -22,6 +22,7 @@ from daemonkit.errors import PeerDiedError
 __all__ = ["FdStreamEnd"]
 
 _HEADER = struct.Struct("=I")
+_HSIZE = _HEADER.size
 _pack, _unpack_from = _HEADER.pack, _HEADER.unpack_from
 _readv, _writev = os.readv, os.writev  # bound once: no attribute lookup per message
 
@@ -33,7 +34,7 @@ class FdStreamEnd(PayloadEnd):
         self._channel = channel
         self._rfd = rfd
         self._wfd = wfd
-        self._hdr = bytearray(_HEADER.size)
+        self._hdr = bytearray(_HSIZE)
         self._hdr_view = memoryview(self._hdr)
 
     # The common case costs one writev and one or two readv per message and nothing else:
@@ -43,11 +44,11 @@ class FdStreamEnd(PayloadEnd):
         header = _pack(len(data))
         try:
             sent = _writev(self._wfd, (header, data))
-            if sent < _HEADER.size + len(data):  # the pipe or socket buffer filled up: finish
-                if sent < _HEADER.size:
+            if sent < _HSIZE + len(data):  # the pipe or socket buffer filled up: finish
+                if sent < _HSIZE:
                     self._write_all(memoryview(header)[sent:])
-                    sent = _HEADER.size
-                self._write_all(data[sent - _HEADER.size :])
+                    sent = _HSIZE
+                self._write_all(data[sent - _HSIZE :])
         except (BrokenPipeError, ConnectionResetError) as exc:  # EPIPE: no reader is left
             raise PeerDiedError(self._channel, f"peer closed its end ({exc.strerror})") from exc
 
@@ -56,28 +57,26 @@ class FdStreamEnd(PayloadEnd):
             view = view[os.write(self._wfd, view) :]
 
     def recv_into(self, buf: memoryview) -> int:
-        got = self._readv(self._hdr_view)
-        if got < _HEADER.size:  # a short read (or end of file): read the rest
-            self._read_exactly(self._hdr_view, got)
-        length: int = _unpack_from(self._hdr)[0]
-        if length:
-            body = buf[:length]
-            got = self._readv(body)
-            if got < length:
-                self._read_exactly(body, got)
-        return length
-
-    def _readv(self, view: memoryview) -> int:
+        rfd = self._rfd
         try:
-            return _readv(self._rfd, (view,))
+            got = _readv(rfd, (self._hdr_view,))
+            if got < _HSIZE:  # a short read (or end of file): read the rest
+                self._read_exactly(self._hdr_view, got)
+            length: int = _unpack_from(self._hdr)[0]
+            if length:
+                body = buf[:length]
+                got = _readv(rfd, (body,))
+                if got < length:
+                    self._read_exactly(body, got)
         except ConnectionResetError as exc:  # TCP: the peer died with data unread (RST)
             raise PeerDiedError(self._channel, "peer reset the connection") from exc
+        return length
 
     def _read_exactly(self, view: memoryview, got: int) -> None:
         """Finish reading *view*, of which *got* bytes are already in."""
         want = len(view)
         while got < want:
-            n = self._readv(view[got:])
+            n = _readv(self._rfd, (view[got:],))
             if n == 0:  # every write end is closed: the peer has exited or closed
                 raise PeerDiedError(self._channel, "peer closed its end (end of file)")
             got += n
