@@ -12,8 +12,9 @@ checksums); ``recv``/``read`` copies them out and frees them: two copies per mes
   with ``EMSGSIZE`` a datagram longer than ``SO_SNDBUF`` - 32 bytes. ``SO_SNDBUF`` is raised
   for large messages, but only up to ``2 * net.core.wmem_max`` (the kernel doubles the value
   asked, socket(7)); beyond that the channel raises :class:`SizeNotSupportedError` naming the
-  largest size. The receiver's queue is bounded by a count of datagrams
-  (``net.unix.max_dgram_qlen``), not by ``SO_RCVBUF``, which ``AF_UNIX`` datagrams ignore.
+  largest size. Queued datagrams are charged to the *sender's* buffer: the receiver's
+  ``SO_RCVBUF`` is ignored, and between two sockets connected to each other (as here) so is
+  the ``net.unix.max_dgram_qlen`` count that limits a server's queue.
 
 Lifetime: a socket lives while a descriptor refers to it; its *file* (``dk.PID.unix-*.N``,
 mode 0600, in the 0700 runtime dir) stays until unlinked, which only the creator does. A peer

@@ -3,13 +3,14 @@ within one process.
 
 Kernel path (``ipc``, ``tcp``): ``send`` copies the message into a ``zmq_msg_t`` and hands it,
 through a lock-free queue and an eventfd wake-up, to the context's I/O thread, which
-``write``\\ s it to an ``AF_UNIX`` (ipc) or TCP socket: one copy into the kernel. The
-receiver's I/O thread ``read``\\ s it out (for large messages straight into a message of the
-right size), wakes the application thread through another eventfd, and ``recv_into`` copies
-it into the caller's buffer. So three copies and, per direction, up to four thread wake-ups
-where a plain socket needs one: the price of ZeroMQ's asynchronous, reconnecting sockets.
-``inproc`` uses no socket at all: the ``zmq_msg_t`` crosses between threads of one context
-through the same queue, with no system call but the eventfd wake-up.
+``write``\\ s it to an ``AF_UNIX`` (ipc) or TCP socket (a copy into the kernel). The
+receiver's I/O thread ``read``\\ s it out (a copy; large messages go straight into a message of
+the right size), wakes the application thread through another eventfd, and ``recv_into``
+copies it into the caller's buffer. So four copies, two in the kernel and two in user space,
+and per direction up to four thread wake-ups where a plain socket needs one: the price of
+ZeroMQ's asynchronous, reconnecting sockets. ``inproc`` uses no socket at all: the
+``zmq_msg_t`` crosses between threads of one context through the same queue (two copies, into
+the message and out of it; no system call but the eventfd wake-up).
 
 Facts about this module's choices:
 
@@ -26,9 +27,12 @@ Facts about this module's choices:
   does for socket activation, and handed to libzmq with ``ZMQ_USE_FD``: so the ipc socket
   file is 0600 from ``bind(2)`` on, the TCP port is known before the client connects (no
   probe-then-bind race), and the creator owns and unlinks the file.
-* Receiving uses ``recv_into`` (no new ``bytes`` per message); sending copies. Zero-copy send
-  (``copy=False``) was measured at 1 MiB with no clear gain here, and it makes pyzmq start a
-  process-wide garbage-collector thread with its own context to release the buffers.
+* Receiving uses ``recv_into`` (no new ``bytes`` per message). Sending copies: zero-copy
+  send (``copy=False``) would save one ``memcpy`` per message (roughly 0.1 ms at 1 MiB),
+  but libzmq frees such a buffer from its I/O thread, so pyzmq starts a process-wide
+  garbage-collector thread, with its own context and sockets, that outlives the channel and
+  gets one message per freed buffer. A quick 1 MiB ping-pong showed no difference above this
+  machine's noise, so the simpler copy stays and the channel leaves no thread behind.
 * Every socket closes with ``ZMQ_LINGER`` 0: unsent messages are dropped at once instead of
   making ``zmq_ctx_term`` wait (forever, by default) for a peer that may be dead.
 
