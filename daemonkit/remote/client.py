@@ -48,14 +48,16 @@ class NoServerError(DaemonkitError):
     """Nothing that speaks the ``daemonkit serve`` protocol answered at the address."""
 
 
-def dealer(ctx: zmq.Context[zmq.Socket[bytes]], url: str, timeout: float) -> zmq.Socket[bytes]:
-    """A DEALER connected to *url*: no lingering at close, blocking calls bounded in time."""
+def dealer(
+    ctx: zmq.Context[zmq.Socket[bytes]], address: Address, timeout: float
+) -> zmq.Socket[bytes]:
+    """A DEALER connected to *address*: no lingering at close, blocking calls bounded in time."""
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
     s.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
     s.setsockopt(zmq.SNDTIMEO, int(timeout * 1000))
-    s.setsockopt(zmq.IPV6, int(":" in url.split("//", 1)[1].split("]", 1)[0]))
-    s.connect(url)  # asynchronous: libzmq connects (and reconnects) in its I/O thread
+    s.setsockopt(zmq.IPV6, int(address.ipv6))
+    s.connect(address.zmq_url)  # asynchronous: libzmq connects (and reconnects) in its I/O thread
     return s
 
 
@@ -128,7 +130,7 @@ class RemoteServer:
         self._probe()
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         try:
-            self._control = dealer(self.ctx, address.zmq_url, timeout)
+            self._control = dealer(self.ctx, address, timeout)
             self.settings = self.info()  # the first answer proves a server is there
         except BaseException:
             self.close()
@@ -160,7 +162,7 @@ class RemoteServer:
     def open(self, channel: str) -> PayloadEnd:
         """A client end of *channel* (``zmq-tcp`` or ``tcp``) connected to the server."""
         if channel == "zmq-tcp":
-            return ZmqRemoteEnd(dealer(self.ctx, self.address.zmq_url, self.timeout), self.where)
+            return ZmqRemoteEnd(dealer(self.ctx, self.address, self.timeout), self.where)
         if channel not in REMOTE_CHANNELS:
             raise ChannelError(channel, "not served by daemonkit serve")
         port = self.settings.get("tcp_port")

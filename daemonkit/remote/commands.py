@@ -145,7 +145,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     opts = ServeOptions(bind, tcp_port, args.max_size, args.max_connections, args.idle_timeout)
     with Server(opts) as server:
         server.open()
-        tcp = f"{server.tcp_address[0]}:{server.tcp_address[1]}" if server.tcp_address else "off"
+        tcp = "off"
+        if server.tcp_address:
+            tcp = Address(*server.tcp_address).zmq_url.removeprefix("tcp://")  # [v6]:port
         print(
             f"serving zmq-tcp on {server.zmq_url}, tcp on {tcp} "
             f"(max message {opts.max_size} B, HWM {server.hwm}, "

@@ -89,7 +89,7 @@ def measure(server: RemoteServer, size: int, count: int, warmup: int) -> Through
     if size > int(server.settings["max_size"]):
         raise ChannelError("zmq-tcp", f"{size} bytes exceed the server's limit")
     msg = memoryview(bytearray(size))
-    sock = dealer(server.ctx, server.address.zmq_url, server.timeout)
+    sock = dealer(server.ctx, server.address, server.timeout)
     sock.setsockopt(zmq.SNDHWM, hwm_for(size))  # what may queue here: about 64 MiB at most
     try:
         if warmup:  # connection set up, TCP window opened: not part of the figure
