@@ -251,9 +251,16 @@ class Peer:
             on_child(signal.SIGCHLD, None)  # it may have died before the handler was set
             yield
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old_alarm)
-            signal.signal(signal.SIGCHLD, old_child)
+            # Block both while restoring: a SIGCHLD arriving between the two calls would
+            # otherwise raise here and leave our handlers installed. A pending one stays
+            # pending and is delivered to the restored handler.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGALRM})
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, old_alarm)
+                signal.signal(signal.SIGCHLD, old_child)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Tell the peer to finish and reap it; kill a forked peer that does not. Idempotent."""
