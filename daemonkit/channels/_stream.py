@@ -41,16 +41,19 @@ class FdStreamEnd(PayloadEnd):
     # the loops that finish a partial transfer run only when the kernel returned short.
 
     def send(self, data: memoryview) -> None:
-        header = _pack(len(data))
+        n = len(data)
         try:
-            sent = _writev(self._wfd, (header, data))
-            if sent < _HSIZE + len(data):  # the pipe or socket buffer filled up: finish
-                if sent < _HSIZE:
-                    self._write_all(memoryview(header)[sent:])
-                    sent = _HSIZE
-                self._write_all(data[sent - _HSIZE :])
+            sent = _writev(self._wfd, (_pack(n), data))
+            if sent != _HSIZE + n:  # the pipe or socket buffer filled up: finish the rest
+                self._send_rest(data, sent)
         except (BrokenPipeError, ConnectionResetError) as exc:  # EPIPE: no reader is left
             raise PeerDiedError(self._channel, f"peer closed its end ({exc.strerror})") from exc
+
+    def _send_rest(self, data: memoryview, sent: int) -> None:
+        if sent < _HSIZE:
+            self._write_all(memoryview(_pack(len(data)))[sent:])
+            sent = _HSIZE
+        self._write_all(data[sent - _HSIZE :])
 
     def _write_all(self, view: memoryview) -> None:
         while len(view):
