@@ -109,8 +109,8 @@ def run(
     batch_s: float | None = None,
 ) -> dict[str, Any]:
     sizes = sizes or (SIZES_QUICK if quick else SIZES_FULL)
-    reps = reps or (3 if quick else 7)
-    batch_s = batch_s or (0.03 if quick else 0.15)
+    reps = reps or (3 if quick else 9)
+    batch_s = batch_s or (0.03 if quick else 0.2)
     routes = []
     for name, kind, group in ROUTES:
         route: dict[str, Any] = {"channel": name, "peer": kind, "group": group, "points": []}

@@ -117,8 +117,8 @@ def _time_all(n: int) -> dict[str, Any]:
 
 
 def run(quick: bool, tick: Tick, n: int | None = None, big: int = GiB) -> dict[str, Any]:
-    n_small = n or (15 if quick else 200)
-    n_big = n or (8 if quick else 40)
+    n_small = n or (15 if quick else 300)
+    n_big = n or (8 if quick else 60)
     m: dict[str, Any] = {"sizes": []}
     m["sizes"].append({"rss": rss(), **_time_all(n_small)})
     tick("step.creation.small")

@@ -116,8 +116,8 @@ def run(
     batch_s: float | None = None,
 ) -> dict[str, Any]:
     ws = ws or (W_QUICK if quick else W_FULL)
-    reps = reps or (3 if quick else 11)
-    batch_s = batch_s or (0.04 if quick else 0.2)
+    reps = reps or (3 if quick else 15)
+    batch_s = batch_s or (0.04 if quick else 0.25)
     same = placement("same")
     perf_reason = _perf.probe(PERF_EVENTS)
     m: dict[str, Any] = {
