@@ -243,8 +243,8 @@ def verdict_c3(m: dict[str, Any]) -> Verdict:
     args: dict[str, Any] = {
         "w0": fmt_size(lo["w"]),
         "wmax": fmt_size(hi["w"]),
-        "cold_thread": f"{cold['thread']:.2f}",
-        "cold_process": f"{cold['process']:.2f}",
+        "cold_thread": f"{cold['thread']:.1f}",
+        "cold_process": f"{cold['process']:.1f}",
         "grow_thread": fmt_ns(growth["thread"]),
         "grow_process": fmt_ns(growth["process"]),
         "cold": COLD,

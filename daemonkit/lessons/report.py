@@ -69,7 +69,10 @@ class Verdict:
             "claim": self.claim,
             "label": self.label,
             "label_text": tr(lang, "label." + self.label),
-            "text": " ".join(tr(lang, k, **self.args) for k in (self.text, *self.extra)),
+            # Chinese sentences end in "。" and follow each other without a space.
+            "text": ("" if lang == "zh" else " ").join(
+                tr(lang, k, **self.args) for k in (self.text, *self.extra)
+            ),
             "threshold": tr(lang, self.threshold, **self.args),
             "figures": self.args,
         }
