@@ -338,25 +338,28 @@ def size_plot(
 def placement_plot(
     doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: str | None
 ) -> Plot | None:
-    """p50 at each --cpu placement, for the channels measured at more than one."""
-    results = ok_results(doc)
-    by: dict[tuple[str, str], dict[str, Result]] = {}
-    for r in results:
+    """p50 at each --cpu placement, for the channels measured at more than one, compared at
+    the smallest message size measured at every placement (never 0 bytes against 64)."""
+    runs: dict[tuple[str, str], dict[str, dict[int, Result]]] = {}
+    for r in ok_results(doc):
         ch, peer, cpu, size = plot_key(r)
-        cur = by.setdefault((ch, peer), {}).get(cpu)
-        if cur is None or size < int(cur["size"]):
-            by[ch, peer][cpu] = r
-    groups = sorted(k for k, v in by.items() if len(v) > 1)
+        runs.setdefault((ch, peer), {}).setdefault(cpu, {})[size] = r
+    by: dict[tuple[str, str], dict[str, Result]] = {}
+    for key, per_cpu in runs.items():
+        common = set.intersection(*(set(sizes) for sizes in per_cpu.values()))
+        if len(per_cpu) > 1 and common:
+            by[key] = {cpu: sizes[min(common)] for cpu, sizes in per_cpu.items()}
+    groups = sorted(by)
     if not groups:
         return None
     cpus = [c for c in CPU_ORDER if any(c in by[g] for g in groups)]
     colors = {"same": "tab:green", "split": "tab:red", "none": "tab:gray"}
-    table = Table([S["col.channel"], S["col.peer"], *[S[f"cpu.{c}"] for c in cpus]])
+    table = Table([S["col.channel"], S["col.peer"], S["col.size"], *[S[f"cpu.{c}"] for c in cpus]])
     with new_figure(7.8, 1.4 + 0.5 * len(groups), font) as fig:
         ax = fig.subplots()
         width = 0.8 / len(cpus)
         for i, (ch, peer) in enumerate(groups):
-            row = [ch, peer_label(S, peer)]
+            row = [ch, peer_label(S, peer), fmt_bytes(next(iter(by[ch, peer].values()))["size"])]
             for j, cpu in enumerate(cpus):
                 at = by[ch, peer].get(cpu)
                 row.append(fmt_ns(at["latency_ns"]["p50"]) if at else "–")
