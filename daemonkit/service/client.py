@@ -25,9 +25,7 @@ from typing import Any
 
 from daemonkit.channels.base import End
 from daemonkit.errors import ChannelError, DaemonkitError, NotRunningError
-from daemonkit.service.endpoints.base import ClientEnd
-from daemonkit.service.endpoints.stream import StreamClientEnd
-from daemonkit.service.server import CONTROL_SOCKET
+from daemonkit.service.control import CONTROL_SOCKET
 
 __all__ = ["ControlClient", "NoAnswerError", "open_endpoint", "request"]
 
@@ -128,6 +126,8 @@ def open_endpoint(runtime_dir: Path, name: str, max_size: int) -> End:
     :class:`~daemonkit.errors.ChannelError` when the daemon refuses (unknown or disabled
     endpoint, size too large) or the end cannot be opened.
     """
+    from daemonkit.service.endpoints.base import ClientEnd
+
     control = ControlClient(runtime_dir, timeout=5.0)
     try:
         reply = control.request(
@@ -151,6 +151,9 @@ def open_endpoint(runtime_dir: Path, name: str, max_size: int) -> End:
 
 
 def _client_end(name: str, reply: dict[str, Any]) -> End:
+    # Imported here: `daemonkit status` and `stop` use this module and need none of them.
+    from daemonkit.service.endpoints.stream import StreamClientEnd
+
     if name == "unix-stream":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:

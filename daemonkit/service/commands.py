@@ -198,7 +198,7 @@ def _holder(pidfile: Path) -> tuple[bool, int | None]:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     from daemonkit.daemon.pidfile import lock_holder
-    from daemonkit.service.server import CONTROL_SOCKET
+    from daemonkit.service.control import CONTROL_SOCKET
 
     rdir, pidfile = _paths(args)
     _, pid = _holder(pidfile)

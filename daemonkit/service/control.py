@@ -8,8 +8,10 @@ Facts about serving many clients from one thread:
 
 * The listening socket and every connection are non-blocking and watched by one selector
   (epoll(7)); a client that connects and never writes costs a registered descriptor, nothing
-  more, and is dropped after ``idle_timeout`` seconds of silence (unless it holds endpoint
-  objects, whose lifetime is tied to the connection).
+  more, and is dropped after ``idle_timeout`` seconds without a complete request (unless it
+  holds endpoint objects, whose lifetime is tied to the connection). Only a complete line
+  counts: a client that dribbles one byte a second would otherwise hold its descriptor for
+  ever.
 * A request is complete at its newline; a line longer than :data:`MAX_REQUEST` (64 KiB) is
   answered with an error and the connection closed, so a client cannot make the daemon buffer
   without bound. Bytes after the limit are never read.
@@ -33,8 +35,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MAX_REQUEST", "Connection", "ProtocolError", "parse_request"]
+__all__ = ["CONTROL_SOCKET", "MAX_REQUEST", "Connection", "ProtocolError", "parse_request"]
 
+CONTROL_SOCKET = "control.sock"  # in the runtime dir
 MAX_REQUEST = 64 * 1024
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
@@ -49,6 +52,8 @@ def parse_request(line: bytes) -> dict[str, Any]:
         msg = json.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"malformed request: {exc}") from exc
+    except RecursionError as exc:  # '[' * 30000 fits in one line; the decoder recurses per level
+        raise ProtocolError("malformed request: nested too deeply") from exc
     if not isinstance(msg, dict):
         raise ProtocolError("malformed request: not a JSON object")
     if not isinstance(msg.get("cmd"), str):
@@ -85,11 +90,11 @@ class Connection:
             return False
         if not data:
             return False  # EOF: the client closed (or died: the kernel closed it)
-        self.last_active = time.monotonic()
         self.inbuf += data
         while (nl := self.inbuf.find(b"\n")) >= 0:
             line = bytes(self.inbuf[:nl])
             del self.inbuf[: nl + 1]
+            self.last_active = time.monotonic()  # a complete request, not just a byte
             if line.strip():
                 self.reply(handle(line))
         if len(self.inbuf) > MAX_REQUEST:

@@ -46,12 +46,17 @@ from daemonkit.daemon.steps import open_log, process_gone
 from daemonkit.errors import DaemonkitError, DaemonStartError
 from daemonkit.runtime import owner_of_name
 from daemonkit.service.config import Config, load_config
-from daemonkit.service.control import MAX_REQUEST, Connection, ProtocolError, parse_request
+from daemonkit.service.control import (
+    CONTROL_SOCKET,
+    MAX_REQUEST,
+    Connection,
+    ProtocolError,
+    parse_request,
+)
 from daemonkit.service.endpoints import Endpoint, make_endpoints
 
 __all__ = ["CONTROL_SOCKET", "Service", "ServiceOptions"]
 
-CONTROL_SOCKET = "control.sock"
 _TICK = 0.5  # longest sleep of the main loop: idle checks and the 1 s stop promise
 
 
