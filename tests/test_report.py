@@ -28,6 +28,7 @@ from daemonkit.report.figure import fmt_ns
 from daemonkit.report.html import VERDICT_CLASSES
 from daemonkit.report.lesson_plots import ctx_plot
 from daemonkit.report.load import ReportInputError
+from daemonkit.report.plots import placement_plot
 from daemonkit.report.strings import STRINGS
 
 PIL = pytest.importorskip("PIL.Image", reason="Pillow comes with the plot extra")
@@ -248,3 +249,20 @@ def test_usage_errors(tmp_path: Path) -> None:
 def test_the_cli_does_not_import_matplotlib() -> None:
     code = "import sys, daemonkit.cli as c; c.build_parser(); sys.exit('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_placements_are_compared_at_one_message_size() -> None:
+    """`bench` (same CPU, sizes 0 and 4K) + `bench --cpu split` (4K only): the placement plot
+    compares 4K with 4K, never the 0-byte same-CPU run with the 4K split one."""
+    doc = bench_doc()
+    results = [r for r in doc["results"] if r["channel"] == "pipe" and r["size"] in (0, 4096)]
+    results = [r for r in results if r["cpu"] == "same"] + [
+        {**r, "cpu": "split", "size": 4096} for r in results if r["cpu"] == "split"
+    ]
+    plot = placement_plot({**doc, "results": results}, None, STRINGS["en"], "footer", None)
+    assert plot is not None
+    by_peer = {row[1]: row for row in plot.table.rows}
+    for peer in ("thread", "process"):
+        same = next(r for r in results if (r["peer"], r["cpu"], r["size"]) == (peer, "same", 4096))
+        assert by_peer[peer][2] == "4K"
+        assert by_peer[peer][3] == fmt_ns(same["latency_ns"]["p50"])
