@@ -20,10 +20,10 @@ What it lacks, and this module adds around it so both backends give the same dae
 * step 13 after the pidfile: we pass no uid/gid (python-daemon's setgid/setuid then keep the
   current ids) and drop privileges ourselves once the root-only files are open.
 
-Two traps avoided: passing ``stdin=None`` makes python-daemon open /dev/null and leave that
-extra descriptor open in the daemon, so we pass our own streams and close them after
-``open()``; and ``detach_process`` defaults to *off* when the parent is pid 1 or stdin is a
-socket, so it is forced on.
+A trap avoided: ``detach_process`` defaults to *off* when the parent is pid 1 or stdin is a
+socket (python-daemon then assumes init or inetd already detached it), so it is forced on.
+The streams for 0-2 are ours (the log file or /dev/null), closed again once ``open()`` has
+dup2'd them.
 
 Kernel path and lifetime: as :mod:`daemonkit.daemon.native`.
 
@@ -76,7 +76,7 @@ def _become_daemon(
     def become() -> Callable[[], int]:
         import daemon  # python-daemon; imported here so the native path never loads it
 
-        stdin = open(os.devnull, "rb")  # noqa: SIM115 -- its fd must outlive this scope
+        stdin = open(os.devnull, "rb")  # noqa: SIM115 -- closed below, after the dup2
         out = os.fdopen(open_log(settings.log_file), "ab", buffering=0)
         ctx = daemon.DaemonContext(
             detach_process=True,  # 5-8: fork, setsid, fork, os._exit in the parents
