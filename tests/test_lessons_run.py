@@ -63,6 +63,7 @@ def test_ctx_switch_ring_counts_real_switches() -> None:
     seen, tick = _ticks()
     m = ctx_switch.run(True, tick, ws=(0, 64 << 10), reps=2, batch_s=0.01)
     assert len(seen) == 2 + 3  # one tick per W, one per placement
+    assert ctx_switch.steps(True) == len(ctx_switch.W_QUICK) + 3
     assert [r["w"] for r in m["sweep"]] == [0, 64 << 10]
     for r in m["sweep"]:
         for k in ("thread", "process"):
@@ -93,7 +94,7 @@ def test_creation_touches_and_releases_the_ballast() -> None:
 def test_communication_reports_every_route_or_its_error() -> None:
     seen, tick = _ticks()
     m = communication.run(True, tick, sizes=(0, 4096), reps=1, batch_s=0.005)
-    assert len(m["routes"]) == len(communication.ROUTES) == len(seen)
+    assert len(m["routes"]) == len(communication.ROUTES) == len(seen) == communication.steps(True)
     for r in m["routes"]:
         for p in r["points"]:
             assert ("rtt_ns" in p) != ("error" in p)
@@ -213,6 +214,7 @@ def test_every_lesson_module_has_the_interface(name: str) -> None:
     mod = load(name)
     assert name == mod.NAME and mod.CLAIMS
     assert callable(mod.run) and callable(mod.verdicts) and callable(mod.tables)
+    assert mod.steps(True) >= 1 and mod.steps(False) >= mod.steps(True)
     assert os.path.basename(mod.__file__ or "").endswith(".py")
 
 

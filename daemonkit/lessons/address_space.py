@@ -33,13 +33,18 @@ from daemonkit.lessons._child import in_child
 from daemonkit.lessons.report import Label, Table, Tick, Verdict
 from daemonkit.lessons.text import Tr
 
-__all__ = ["CLAIMS", "NAME", "run", "tables", "verdicts"]
+__all__ = ["CLAIMS", "NAME", "run", "steps", "tables", "verdicts"]
 
 NAME = "address-space"
 CLAIMS = ("C1",)
 
 PAGE = mmap.PAGESIZE
 COW_PER_PAGE = 0.9  # minor faults per written page that count as "the kernel copied it"
+
+
+def steps(quick: bool) -> int:
+    """How many times ``run`` ticks (for the progress bar)."""
+    return 3
 
 
 def run(quick: bool, tick: Tick, pages: int | None = None) -> dict[str, Any]:

@@ -40,7 +40,7 @@ LESSONS: dict[str, str] = {
 
 
 def load(name: str) -> ModuleType:
-    """The module of lesson *name*: ``NAME``, ``CLAIMS``, ``run``, ``verdicts``, ``tables``."""
+    """Lesson *name*: ``NAME``, ``CLAIMS``, ``steps``, ``run``, ``verdicts``, ``tables``."""
     return importlib.import_module(LESSONS[name])
 
 
@@ -80,21 +80,23 @@ def cmd_lessons(args: argparse.Namespace) -> int:
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
         console=console,
         auto_refresh=False,  # no refresh thread while the lessons fork
         transient=True,
     )
+    lessons = [load(name) for name in names]
     with progress:
-        task = progress.add_task(tr("ui.running", name=names[0]), total=len(names))
+        total = sum(lesson.steps(args.quick) for lesson in lessons)
+        task = progress.add_task(tr("ui.running", name=names[0]), total=total)
+        done = 0
 
         def tick(key: str) -> None:
-            progress.update(task, description=tr(key))
+            progress.update(task, description=tr(key), advance=1)
             progress.refresh()
 
-        for name in names:
-            lesson = load(name)
+        for name, lesson in zip(names, lessons, strict=True):
             progress.update(task, description=tr("ui.running", name=name))
             progress.refresh()
             t0 = time.monotonic()
@@ -104,14 +106,15 @@ def cmd_lessons(args: argparse.Namespace) -> int:
             except DaemonkitError as exc:
                 failed = True
                 m = {"error": str(exc)}
-                v = Verdict(
-                    lesson.CLAIMS[0], "inconclusive", "ui.failed", "ui.failed", {"msg": str(exc)}
-                )
-                verdicts = [v]
+                msg = {"msg": str(exc)}
+                verdicts = [
+                    Verdict(lesson.CLAIMS[0], "inconclusive", "ui.failed", "ui.failed", msg)
+                ]
             result = LessonResult(name, lesson.CLAIMS, m, verdicts, time.monotonic() - t0)
             results.append(result)
             _print(progress.console, result, lesson, args.lang)
-            progress.advance(task)
+            done += lesson.steps(args.quick)
+            progress.update(task, completed=done)  # a lesson that failed early still counts
             progress.refresh()
     if args.json is not None:
         write_json(args.json, to_json(results, args.lang, args.quick))

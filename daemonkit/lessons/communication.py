@@ -45,7 +45,7 @@ from daemonkit.errors import DaemonkitError
 from daemonkit.lessons.report import Table, Tick, Verdict, overlap, spread
 from daemonkit.lessons.text import Tr, fmt_ns, fmt_size
 
-__all__ = ["CLAIMS", "NAME", "run", "tables", "verdicts"]
+__all__ = ["CLAIMS", "NAME", "run", "steps", "tables", "verdicts"]
 
 NAME = "communication"
 CLAIMS = ("C4",)
@@ -99,6 +99,11 @@ def _point(name: str, kind: PeerKind, size: int, reps: int, batch_s: float) -> d
         finally:
             peer.stop()
     return {"rtt_ns": spread(rtt), "n": n}
+
+
+def steps(quick: bool) -> int:
+    """How many times ``run`` ticks (for the progress bar)."""
+    return len(ROUTES)
 
 
 def run(

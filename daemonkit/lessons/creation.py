@@ -33,7 +33,7 @@ from daemonkit.errors import DaemonkitError
 from daemonkit.lessons.report import Table, Tick, Verdict
 from daemonkit.lessons.text import Tr, fmt_ns
 
-__all__ = ["CLAIMS", "NAME", "run", "tables", "verdicts"]
+__all__ = ["CLAIMS", "NAME", "run", "steps", "tables", "verdicts"]
 
 NAME = "creation"
 CLAIMS = ("C3b",)
@@ -114,6 +114,11 @@ def _time_all(n: int) -> dict[str, Any]:
             op()
             samples[k].append(clock() - t0)
     return {k: {**_quantiles(v), "samples": v} for k, v in samples.items()}
+
+
+def steps(quick: bool) -> int:
+    """How many times ``run`` ticks (for the progress bar)."""
+    return 2
 
 
 def run(quick: bool, tick: Tick, n: int | None = None, big: int = GiB) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from daemonkit.lessons._ring import Ring, hot_read, pinned, rounds_per_batch, so
 from daemonkit.lessons.report import Table, Tick, Verdict, overlap, spread
 from daemonkit.lessons.text import Tr, fmt_ns, fmt_size
 
-__all__ = ["CLAIMS", "NAME", "run", "tables", "verdicts"]
+__all__ = ["CLAIMS", "NAME", "run", "steps", "tables", "verdicts"]
 
 NAME = "ctx-switch"
 CLAIMS = ("C2", "C3")
@@ -106,6 +106,11 @@ def _measure(
                     rings[k].batch(n)
                 out[k]["perf_per_switch"] = {e: c / (2 * n) for e, c in counts.items()}
     return out
+
+
+def steps(quick: bool) -> int:
+    """How many times ``run`` ticks (for the progress bar)."""
+    return len(W_QUICK if quick else W_FULL) + len(PLACEMENTS)
 
 
 def run(

@@ -46,7 +46,7 @@ from typing import Any
 from daemonkit.lessons.report import Table, Tick, Verdict
 from daemonkit.lessons.text import Tr
 
-__all__ = ["CLAIMS", "NAME", "proc_props", "run", "tables", "verdicts"]
+__all__ = ["CLAIMS", "NAME", "proc_props", "run", "steps", "tables", "verdicts"]
 
 NAME = "daemon"
 CLAIMS = ("C6",)
@@ -200,6 +200,11 @@ def _naming(runtime_dir: Path) -> list[int]:
                 if needle in Path(f"/proc/{entry}/cmdline").read_bytes():
                     found.append(int(entry))
     return found
+
+
+def steps(quick: bool) -> int:
+    """How many times ``run`` ticks (for the progress bar)."""
+    return 2
 
 
 def run(quick: bool, tick: Tick) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from daemonkit.lessons.report import Table, Tick, Verdict
 from daemonkit.lessons.text import Tr
 from daemonkit.runtime import object_name
 
-__all__ = ["CLAIMS", "NAME", "run", "tables", "verdicts"]
+__all__ = ["CLAIMS", "NAME", "run", "steps", "tables", "verdicts"]
 
 NAME = "semaphore-vs-signal"
 CLAIMS = ("C5",)
@@ -154,6 +154,11 @@ def _burst(k: int, sem_name: str) -> dict[str, Any]:
         "realtime_in_order": got["realtime"] == sorted(got["realtime"]),
         "realtime_values_head": got["realtime"][:10],
     }
+
+
+def steps(quick: bool) -> int:
+    """How many times ``run`` ticks (for the progress bar)."""
+    return 1
 
 
 def run(quick: bool, tick: Tick, k: int = 1000) -> dict[str, Any]:
