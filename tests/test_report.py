@@ -244,6 +244,13 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert r.returncode == 2 and "invalid choice" in r.stderr
     with pytest.raises(ReportInputError, match="unknown schema"):
         write_report([{"schema": "daemonkit.bench/9", "results": []}], tmp_path)
+    # An older run of the other schema has nothing to be drawn against.
+    bench, lessons = tmp_path / "bench.json", tmp_path / "lessons.json"
+    bench.write_text(json.dumps(bench_doc(small=True)))
+    lessons.write_text(json.dumps(lessons_doc(only=("address-space",))))
+    r = dk("report", str(bench), "--compare", str(lessons), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "nothing to compare the older lessons document with" in r.stderr
 
 
 def test_the_cli_does_not_import_matplotlib() -> None:

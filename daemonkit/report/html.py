@@ -32,17 +32,22 @@ from typing import Any
 from daemonkit.errors import DaemonkitError, UsageError
 from daemonkit.report.figure import Plot, Table, cjk_font, fmt_ns, footer_text
 from daemonkit.report.lesson_plots import lesson_plots, measurement_tables
-from daemonkit.report.load import check_doc, schema_kind
-from daemonkit.report.plots import bench_plots, failed_results, ok_results, plot_key
+from daemonkit.report.load import (
+    check_doc,
+    doc_date,
+    machine_summary,
+    merge_docs,
+    same_machine,
+    schema_kind,
+)
+from daemonkit.report.plots import bench_plots, failed_results, ok_results
 from daemonkit.report.strings import STRINGS, strings
 
-__all__ = ["doc_date", "machine_summary", "merge_docs", "same_machine", "write_report"]
+__all__ = ["CSP", "VERDICT_CLASSES", "write_report"]
 
 Doc = dict[str, Any]
 REPORT_NAME = "report.html"
 PLOT_NAME = re.compile(r"(d[0-9]+-)?[a-z0-9-]+\.png")
-# The page may load nothing but its own inline style and data: images: a browser refuses (and
-# reports) any fetch, so "self-contained" is enforced, not just intended.
 # Verdict labels of daemonkit.lessons/1, tested in this order: "partly holds" contains "holds".
 VERDICT_CLASSES = (
     ("partly", "partly"),
@@ -50,6 +55,8 @@ VERDICT_CLASSES = (
     ("holds", "holds"),
     ("inconclusive", "inconclusive"),
 )
+# The page may load nothing but its own inline style and data: images: a browser refuses (and
+# reports) any fetch, so "self-contained" is enforced, not just intended.
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 CSS = """
 body{font-family:"DejaVu Sans","Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;
@@ -69,38 +76,6 @@ td:first-child,th:first-child{text-align:left}
 .label{font-weight:bold} .warn{background:#fff4d6;padding:6px 10px} .muted{color:#666}
 footer{margin-top:3em;color:#666;font-size:.85em}
 """
-
-
-def same_machine(a: Doc, b: Doc) -> bool:
-    """Whether two documents name the same machine (host, CPU model, CPU count)."""
-    ma, mb = a.get("machine") or {}, b.get("machine") or {}
-    keys = ("hostname", "cpu_model")
-    return all(ma.get(k) == mb.get(k) for k in keys) and _cpus(ma) == _cpus(mb)
-
-
-def _cpus(m: Mapping[str, Any]) -> object:
-    return m.get("cpu_count", m.get("cpus_online"))
-
-
-def machine_summary(doc: Doc) -> str:
-    """One line naming the machine a document was measured on."""
-    m = doc.get("machine")
-    if not isinstance(m, Mapping):
-        return "machine unknown"
-    parts = [m.get(k) for k in ("hostname", "cpu_model", "cpu_count", "kernel", "python")]
-    if _cpus(m):
-        parts[2] = f"{_cpus(m)} CPUs"
-    line = ", ".join(str(p) for p in parts if p)
-    return line or ", ".join(f"{k}={v}" for k, v in list(m.items())[:4] if not isinstance(v, dict))
-
-
-def doc_date(doc: Doc) -> str:
-    """When the document was recorded, as the producer wrote it (or ``date unknown``)."""
-    for holder in (doc, doc.get("machine") or {}):
-        for key in ("date", "created", "timestamp", "started"):
-            if holder.get(key):
-                return str(holder[key])
-    return "date unknown"
 
 
 def _esc(text: object) -> str:
@@ -214,7 +189,7 @@ def _bench_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
         out.append(f"<h3 id='{prefix}failed'>{_esc(S['sec.failed'])}</h3>{_table_html(t)}")
         ctx.toc.append((1, f"{prefix}failed", S["sec.failed"]))
     if not ok_results(doc):
-        out.append("<p class='warn'>no successful results to draw</p>")
+        out.append(f"<p class='warn'>{_esc(S['bench.nothing'])}</p>")
     out.append(_machine_html(doc, S))
     return "".join(out)
 
@@ -266,30 +241,6 @@ def _lessons_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
     return "".join(out)
 
 
-def merge_docs(docs: list[Doc]) -> list[Doc]:
-    """Fold documents of one schema from one machine into one: bench runs (one per ``--cpu``
-    placement becomes one placement comparison) and lessons run one by one. A later result
-    replaces an earlier one with the same key (bench: channel, peer, cpu, size; lessons: name).
-    """
-    out: list[Doc] = []
-    for doc in docs:
-        kind = schema_kind(doc)
-        into = next((d for d in out if schema_kind(d) == kind and same_machine(d, doc)), None)
-        if into is None:
-            out.append(dict(doc))
-            continue
-        items, key = ("results", plot_key) if kind == "bench" else ("lessons", _lesson_key)
-        merged = {key(x): x for x in into[items]}
-        merged.update({key(x): x for x in doc[items]})
-        into[items] = list(merged.values())
-        into["created"] = max(str(into.get("created", "")), str(doc.get("created", "")))
-    return out
-
-
-def _lesson_key(lesson: Doc) -> str:
-    return str(lesson["name"])
-
-
 class _Ctx:
     """What every section needs: strings, fonts, the output dir, verdicts, the TOC so far."""
 
@@ -323,6 +274,8 @@ def write_report(
     if not docs:
         raise UsageError("no results documents to report on")
     old = check_doc(compare, "compared document") if compare is not None else None
+    if old is not None and not any(_old_of(d, old) for d in docs):
+        raise UsageError(f"nothing to compare the older {schema_kind(old)} document with")
     ctx = _Ctx(lang, out_dir, docs)
     S = ctx.S
     bodies = []

@@ -1,4 +1,5 @@
-"""Read the result documents a report is drawn from, and refuse anything else in one line.
+"""Read the result documents a report is drawn from, refuse anything else in one line, and
+fold runs from one machine together.
 
 A report is a view of data that was measured before: the versioned JSON written by
 ``daemonkit bench --json`` (schema ``daemonkit.bench/1``) and ``daemonkit lessons --json``
@@ -14,6 +15,7 @@ means something else.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,16 @@ __all__ = [
     "LESSONS_SCHEMA",
     "ReportInputError",
     "check_doc",
+    "doc_date",
     "load_doc",
+    "machine_summary",
+    "merge_docs",
+    "result_key",
+    "same_machine",
     "schema_kind",
 ]
 
+Doc = dict[str, Any]
 BENCH_SCHEMA = "daemonkit.bench/1"
 LESSONS_SCHEMA = "daemonkit.lessons/1"
 KNOWN_SCHEMAS = (BENCH_SCHEMA, LESSONS_SCHEMA)
@@ -88,3 +96,64 @@ def load_doc(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise ReportInputError(f"{path}: not JSON (line {err.lineno}: {err.msg})") from err
     return check_doc(doc, str(path))
+
+
+def same_machine(a: Doc, b: Doc) -> bool:
+    """Whether two documents name the same machine (host, CPU model, CPU count)."""
+    ma, mb = a.get("machine") or {}, b.get("machine") or {}
+    keys = ("hostname", "cpu_model")
+    return all(ma.get(k) == mb.get(k) for k in keys) and _cpus(ma) == _cpus(mb)
+
+
+def _cpus(m: Mapping[str, Any]) -> object:
+    return m.get("cpu_count", m.get("cpus_online"))
+
+
+def machine_summary(doc: Doc) -> str:
+    """One line naming the machine a document was measured on."""
+    m = doc.get("machine")
+    if not isinstance(m, Mapping):
+        return "machine unknown"
+    parts = [m.get(k) for k in ("hostname", "cpu_model", "cpu_count", "kernel", "python")]
+    if _cpus(m):
+        parts[2] = f"{_cpus(m)} CPUs"
+    line = ", ".join(str(p) for p in parts if p)
+    return line or ", ".join(f"{k}={v}" for k, v in list(m.items())[:4] if not isinstance(v, dict))
+
+
+def doc_date(doc: Doc) -> str:
+    """When the document was recorded, as the producer wrote it (or ``date unknown``)."""
+    for holder in (doc, doc.get("machine") or {}):
+        for key in ("date", "created", "timestamp", "started"):
+            if holder.get(key):
+                return str(holder[key])
+    return "date unknown"
+
+
+def merge_docs(docs: list[Doc]) -> list[Doc]:
+    """Fold documents of one schema from one machine into one: bench runs (one per ``--cpu``
+    placement becomes one placement comparison) and lessons run one by one. A later result
+    replaces an earlier one with the same key (bench: channel, peer, cpu, size; lessons: name).
+    """
+    out: list[Doc] = []
+    for doc in docs:
+        kind = schema_kind(doc)
+        into = next((d for d in out if schema_kind(d) == kind and same_machine(d, doc)), None)
+        if into is None:
+            out.append(dict(doc))
+            continue
+        items, key = ("results", result_key) if kind == "bench" else ("lessons", _lesson_key)
+        merged = {key(x): x for x in into[items]}
+        merged.update({key(x): x for x in doc[items]})
+        into[items] = list(merged.values())
+        into["created"] = max(str(into.get("created", "")), str(doc.get("created", "")))
+    return out
+
+
+def _lesson_key(lesson: Doc) -> str:
+    return str(lesson["name"])
+
+
+def result_key(r: Doc) -> tuple[str, str, str, int]:
+    """(channel, peer, cpu, size): what identifies a bench result within a run and across runs."""
+    return (str(r["channel"]), str(r["peer"]), str(r.get("cpu", "same")), int(r["size"]))

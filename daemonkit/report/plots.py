@@ -36,8 +36,9 @@ from daemonkit.report.figure import (
     render_png,
     size_axis,
 )
+from daemonkit.report.load import result_key
 
-__all__ = ["bench_plots", "failed_results", "ok_results", "plot_key"]
+__all__ = ["bench_plots", "failed_results", "ok_results"]
 
 Doc = dict[str, Any]
 Result = dict[str, Any]
@@ -56,13 +57,8 @@ def failed_results(doc: Doc) -> list[Result]:
     return [r for r in doc["results"] if r.get("error") or r.get("skipped")]
 
 
-def plot_key(r: Result) -> Key:
-    """(channel, peer, cpu, size): what identifies a result within a run and across runs."""
-    return (str(r["channel"]), str(r["peer"]), str(r.get("cpu", "same")), int(r["size"]))
-
-
 def _index(doc: Doc | None) -> dict[Key, Result]:
-    return {} if doc is None else {plot_key(r): r for r in ok_results(doc)}
+    return {} if doc is None else {result_key(r): r for r in ok_results(doc)}
 
 
 def _ref_cpu(results: list[Result]) -> str:
@@ -76,7 +72,7 @@ def _reference(results: list[Result]) -> dict[tuple[str, str], Result]:
     cpu = _ref_cpu(results)
     best: dict[tuple[str, str], Result] = {}
     for r in results:
-        ch, peer, rcpu, size = plot_key(r)
+        ch, peer, rcpu, size = result_key(r)
         if rcpu == cpu and ((ch, peer) not in best or size < int(best[ch, peer]["size"])):
             best[ch, peer] = r
     return best
@@ -143,7 +139,7 @@ def cdf_plot(doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: s
                     ax.step(xs, ys, where="post", color=color, lw=1.5)
                 else:
                     ax.plot(xs, ys, ":o", color=color, ms=3)
-                o = old_idx.get(plot_key(r))
+                o = old_idx.get(result_key(r))
                 if o is not None:
                     any_old = True
                     ox, oy, _ = _cdf_points(o)
@@ -223,7 +219,7 @@ def bars_plot(doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: 
                     va="center",
                     fontsize=7.5,
                 )
-                o = old_idx.get(plot_key(r))
+                o = old_idx.get(result_key(r))
                 if o is not None:
                     ax.plot(
                         [o["latency_ns"]["p50"] / 1e3],
@@ -295,9 +291,9 @@ def size_plot(
             bw = [(s, r["mb_per_s"]) for s, r in zip(sizes, rs, strict=True) if r.get("mb_per_s")]
             bw_ax.plot([s for s, _ in bw], [b for _, b in bw], style, marker="o", ms=3, color=color)
             olds = [
-                (s, old_idx[plot_key(r)])
+                (s, old_idx[result_key(r)])
                 for s, r in zip(sizes, rs, strict=True)
-                if plot_key(r) in old_idx
+                if result_key(r) in old_idx
             ]
             if olds:
                 lat_ax.plot(
@@ -342,7 +338,7 @@ def placement_plot(
     the smallest message size measured at every placement (never 0 bytes against 64)."""
     runs: dict[tuple[str, str], dict[str, dict[int, Result]]] = {}
     for r in ok_results(doc):
-        ch, peer, cpu, size = plot_key(r)
+        ch, peer, cpu, size = result_key(r)
         runs.setdefault((ch, peer), {}).setdefault(cpu, {})[size] = r
     by: dict[tuple[str, str], dict[str, Result]] = {}
     for key, per_cpu in runs.items():
