@@ -24,7 +24,7 @@ import pytest
 from report_fixtures import bench_doc, lessons_doc
 
 from daemonkit.report import write_report
-from daemonkit.report.figure import fmt_ns
+from daemonkit.report.figure import cjk_font, fmt_ns
 from daemonkit.report.html import VERDICT_CLASSES
 from daemonkit.report.lesson_plots import ctx_plot
 from daemonkit.report.load import ReportInputError
@@ -194,6 +194,13 @@ def test_chinese_report_covers_the_same_items(real_bench: Path, tmp_path: Path) 
     assert [f for *_, f in images(en)] == [f for *_, f in images(zh)]
     assert "lang='zh-CN'" in zh and STRINGS["zh"]["sec.bench"] in zh
     assert STRINGS["en"]["sec.bench"] not in zh
+    # With a CJK font the plots speak Chinese too; without one they stay English, and say so.
+    if cjk_font() is not None:
+        assert all(e[0] != z[0] for e, z in zip(images(en), images(zh), strict=True))
+        assert STRINGS["zh"]["page.no_cjk"] not in zh
+    else:
+        assert [e[0] for e in images(en)] == [z[0] for z in images(zh)]
+        assert STRINGS["zh"]["page.no_cjk"] in zh
 
 
 def test_string_tables_have_the_same_keys_and_placeholders() -> None:
