@@ -168,6 +168,12 @@ def test_cli_unknown_lesson_is_a_one_line_usage_error() -> None:
     assert done.stderr.startswith("daemonkit: unknown lesson") and done.stderr.count("\n") == 1
 
 
+def test_cli_unwritable_json_path_fails_before_measuring(tmp_path: Path) -> None:
+    done = _cli("creation", "--json", str(tmp_path / "missing" / "x.json"))
+    assert done.returncode == 1 and "cannot write" in done.stderr
+    assert "Verdict" not in done.stdout  # refused before any lesson ran
+
+
 def test_cli_ctrl_c_exits_130_and_leaves_nothing() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemonkit", "lessons", "ctx-switch"],

@@ -19,12 +19,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemonkit.errors import DaemonkitError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from daemonkit.lessons.report import LessonResult
 
 __all__ = ["LESSONS", "load", "register"]
 
@@ -72,6 +78,11 @@ def cmd_lessons(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"unknown lesson {unknown[0]!r} (known: {', '.join(LESSONS)})")
     names = list(dict.fromkeys(args.names)) or list(LESSONS)
+    if args.json is not None and str(args.json) != "-":
+        # Found out now, not after minutes of measuring.
+        where = args.json.parent
+        if not where.is_dir() or not os.access(where, os.W_OK | os.X_OK):
+            raise DaemonkitError(f"cannot write {args.json}: {where} is not a writable directory")
     tr = translator(args.lang)
     # The JSON on stdout must stay parseable: the report then goes to stderr.
     console = make_console(stderr=str(args.json) == "-")
@@ -108,7 +119,7 @@ def cmd_lessons(args: argparse.Namespace) -> int:
                 m = {"error": str(exc)}
                 msg = {"msg": str(exc)}
                 verdicts = [
-                    Verdict(lesson.CLAIMS[0], "inconclusive", "ui.failed", "ui.failed", msg)
+                    Verdict(lesson.CLAIMS[0], "inconclusive", "ui.failed", "ui.no_threshold", msg)
                 ]
             result = LessonResult(name, lesson.CLAIMS, m, verdicts, time.monotonic() - t0)
             results.append(result)
@@ -123,7 +134,7 @@ def cmd_lessons(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _print(console: Any, result: Any, lesson: ModuleType, lang: str) -> None:
+def _print(console: Console, result: LessonResult, lesson: ModuleType, lang: str) -> None:
     from rich.markup import escape
     from rich.table import Table as RichTable
 
