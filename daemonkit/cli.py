@@ -52,9 +52,10 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        # Inside the try: a Ctrl-C while the command modules are still importing is an
+        # interruption like any other (130, one line), not a traceback.
+        args = build_parser().parse_args(argv)
         code: int = args.func(args)
     except DaemonkitError as err:
         print(f"daemonkit: {err}", file=sys.stderr)

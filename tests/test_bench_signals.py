@@ -46,6 +46,17 @@ def _in_session(sid: int) -> list[int]:
     return found
 
 
+def _pipe_fds(pid: int) -> int:
+    """Descriptors of *pid* open on pipes (a thread peer's channel and control pipes)."""
+    n = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            n += os.readlink(fd).startswith("pipe:")
+        except FileNotFoundError:
+            continue
+    return n
+
+
 def _objects_of(pid: int) -> list[object]:
     return [o for o in list_objects([default_runtime_dir()]) if o.owner == pid]
 
@@ -116,6 +127,8 @@ def test_ctrl_c_exits_130_and_leaves_nothing(peer: str) -> None:
             _wait_for(lambda: bool(_children(proc.pid)), proc, "forked peer")
             if channel != "pipe":
                 _wait_for(lambda: bool(_objects_of(proc.pid)), proc, f"{channel} objects")
+        else:  # stdout and stderr, then 4 control and 4 channel pipe ends once the peer runs
+            _wait_for(lambda: _pipe_fds(proc.pid) >= 10, proc, "peer thread's pipes")
         time.sleep(0.5)  # well inside the timed batches
         os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
         _, stderr = proc.communicate(timeout=30)
