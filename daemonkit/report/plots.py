@@ -192,7 +192,7 @@ def bars_plot(doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: 
         )
         / 1e3
     )
-    table = Table([S["col.channel"], S["col.peer"], "p50", "p99", S["col.ratio"]])
+    table = Table([S["col.channel"], S["col.peer"], S["col.size"], "p50", "p99", S["col.ratio"]])
     with new_figure(7.8, 1.2 + 0.42 * len(channels), font) as fig:
         ax = fig.subplots()
         old_shown = False
@@ -234,12 +234,16 @@ def bars_plot(doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: 
                     [
                         ch,
                         lab,
+                        fmt_bytes(r["size"]),
                         fmt_ns(lat["p50"]),
                         fmt_ns(lat["p99"]),
                         f"{lat['p50'] / fastest:.2f}×",
                     ]
                 )
-        ax.set_yticks(range(len(channels)), channels)
+        # Notification channels (signals, semaphores, eventfd) carry no bytes: say so.
+        no_data = {ch for (ch, _), r in ref.items() if r.get("payload") is False}
+        ticks = [f"{ch} ({S['bars.notify']})" if ch in no_data else ch for ch in channels]
+        ax.set_yticks(range(len(channels)), ticks)
         ax.set_xlim(0, cap * 1.35)  # room for the value labels
         ax.set_xlabel(S["axis.latency_lin_us"])
         ax.grid(axis="y", visible=False)

@@ -67,8 +67,10 @@ EN: dict[str, str] = {
     "cdf.approx": "(percentiles only)",
     "cdf.ylabel": "fraction ≤ latency",
     "bars.title": "Median and p99 round trip per channel, thread vs process",
-    "bars.caption": "Dark bar: p50; light bar behind it: p99 (cut at the right edge when the "
-    "tail is far beyond every median). Fastest channel at the top; the table gives each row's "
+    "bars.notify": "no payload",
+    "bars.caption": "Each channel at the smallest message size it was measured with. Dark bar: "
+    "p50; light bar behind it: p99 (cut at the right edge when the tail is far beyond every "
+    "median). Fastest channel at the top; the table gives each row's "
     "ratio to the fastest p50.",
     "size.title": "Latency and throughput against message size",
     "size.lat_title": "p50 round trip",
@@ -161,9 +163,10 @@ ZH: dict[str, str] = {
     "cdf.approx": "（仅由百分位数绘出）",
     "cdf.ylabel": "≤ 该延迟的比例",
     "bars.title": "各通道往返延迟的中位数与 p99：线程 vs 进程",
-    "bars.caption": "深色条为 p50，其后浅色条为 p99（尾部远超所有中位数时在右边界截断）。"
-    "最快的通道排在最上方；"
-    "表中给出每行相对最快 p50 的倍数。",
+    "bars.notify": "无数据",
+    "bars.caption": "每个通道取其测量过的最小消息大小。深色条为 p50，"
+    "其后浅色条为 p99（尾部远超所有中位数时在右边界截断）。"
+    "最快的通道排在最上方；表中给出每行相对最快 p50 的倍数。",
     "size.title": "延迟和吞吐量随消息大小的变化",
     "size.lat_title": "往返延迟 p50",
     "size.bw_title": "每秒传输的字节数",
