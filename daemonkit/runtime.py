@@ -174,11 +174,16 @@ def owner_of_sysv_key(key: int) -> int | None:
 
 
 def pid_alive(pid: int) -> bool:
-    """True if a process with this pid exists (signal 0 probes without sending anything)."""
+    """True if a process with this pid is alive: it exists and is not a zombie.
+
+    A zombie has exited and holds nothing but its exit status until its parent (or init) reaps
+    it; where PID 1 does not reap orphans (some containers), a killed daemon stays a zombie
+    for good, and its objects must count as leftovers. State ``Z`` is the third field of
+    ``/proc/PID/stat``, after the command name in parentheses (which may contain spaces).
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat_line = f.read()
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+    return stat_line.rsplit(b")", 1)[1].split()[0] != b"Z"
