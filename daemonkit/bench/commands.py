@@ -9,6 +9,7 @@ processes that died without cleaning up left in the kernel and in the runtime di
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from typing import Any
 
 from daemonkit.channels import REGISTRY, channel_class, channel_names
 from daemonkit.channels.base import PeerKind
-from daemonkit.errors import DaemonkitError
+from daemonkit.errors import DaemonkitError, UsageError
 from daemonkit.remote._wire import REMOTE_CHANNELS
 
 __all__ = ["parse_channels", "parse_count", "parse_sizes", "register"]
@@ -160,6 +161,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     b.add_argument(
         "--force", action="store_true", help="compare even with a run from another machine"
     )
+    b.add_argument(
+        "--target",
+        choices=("local", "daemon"),
+        default="local",
+        help="local: a peer of this run (default); daemon: the running demo daemon's endpoints",
+    )
+    b.add_argument("--runtime-dir", type=Path, help="with --target daemon: where it runs")
+    b.add_argument(
+        "--pidfile", type=Path, help="with --target daemon: default RUNTIME_DIR/daemonkit.pid"
+    )
     from daemonkit.remote.commands import add_bench_connect
 
     add_bench_connect(b)  # --connect: a remote peer (daemonkit.remote)
@@ -192,7 +203,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     iterations = None if args.duration else (args.iterations or base["iterations"])
     warmup = base["warmup"] if args.warmup is None else args.warmup
     peers: list[PeerKind] = ["process", "thread"] if args.peer == "both" else [args.peer]
-    channels = args.channels or (list(REMOTE_CHANNELS) if args.connect else channel_names())
+    if args.target == "daemon" and args.connect:
+        raise UsageError("--target daemon and --connect name two different peers: pick one")
+    default_channels = channel_names()
+    if args.connect:
+        default_channels = list(REMOTE_CHANNELS)
+    elif args.target == "daemon":
+        from daemonkit.bench.target import DAEMON_CHANNELS
+
+        default_channels = list(DAEMON_CHANNELS)
+    channels = args.channels or default_channels
 
     here = machine.describe()
     old = None
@@ -213,6 +233,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         driver = RemoteRunner(args.connect)
         cases = driver.plan(channels, args.sizes, args.cpu)
         here["remote_peer"] = driver.info["machine"]
+    elif args.target == "daemon":  # the peer is the running demo daemon
+        from daemonkit.bench.target import DaemonTarget
+        from daemonkit.runtime import default_runtime_dir
+        from daemonkit.service.commands import PIDFILE_NAME
+
+        rdir = Path(os.path.abspath(args.runtime_dir or default_runtime_dir()))
+        driver = DaemonTarget(rdir, Path(os.path.abspath(args.pidfile or rdir / PIDFILE_NAME)))
+        cases = driver.plan(channels, args.sizes, args.cpu)
+        here["daemon"] = {k: driver.info.get(k) for k in ("pid", "version", "backend")}
     else:
         cases = runner.plan(channels, peers, args.sizes, args.cpu)
     settings = runner.Settings(iterations, args.duration, warmup)
@@ -232,7 +261,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         command=[Path(sys.argv[0]).name, *sys.argv[1:]],  # this process's command line
         options={
             "channels": channels,
-            "peer": "remote" if args.connect else args.peer,
+            "peer": "remote"
+            if args.connect
+            else "daemon"
+            if args.target == "daemon"
+            else args.peer,
+            "target": args.target,
             "connect": args.connect.zmq_url if args.connect else None,
             "cpu": args.cpu,
             "sizes": args.sizes,

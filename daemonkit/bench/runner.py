@@ -43,18 +43,30 @@ import time
 import zlib
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from types import FrameType
+from typing import Any, Protocol
 
 from daemonkit.bench.machine import CpuMode, Placement
 from daemonkit.bench.peer import CtxSwitches, Peer, notify_roundtrips, payload_roundtrips
 from daemonkit.bench.results import CtxPerRoundtrip, EndPair, Result
 from daemonkit.bench.stats import histogram, latency
 from daemonkit.channels import channel_class
-from daemonkit.channels.base import Channel, NotifyEnd, PayloadEnd, PeerKind
+from daemonkit.channels.base import Channel, End, NotifyEnd, PayloadEnd, PeerKind
 from daemonkit.errors import ChannelError, DaemonkitError, SizeNotSupportedError
 
-__all__ = ["Case", "Progress", "Settings", "plan", "run", "run_case"]
+__all__ = [
+    "Case",
+    "Link",
+    "Progress",
+    "Settings",
+    "measure",
+    "plan",
+    "run",
+    "run_case",
+    "sigint_deferred",
+]
 
 Progress = Callable[[str, float], None]  # (what runs now, fraction of this case done)
 
@@ -119,12 +131,18 @@ def plan(
 
 
 def run(
-    cases: Sequence[Case | Result],
+    cases: Sequence[Any],
     settings: Settings,
     place: Placement,
     progress: Callable[[int, str, float], None] | None = None,
+    run_one: Callable[[Any, Settings, Placement, Progress], Result] | None = None,
 ) -> list[Result]:
-    """Run every case in order with the client pinned as *place* says; results in order."""
+    """Run every case in order with the client pinned as *place* says; results in order.
+
+    A :class:`Result` among *cases* is passed through (a case that cannot run); the others
+    go to *run_one* (default :func:`run_case`: a peer of this runner).
+    """
+    run_one = run_one or run_case
     results: list[Result] = []
     original = os.sched_getaffinity(0)
     interrupted = False
@@ -147,7 +165,7 @@ def run(
                 if progress is not None:
                     progress(i, what, frac)
 
-            results.append(run_case(case, settings, place, step))
+            results.append(run_one(case, settings, place, step))
             if interrupted:  # the case ended as an "error" caused by Ctrl-C: stop here
                 raise KeyboardInterrupt
     finally:
@@ -160,7 +178,7 @@ def run(
 
 
 @contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
+def sigint_deferred() -> Iterator[None]:
     """Hold SIGINT pending in the kernel until the block ends (see the module docstring)."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
@@ -179,14 +197,15 @@ def run_case(case: Case, settings: Settings, place: Placement, progress: Progres
     peer: Peer | None = None
     try:
         try:
-            with _sigint_deferred():
+            with sigint_deferred():
                 channel = stack.enter_context(case.cls(case.peer, case.size))  # step 1
                 peer = Peer(channel, case.peer, case.size, place.peer_cpu)
                 peer.start()  # step 2
                 stack.callback(peer.stop)
-            return _measure(base, channel, peer, stack, settings, progress)  # steps 3-4
+            end, peer_cpus = _open_client(channel, peer, stack)  # step 3
+            return measure(base, end, _PeerLink(peer), settings, progress, peer_cpus)  # step 4
         finally:
-            with _sigint_deferred():
+            with sigint_deferred():
                 stack.close()  # step 5: client end, peer, kernel objects, in that order
     except SizeNotSupportedError as exc:
         return replace(base, skipped=str(exc))
@@ -246,19 +265,53 @@ class _Echo:
                 raise ChannelError(self.channel, "echoed bytes differ from those sent (CRC-32)")
 
 
-def _measure(
-    base: Result,
-    channel: Channel,
-    peer: Peer,
-    stack: contextlib.ExitStack,
-    settings: Settings,
-    progress: Progress,
-) -> Result:
-    what = f"{base.channel} {base.peer} {base.size} B"
+class Link(Protocol):
+    """How the client drives and watches the other end, between batches (never inside one)."""
+
+    def guard(self, timeout: float) -> AbstractContextManager[None]:
+        """While inside, a dead or silent other end raises instead of blocking forever."""
+        ...
+
+    def start(self, n: int) -> None:
+        """The other end is to echo *n* messages."""
+        ...
+
+    def finish(self) -> CtxSwitches:
+        """After the batch: the other end's context switches during it."""
+        ...
+
+
+class _PeerLink:
+    """A :class:`Peer` of this runner: commands and reports over its control pipes."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+
+    def guard(self, timeout: float) -> AbstractContextManager[None]:
+        return self.peer.watch(timeout)
+
+    def start(self, n: int) -> None:
+        self.peer.command(n)
+
+    def finish(self) -> CtxSwitches:
+        counts = self.peer.report()
+        return CtxSwitches(int(counts["voluntary"]), int(counts["involuntary"]))
+
+
+def _open_client(channel: Channel, peer: Peer, stack: contextlib.ExitStack) -> tuple[End, Any]:
+    """Step 3: the client end, and the peer's "ready" report (the CPUs it got)."""
     with peer.watch(_SETUP_TIMEOUT):
-        end = stack.enter_context(channel.open("client"))  # step 3
+        end = stack.enter_context(channel.open("client"))
         ready = peer.report()
+    return end, ready.get("cpu")
+
+
+def measure(
+    base: Result, end: End, link: Link, settings: Settings, progress: Progress, peer_cpus: Any
+) -> Result:
+    """Step 4: warm-up, then timed batches over *end*; statistics once they are over."""
     assert isinstance(end, PayloadEnd | NotifyEnd)
+    what = f"{base.channel} {base.peer} {base.size} B"
     echo = _Echo(base.channel, end, base.size)
     client_cpus = sorted(os.sched_getaffinity(0))
 
@@ -267,27 +320,27 @@ def _measure(
         warm_s, warm_g = array("q", bytes(8 * rewarm)), array("q", bytes(8 * rewarm))
         echo.new_content()
         timeout = max(10.0, 20 * n * est_ns / 1e9) if est_ns else _SETUP_TIMEOUT
-        with peer.watch(timeout):
-            peer.command(n + rewarm)
-            # The first round trip after control traffic also pays for the peer's
+        with link.guard(timeout):
+            link.start(n + rewarm)
+            # The first round trip after control traffic also pays for the other end's
             # wake-up from its command pipe: run it untimed (one warm-up per batch).
             echo.roundtrips(warm_s, warm_g)
             before = CtxSwitches.of_this_thread()
             echo.roundtrips(samples, got)
             cs = CtxSwitches.of_this_thread() - before
-            peer_cs = peer.report()
+            peer_cs = link.finish()
         echo.verify(warm_g)
         echo.verify(got)
         return samples, {
             "voluntary": cs.voluntary,
             "involuntary": cs.involuntary,
-            "peer_voluntary": int(peer_cs["voluntary"]),
-            "peer_involuntary": int(peer_cs["involuntary"]),
+            "peer_voluntary": peer_cs.voluntary,
+            "peer_involuntary": peer_cs.involuntary,
         }
 
     est_ns: float | None = None
     rewarm = 1 if settings.warmup else 0
-    if settings.warmup:  # step 4: warm-up, discarded
+    if settings.warmup:  # warm-up, discarded
         progress(f"{what}: warm-up", 0.0)
         warm, _ = batch(settings.warmup, 0, None)
         est_ns = sum(warm) / len(warm)
@@ -324,7 +377,11 @@ def _measure(
             assert duration is not None
             progress(what, min(1.0, (time.monotonic() - started) / duration))
 
-    return _summarise(base, all_samples, totals, peer_roundtrips, echo, client_cpus, ready)
+    pinning = {
+        "client": client_cpus,
+        "peer": list(peer_cpus) if isinstance(peer_cpus, list) else [],
+    }
+    return _summarise(base, all_samples, totals, peer_roundtrips, echo, pinning)
 
 
 def _summarise(
@@ -333,13 +390,11 @@ def _summarise(
     totals: dict[str, int],
     peer_roundtrips: int,
     echo: _Echo,
-    client_cpus: list[int],
-    ready: dict[str, object],
+    pinning: dict[str, list[int]],
 ) -> Result:
     """Statistics, computed once the loops are over."""
     n = len(samples)
     rps = n / (sum(samples) / 1e9)
-    peer_cpus = ready.get("cpu")
     return replace(
         base,
         iterations=n,
@@ -357,9 +412,6 @@ def _summarise(
             ),
         ),
         histogram=histogram(samples),
-        pinning={
-            "client": client_cpus,
-            "peer": list(peer_cpus) if isinstance(peer_cpus, list) else [],
-        },
+        pinning=pinning,
         verified={"sizes": n, "checksums": echo.checksums},
     )
