@@ -30,6 +30,7 @@ __all__ = [
     "fmt_bytes",
     "fmt_ns",
     "fmt_range",
+    "fmt_rate",
     "footer_text",
     "log_axis",
     "new_figure",
@@ -88,21 +89,33 @@ def peer_label(S: Mapping[str, str], peer: str) -> str:
     return S.get(f"peer.{peer}", peer)
 
 
+# Units of a duration, largest first; a no-break space keeps a number on its unit's line.
+TIME_UNITS = (("s", 1e9), ("ms", 1e6), ("µs", 1e3), ("ns", 1.0))
+NBSP = "\u00a0"
+
+
+def _time_unit(ns: float) -> tuple[str, float]:
+    return next(((u, k) for u, k in TIME_UNITS if abs(ns) >= k), ("ns", 1.0))
+
+
 def fmt_ns(ns: float) -> str:
     """A duration for a table: three significant figures in the unit that suits it."""
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
-        if abs(ns) >= scale:
-            return f"{ns / scale:.3g} {unit}"
-    return f"{ns:.3g} ns"
+    unit, scale = _time_unit(ns)
+    return f"{ns / scale:.3g}{NBSP}{unit}"
+
+
+def fmt_rate(mb_s: float | None) -> str:
+    """MB/s for a table: whole numbers from 100 up, three figures below, a dash for none."""
+    if not mb_s:
+        return "–"
+    return f"{mb_s:,.0f}" if mb_s >= 100 else f"{mb_s:.3g}"
 
 
 def fmt_range(median: float, lo: float, hi: float) -> str:
     """A median and its range in one unit, the median's: ``2.5 µs (2.34–2.52)``."""
-    unit, scale = next(
-        ((u, k) for u, k in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)) if abs(median) >= k),
-        ("ns", 1.0),
-    )
-    return f"{median / scale:.3g} {unit} ({lo / scale:.3g}–{hi / scale:.3g})"
+    unit, scale = _time_unit(median)
+    # U+2060 (word joiner) after the dash: a narrow table breaks before "(", not inside it.
+    return f"{median / scale:.3g}{NBSP}{unit} ({lo / scale:.3g}–\u2060{hi / scale:.3g})"
 
 
 def fmt_bytes(n: float) -> str:

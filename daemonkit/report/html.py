@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from daemonkit.errors import DaemonkitError, UsageError
-from daemonkit.report.figure import Plot, Table, cjk_font, fmt_ns, footer_text
+from daemonkit.report.figure import Plot, Table, cjk_font, fmt_bytes, fmt_ns, footer_text
 from daemonkit.report.lesson_plots import lesson_plots, measurement_tables
 from daemonkit.report.load import (
     check_doc,
@@ -68,7 +68,6 @@ figure{margin:0;flex:0 0 auto} figcaption{max-width:780px;font-size:.9em;color:#
 .side{flex:1 1 320px;min-width:300px;max-height:900px;overflow:auto}
 table{border-collapse:collapse;font-size:.8em;margin:.3em 0 1em}
 th,td{border:1px solid #ccc;padding:2px 7px;text-align:right} th{background:#f2f2f2}
-td{white-space:nowrap}
 td:first-child,th:first-child{text-align:left}
 .verdict{border-left:6px solid #999;background:#f7f7f7;padding:6px 10px;margin:0 0 .8em}
 .holds{border-color:#2a8a2a} .partly{border-color:#d89a00} .not{border-color:#c0392b}
@@ -180,7 +179,7 @@ def _bench_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
                 [
                     r["channel"],
                     r["peer"],
-                    str(r["size"]),
+                    fmt_bytes(r["size"]),
                     str(r.get("error") or f"{S['col.skipped']}: {r.get('skipped')}"),
                 ]
                 for r in failed

@@ -30,6 +30,7 @@ from daemonkit.report.figure import (
     Table,
     fmt_bytes,
     fmt_ns,
+    fmt_rate,
     log_axis,
     new_figure,
     peer_label,
@@ -315,7 +316,7 @@ def size_plot(
                         peer_label(S, peer),
                         fmt_bytes(r["size"]),
                         fmt_ns(r["latency_ns"]["p50"]),
-                        f"{r['mb_per_s']:.4g}" if r.get("mb_per_s") else "–",
+                        fmt_rate(r.get("mb_per_s")),
                     ]
                 )
         ticks = sorted({max(int(r["size"]), 0) for rs in series.values() for r in rs})
