@@ -4,6 +4,7 @@ process, real sockets, and what the kernel shows of it (its memory, its open con
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import struct
@@ -363,3 +364,25 @@ def test_idle_tcp_client_loses_its_slot() -> None:
     finally:
         code, err = stop_serve(s)
     assert code == 0, err
+
+
+def test_a_server_that_stops_answering_fails_the_case_in_bounded_time(served: Served) -> None:
+    argv = [*DK, "bench", "--connect", served.zmq_url, "--channels", "tcp", "--duration", "30"]
+    client = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while _established(served.tcp_port or 0) == 0:  # measuring
+            assert time.monotonic() < deadline and client.poll() is None
+            time.sleep(0.05)
+        served.proc.send_signal(signal.SIGSTOP)  # the server freezes mid-run
+        t0 = time.monotonic()
+        out, _ = client.communicate(timeout=15)
+        waited = time.monotonic() - t0
+    finally:
+        served.proc.send_signal(signal.SIGCONT)
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    assert client.returncode == 1 and waited < 12  # the 5 s reply timeout, not the 30 s run
+    # Frozen during an echo or during the between-batches request for its counters:
+    assert re.search(r"FAILED  tcp remote 64 B: .*(no reply from|no daemonkit serve ans)", out)

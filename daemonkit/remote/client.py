@@ -70,7 +70,10 @@ class ZmqRemoteEnd(PayloadEnd):
         self._op = memoryview(bytearray(1))
 
     def send(self, data: memoryview) -> None:
-        self._sock.send_multipart((OP_ECHO, data), copy=len(data) < zmq.COPY_THRESHOLD)
+        try:
+            self._sock.send_multipart((OP_ECHO, data))  # copied, as the local zmq channels do
+        except zmq.Again:  # the high-water mark stayed full for the whole SNDTIMEO
+            raise ChannelError("zmq-tcp", f"{self._where} took no message in time") from None
 
     def recv_into(self, buf: memoryview) -> int:
         try:
@@ -98,6 +101,8 @@ class TcpRemoteEnd(PayloadEnd):
     def send(self, data: memoryview) -> None:
         try:
             send_frame(self._sock, NET_HEADER.pack(len(data)), data)
+        except BlockingIOError:  # SO_SNDTIMEO expired: the server stopped reading
+            raise ChannelError("tcp", f"{self._where} took no bytes in time") from None
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise PeerDiedError("tcp", f"{self._where} closed the connection") from exc
 

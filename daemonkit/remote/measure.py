@@ -1,18 +1,18 @@
 """Round trips to a remote peer, measured by the bench runner's own steps.
 
 A local case and a remote case differ only in where the server end runs, so a remote case
-goes through the very code that measures local ones (:mod:`daemonkit.bench.runner`: warm-up,
-timed batches of :func:`~daemonkit.bench.peer.payload_roundtrips`, echo lengths and CRC-32
-checked per batch, statistics after the loops). Two small stand-ins make that possible:
+goes through the very code that measures local ones (:func:`daemonkit.bench.runner.measure`:
+warm-up, timed batches of :func:`~daemonkit.bench.peer.payload_roundtrips`, echo lengths and
+CRC-32 checked per batch, statistics after the loops). What the runner asks of the other end
+between batches (its :class:`~daemonkit.bench.runner.Link`) is, for a remote server:
 
-* :class:`RemoteChannel`: a :class:`Channel` whose server end lives in ``daemonkit serve``;
-  ``open("client")`` connects to it, and nothing is created in this host's kernel beforehand.
-* :class:`RemotePeer`: the runner's :class:`Peer` seen from afar. There is no control pipe:
-  the server echoes whatever arrives. ``command`` and ``report`` read the server process's
-  context-switch counts (one small request each, outside the timed loop), so the table's
-  ``c/p`` columns hold both ends as for a local peer (the server's figure covers all its
-  threads, libzmq's I/O thread included, and the two requests per batch). ``watch`` bounds a
-  batch in time with SIGALRM, as for a local peer.
+* ``start``/``finish``: there is no control pipe (the server echoes whatever arrives), so
+  they read the server process's context-switch counts before and after the batch (one small
+  request each, outside the timed loop). The table's ``c/p`` columns thus hold both ends, as
+  for a local peer; the server's figure covers all its threads, libzmq's I/O thread included,
+  and the two requests per batch.
+* ``guard``: a batch is bounded in time with SIGALRM, as for a local peer; each reply is also
+  bounded by the client ends' own timeouts (:mod:`daemonkit.remote.client`).
 
 Results carry ``peer: "remote"``; the JSON, CSV, table and ``--compare`` are the local ones.
 
@@ -29,70 +29,45 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from types import FrameType
-from typing import Any, ClassVar
+from typing import Any
 
 import zmq
 
 from daemonkit.bench import runner
 from daemonkit.bench.machine import CpuMode, Placement
-from daemonkit.bench.peer import Peer
+from daemonkit.bench.peer import CtxSwitches
 from daemonkit.bench.results import Result
-from daemonkit.channels.base import Channel, End, Role
 from daemonkit.errors import ChannelError, DaemonkitError, UsageError
 from daemonkit.remote._wire import REMOTE_CHANNELS, Address
 from daemonkit.remote.client import RemoteServer
 
-__all__ = ["RemoteCase", "RemoteChannel", "RemotePeer", "RemoteRunner"]
+__all__ = ["RemoteCase", "RemoteLink", "RemoteRunner"]
 
 PEER = "remote"  # the `peer` of every remote result
 
 
-class RemoteChannel(Channel):
-    """``zmq-tcp`` or ``tcp`` to a server on another host (or in another network namespace)."""
-
-    name: ClassVar[str] = "remote"
-    summary: ClassVar[str] = "a channel whose server end is a daemonkit serve elsewhere"
-    payload: ClassVar[bool] = True
+class RemoteLink:
+    """The runner's :class:`~daemonkit.bench.runner.Link` to a ``daemonkit serve``."""
 
     def __init__(self, server: RemoteServer, channel: str) -> None:
-        super().__init__("process", int(server.settings["max_size"]))
         self.server = server
         self.channel = channel
+        self._before = CtxSwitches(0, 0)
 
-    def open(self, role: Role) -> End:
-        if role != "client":
-            raise ChannelError(self.channel, "the server end runs in daemonkit serve")
-        return self.server.open(self.channel)
+    def _switches(self) -> CtxSwitches:
+        counts = self.server.info()["ctx_switches"]
+        return CtxSwitches(int(counts["voluntary"]), int(counts["involuntary"]))
 
-    def _remove(self) -> None:
-        pass  # nothing was created in this host's kernel
-
-
-class RemotePeer(Peer):
-    """The server process, as the runner's batch loop asks about it (see the docstring)."""
-
-    def __init__(self, channel: RemoteChannel) -> None:  # no fork, no thread, no pipes
-        self.channel = channel
-        self._name = channel.channel
-        self.server = channel.server
-        self._before: dict[str, int] = {}
-
-    def command(self, n: int) -> None:
+    def start(self, n: int) -> None:
         self._before = self._switches()
 
-    def report(self) -> dict[str, Any]:
-        if not self._before:  # the runner's first call: the "ready" report
-            return {"ready": True, "cpu": []}  # the server's CPU placement is not known here
-        after = self._switches()
-        return {k: after[k] - self._before[k] for k in after}
-
-    def _switches(self) -> dict[str, int]:
-        return dict(self.server.info()["ctx_switches"])
+    def finish(self) -> CtxSwitches:
+        return self._switches() - self._before
 
     @contextlib.contextmanager
-    def watch(self, timeout: float) -> Iterator[None]:
+    def guard(self, timeout: float) -> Iterator[None]:
         def on_alarm(signum: int, frame: FrameType | None) -> None:
-            raise ChannelError(self._name, f"no reply within {timeout:g} s")
+            raise ChannelError(self.channel, f"no reply within {timeout:g} s")
 
         old = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, timeout)
@@ -101,9 +76,6 @@ class RemotePeer(Peer):
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
-
-    def stop(self, timeout: float = 2.0) -> None:
-        pass  # the server outlives the case
 
 
 @dataclass(frozen=True)
@@ -172,9 +144,9 @@ class RemoteRunner:
         self, case: RemoteCase, settings: runner.Settings, place: Placement, step: runner.Progress
     ) -> Result:
         base = Result(case.channel, PEER, place.mode, case.size, True)
-        channel = RemoteChannel(self.server, case.channel)
+        link = RemoteLink(self.server, case.channel)
         try:
-            with contextlib.ExitStack() as stack:
-                return runner._measure(base, channel, RemotePeer(channel), stack, settings, step)
+            with self.server.open(case.channel) as end:  # the server's CPUs are not known here
+                return runner.measure(base, end, link, settings, step, None)
         except (DaemonkitError, OSError, zmq.ZMQError) as exc:
             return replace(base, error=str(exc))
