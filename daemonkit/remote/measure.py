@@ -11,24 +11,22 @@ between batches (its :class:`~daemonkit.bench.runner.Link`) is, for a remote ser
   request each, outside the timed loop). The table's ``c/p`` columns thus hold both ends, as
   for a local peer; the server's figure covers all its threads, libzmq's I/O thread included,
   and the two requests per batch.
-* ``guard``: a batch is bounded in time with SIGALRM, as for a local peer; each reply is also
-  bounded by the client ends' own timeouts (:mod:`daemonkit.remote.client`).
+* ``guard``: nothing to arm. A local peer's batch needs a SIGALRM deadline because a pipe or
+  semaphore wait has none; here every blocking call (each reply, each counters request)
+  gives up on its own after the client's timeout (:mod:`daemonkit.remote.client`).
 
 Results carry ``peer: "remote"``; the JSON, CSV, table and ``--compare`` are the local ones.
 
-*Kernel path*: the client ends' (see :mod:`daemonkit.remote.client`), plus setitimer(2).
+*Kernel path*: the client ends' (see :mod:`daemonkit.remote.client`).
 *Lifetime*: one connection per case, closed when the case ends.
-*See also*: :mod:`daemonkit.bench.runner`, setitimer(2).
+*See also*: :mod:`daemonkit.bench.runner`, socket(7) (SO_RCVTIMEO), zmq_setsockopt(3).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from types import FrameType
 from typing import Any
 
 import zmq
@@ -37,7 +35,7 @@ from daemonkit.bench import runner
 from daemonkit.bench.machine import CpuMode, Placement
 from daemonkit.bench.peer import CtxSwitches
 from daemonkit.bench.results import Result
-from daemonkit.errors import ChannelError, DaemonkitError, UsageError
+from daemonkit.errors import DaemonkitError, UsageError
 from daemonkit.remote._wire import REMOTE_CHANNELS, Address
 from daemonkit.remote.client import RemoteServer
 
@@ -64,18 +62,10 @@ class RemoteLink:
     def finish(self) -> CtxSwitches:
         return self._switches() - self._before
 
-    @contextlib.contextmanager
-    def guard(self, timeout: float) -> Iterator[None]:
-        def on_alarm(signum: int, frame: FrameType | None) -> None:
-            raise ChannelError(self.channel, f"no reply within {timeout:g} s")
-
-        old = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
+    def guard(self, timeout: float) -> contextlib.AbstractContextManager[None]:
+        # No deadline of our own: every blocking call of a remote end, and the counters'
+        # requests, give up after the client's timeout (ZMQ_RCVTIMEO, SO_RCVTIMEO).
+        return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -123,21 +113,10 @@ class RemoteRunner:
         place: Placement,
         progress: Callable[[int, str, float], None] | None = None,
     ) -> list[Result]:
-        """Measure every case in order, the client pinned as *place* says; then disconnect."""
-
-        def step_of(i: int) -> runner.Progress:
-            return lambda what, frac: progress(i, what, frac) if progress else None
-
-        original = os.sched_getaffinity(0)
+        """Measure every case in order with the runner's loop (pinning, Ctrl-C); disconnect."""
         try:
-            if place.client_cpu is not None:
-                os.sched_setaffinity(0, {place.client_cpu})  # the server's CPUs are its own
-            return [
-                c if isinstance(c, Result) else self._run_case(c, settings, place, step_of(i))
-                for i, c in enumerate(cases)
-            ]
+            return runner.run(cases, settings, place, progress, self._run_case)
         finally:
-            os.sched_setaffinity(0, original)
             self.server.close()
 
     def _run_case(
