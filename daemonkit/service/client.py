@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 import threading
 from pathlib import Path
 from typing import Any
@@ -45,18 +46,27 @@ class ControlClient:
         self.path = runtime_dir / CONTROL_SOCKET
         self.timeout = timeout
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        sock.settimeout(timeout)
+        # While the daemon's listen backlog is full, a blocking connect(2) on a Unix socket
+        # sleeps until it accepts, for at most SO_SNDTIMEO, then fails with EAGAIN. (A Python
+        # timeout would make the socket non-blocking: EAGAIN at once, however briefly full.)
+        sec = int(timeout)
+        sock.setsockopt(
+            socket.SOL_SOCKET,
+            socket.SO_SNDTIMEO,
+            struct.pack("ll", sec, int((timeout - sec) * 1e6)),
+        )
         try:
             sock.connect(str(self.path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             sock.close()
             raise NotRunningError(f"not running (nothing listens on {self.path})") from exc
-        except TimeoutError as exc:  # the listen backlog is full: the daemon is not accepting
+        except BlockingIOError as exc:  # the backlog stayed full: the daemon is not accepting
             sock.close()
             raise NoAnswerError(f"no answer on {self.path} within {timeout:g} s") from exc
         except OSError as exc:
             sock.close()
             raise DaemonkitError(f"control socket {self.path}: {exc.strerror}") from exc
+        sock.settimeout(timeout)  # every later send and recv
         self._sock = sock
         self._buf = b""
 
