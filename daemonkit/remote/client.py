@@ -158,6 +158,9 @@ class RemoteServer:
             _, body = self._control.recv_multipart()
             return dict(json.loads(body))
         except zmq.Again:
+            # A late reply would answer the next request: start again on a fresh socket.
+            self._control.close()
+            self._control = dealer(self.ctx, self.address, self.timeout)
             raise NoServerError(
                 f"no daemonkit serve answered at {self.address.zmq_url} within {self.timeout:g} s"
             ) from None
