@@ -280,3 +280,38 @@ def test_placements_are_compared_at_one_message_size() -> None:
         same = next(r for r in results if (r["peer"], r["cpu"], r["size"]) == (peer, "same", 4096))
         assert by_peer[peer][2] == "4K"
         assert by_peer[peer][3] == fmt_ns(same["latency_ns"]["p50"])
+
+
+def _degenerate(case: str) -> dict[str, Any]:
+    bench, lessons = bench_doc(small=True), lessons_doc()
+    if case == "every run failed":
+        failed = {**bench["results"][0], "latency_ns": None, "error": "pipe: peer died"}
+        return {**bench, "results": [failed]}
+    if case == "no results":
+        return {**bench, "results": []}
+    if case == "no machine, no date":
+        return {k: v for k, v in bench.items() if k not in ("machine", "created")}
+    if case == "no lessons":
+        return {**lessons, "lessons": []}
+    # Lessons whose measurements hold nothing to draw, and no verdicts at all.
+    return {
+        **lessons,
+        "lessons": [{"name": x["name"], "measurements": {}} for x in lessons["lessons"]],
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["every run failed", "no results", "no machine, no date", "no lessons", "bare lessons"],
+)
+def test_documents_with_nothing_to_draw_still_give_a_page(case: str, tmp_path: Path) -> None:
+    page = write_report([_degenerate(case)], tmp_path).read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>\n")
+    if case in ("every run failed", "no results"):
+        assert STRINGS["en"]["bench.nothing"] in page and not images(page)
+    if case == "every run failed":
+        assert "pipe: peer died" in page
+    if case == "no machine, no date":
+        assert "machine unknown" in page and "date unknown" in page
+    if case == "bare lessons":
+        assert page.count(STRINGS["en"]["verdict.unknown"]) == 3

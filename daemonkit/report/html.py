@@ -194,14 +194,16 @@ def _bench_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
 
 
 def _machine_html(doc: Doc, S: Mapping[str, str]) -> str:
+    """The machine in one line, and every key the producer recorded, folded."""
     m = doc.get("machine")
+    line = f"<p class='muted'>{_esc(S['sec.machine'])}: {_esc(machine_summary(doc))}</p>"
     if not isinstance(m, Mapping):
-        return ""
+        return line
     rows = [
         [str(k), json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else str(v)]
         for k, v in m.items()
     ]
-    return (
+    return line + (
         f"<details><summary>{_esc(S['sec.machine'])}</summary>"
         + _table_html(Table([S["col.key"], S["col.value"]], rows))
         + "</details>"
