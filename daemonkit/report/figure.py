@@ -9,7 +9,7 @@ Each plot carries its own numbers as a :class:`Table`: the report prints them be
 picture, so a reader never has to read a value off an axis.
 
 *Kernel path*: none beyond writing the PNG files (``open``/``write``/``close``).
-*Lifetime*: figures are closed as soon as their PNG bytes exist.
+*Lifetime*: a figure is dropped as soon as its PNG bytes exist (no pyplot registry keeps it).
 *See also*: the matplotlib Agg backend documentation.
 """
 

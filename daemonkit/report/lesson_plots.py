@@ -4,7 +4,7 @@ Each function reads one lesson of a ``daemonkit.lessons/1`` document (the raw
 ``measurements`` its experiment returned) and draws it; a lesson this module has no picture
 for still gets its measurements as tables, flattened from whatever plain data it holds.
 
-*Kernel path*: none (drawing only). *Lifetime*: figures are closed after rendering.
+*Kernel path*: none (drawing only). *Lifetime*: a figure lives until its PNG bytes exist.
 *See also*: daemonkit.lessons (the producers), lmbench lat_ctx(8).
 """
 

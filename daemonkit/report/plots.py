@@ -1,20 +1,20 @@
 """The plots of a bench run: latency CDFs, p50/p99 bars, the size sweep, CPU placement.
 
 Every figure is a view of one ``daemonkit.bench/1`` document (and, with ``--compare``, of an
-older one drawn on the same axes, dashed or hatched); nothing is measured here. A result with
-an ``error`` is left out of the pictures and listed by the page instead.
+older one drawn on the same axes: dashed or dotted lines, black ticks); nothing is measured. A
+result with an ``error`` (or ``skipped``) is left out of the pictures and listed by the page.
 
 Facts about the numbers drawn:
 
 * Latencies are round trips (client send, peer echo, client receive) in nanoseconds as
-  ``time.perf_counter_ns`` saw them; the axes show microseconds on a log scale because the
-  channels span three orders of magnitude.
+  ``time.perf_counter_ns`` saw them, drawn in microseconds. Distributions and size sweeps use
+  log axes (they span orders of magnitude); bars use linear ones, where length means value.
 * The CDF comes from the run's compact log-spaced ``histogram`` (bin edges and counts). A run
   without one is drawn from its percentiles only, and the legend says so.
 * "Same", "split" and "none" are the ``--cpu`` placements: both ends on one CPU, on two CPUs,
   or wherever the scheduler puts them.
 
-*Kernel path*: none (drawing only). *Lifetime*: figures are closed after rendering.
+*Kernel path*: none (drawing only). *Lifetime*: a figure lives until its PNG bytes exist.
 *See also*: daemonkit.bench (the producer), lmbench lat_pipe(8).
 """
 

@@ -21,7 +21,8 @@ EN: dict[str, str] = {
     "page.sources": "Source documents",
     "page.toc": "Contents",
     "page.generated": "Report written",
-    "page.compare": "Compared with an older run: {old} (dashed or hatched in the plots).",
+    "page.compare": "Compared with an older run: {old} (in the plots: dashed or dotted lines, "
+    "black ticks).",
     "page.compare_machine": "Warning: the older run comes from a different machine ({old}); "
     "differences may be the machine, not the code.",
     "page.no_cjk": "",
@@ -117,7 +118,7 @@ ZH: dict[str, str] = {
     "page.sources": "数据来源",
     "page.toc": "目录",
     "page.generated": "报告生成时间",
-    "page.compare": "与较早的一次运行对比：{old}（图中以虚线或斜线表示）。",
+    "page.compare": "与较早的一次运行对比：{old}（图中以虚线、点线或黑色短竖线表示）。",
     "page.compare_machine": "注意：较早的那次运行来自另一台机器（{old}），"
     "差异可能来自机器而非代码。",
     "page.no_cjk": "本机没有中文字体，图中文字以英文显示；表格与说明为中文。",
