@@ -1,4 +1,4 @@
-"""The plots of the lessons: the lat_ctx curve, creation costs, placement; tables for the rest.
+"""Plots of the lessons: lat_ctx curve, placement, creation, message passing; tables for the rest.
 
 Each function reads one lesson of a ``daemonkit.lessons/1`` document (the raw
 ``measurements`` its experiment returned) and draws it; a lesson this module has no picture
