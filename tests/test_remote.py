@@ -210,12 +210,15 @@ def test_a_listener_that_never_answers_times_out() -> None:
 
 def test_throughput_counts_and_rates_agree(served: Served, tmp_path: Path) -> None:
     out = tmp_path / "thr.json"
-    r = dk("throughput", "--connect", served.zmq_url, "--sizes", "1K,64K", "--count", "400",
+    r = dk("throughput", "--connect", served.zmq_url, "--sizes", "1K,64K,2M", "--count", "400",
            "--json", str(out))  # fmt: skip
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # 2M is above the server's --max-size
     doc = json.loads(out.read_text())
     assert doc["schema"] == "daemonkit.throughput/1"
-    for row in doc["results"]:
+    *measured, refused = doc["results"]
+    assert refused["size"] == 2 << 20 and "limit" in refused["error"]
+    assert f"FAILED  zmq-tcp {2 << 20} B" in r.stdout
+    for row in measured:
         assert row["verified"] == {"messages": 400, "bytes": 400 * row["size"]}
         assert row["messages_per_s"] == pytest.approx(400 / row["seconds"], rel=1e-3)
         assert row["mb_per_s"] == pytest.approx(row["messages_per_s"] * row["size"] / 1e6, 1e-3)
