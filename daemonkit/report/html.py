@@ -64,7 +64,8 @@ body{font-family:"DejaVu Sans","Noto Sans CJK SC","WenQuanYi Micro Hei",sans-ser
 h1{font-size:1.6em;margin:.2em 0} h2{border-bottom:2px solid #ccc;margin-top:1.6em}
 h3{margin:.2em 0 .4em} nav ol{columns:2} .lead{color:#555}
 .plot,.lesson{margin:1.2em 0 2em} .row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
-figure{margin:0;flex:0 0 auto} figcaption{max-width:780px;font-size:.9em;color:#444}
+figure{margin:0;flex:0 1 auto;max-width:100%} img{max-width:100%;height:auto}
+figcaption{max-width:780px;font-size:.9em;color:#444}
 .side{flex:1 1 320px;min-width:300px;max-height:900px;overflow:auto}
 table{border-collapse:collapse;font-size:.8em;margin:.3em 0 1em}
 th,td{border:1px solid #ccc;padding:2px 7px;text-align:right} th{background:#f2f2f2}
