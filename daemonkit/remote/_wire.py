@@ -2,9 +2,11 @@
 
 Facts about the two endpoints:
 
-* ``zmq-tcp``: a ROUTER socket on ``tcp://ADDR:PORT``; clients use DEALER sockets. Every
-  message is two frames, an operation byte and a body. The ROUTER prefixes what it receives
-  with the sender's identity frame, and routes a reply back by that frame.
+* ``zmq-tcp``: a ROUTER socket on ``tcp://ADDR:PORT``; clients use DEALER sockets. An echo
+  is one frame, the body, and comes back as that frame (as cheap as a REQ/REP exchange, which
+  adds an empty delimiter frame); anything else is two frames, an operation byte and a body.
+  The ROUTER prefixes what it receives with the sender's identity frame, and routes a reply
+  back by that frame.
 * ``tcp``: a plain listening TCP socket on ``ADDR:TCP_PORT``. Each message is a 4-byte length
   in *network byte order* (the two hosts may differ) followed by the bytes; the server echoes
   it whole. The local ``tcp`` channel uses host order, since both its ends share one host.
@@ -26,7 +28,6 @@ from dataclasses import dataclass
 __all__ = [
     "FLUSH_REPLY",
     "NET_HEADER",
-    "OP_ECHO",
     "OP_FLUSH",
     "OP_INFO",
     "OP_SINK",
@@ -39,7 +40,6 @@ __all__ = [
     "set_timeouts",
 ]
 
-OP_ECHO = b"E"  # reply with the same body
 OP_SINK = b"S"  # count the body, no reply (throughput mode)
 OP_FLUSH = b"F"  # reply with the count and bytes of the sinks since the last flush
 OP_INFO = b"I"  # reply with the server's settings and its process's context switches

@@ -3,9 +3,9 @@
 :class:`RemoteServer` is one connection to a server's ROUTER for control (its settings, its
 context-switch counts); :meth:`RemoteServer.open` gives a :class:`PayloadEnd` per channel:
 
-* ``zmq-tcp``: a DEALER socket. ``send`` is one two-frame message (operation, body);
-  ``recv_into`` takes the operation frame, then the body straight into the caller's buffer
-  (``zmq_recv`` into it: no ``bytes`` object is made).
+* ``zmq-tcp``: a DEALER socket. ``send`` is one single-frame message (an echo request);
+  ``recv_into`` takes the echo straight into the caller's buffer (``zmq_recv`` into it: no
+  ``bytes`` object is made).
 * ``tcp``: a connected TCP socket with ``TCP_NODELAY``; a 4-byte network-order length and the
   bytes in one ``sendmsg``, read back into the caller's buffer.
 
@@ -32,7 +32,6 @@ from daemonkit.channels.base import PayloadEnd
 from daemonkit.errors import ChannelError, DaemonkitError, PeerDiedError
 from daemonkit.remote._wire import (
     NET_HEADER,
-    OP_ECHO,
     OP_INFO,
     REMOTE_CHANNELS,
     Address,
@@ -67,17 +66,15 @@ class ZmqRemoteEnd(PayloadEnd):
     def __init__(self, sock: zmq.Socket[bytes], where: str) -> None:
         self._sock = sock
         self._where = where
-        self._op = memoryview(bytearray(1))
 
     def send(self, data: memoryview) -> None:
         try:
-            self._sock.send_multipart((OP_ECHO, data))  # copied, as the local zmq channels do
+            self._sock.send(data)  # one frame: an echo; copied, as the local zmq channels do
         except zmq.Again:  # the high-water mark stayed full for the whole SNDTIMEO
             raise ChannelError("zmq-tcp", f"{self._where} took no message in time") from None
 
     def recv_into(self, buf: memoryview) -> int:
         try:
-            self._sock.recv_into(self._op)
             n = self._sock.recv_into(buf)
         except zmq.Again:
             raise ChannelError("zmq-tcp", f"no reply from {self._where} in time") from None

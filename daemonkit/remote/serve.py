@@ -52,7 +52,6 @@ from daemonkit.bench.machine import describe
 from daemonkit.errors import DaemonkitError
 from daemonkit.remote._wire import (
     FLUSH_REPLY,
-    OP_ECHO,
     OP_FLUSH,
     OP_INFO,
     OP_SINK,
@@ -179,29 +178,35 @@ class Server:
         return False
 
     def _serve_router(self) -> None:
-        assert self._router is not None
+        r = self._router
+        assert r is not None
         for _ in range(_BURST):  # a busy ROUTER must not starve the listener and signals
             try:
-                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = r.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            if len(frames) != 3:  # identity, operation, body
+            if len(frames) == 2:  # identity, body: an echo, the frames go back as they are
+                self.counters["echoes"] += 1
+                self._send(frames)
+            elif len(frames) == 3:  # identity, operation, body
+                ident, op, body = frames
+                reply = self._answer(ident.bytes, op.bytes, body)
+                if reply is not None:
+                    self._send([ident, op, reply])
+            else:
                 self.counters["bad"] += 1
-                continue
-            ident, op, body = frames
-            reply = self._answer(ident.bytes, op.bytes, body)
-            if reply is None:
-                continue
-            try:  # NOBLOCK + ROUTER_MANDATORY: a full or vanished peer is an error here
-                self._router.send_multipart([ident, op, reply], zmq.NOBLOCK, copy=False)
-            except zmq.ZMQError:
-                self.counters["dropped"] += 1
+            if not int(r.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                return  # nothing more queued: back to poll without a failing recv
+
+    def _send(self, frames: list[Any]) -> None:
+        assert self._router is not None
+        try:  # NOBLOCK + ROUTER_MANDATORY: a full or vanished peer is an error here
+            self._router.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError:
+            self.counters["dropped"] += 1
 
     def _answer(self, ident: bytes, op: bytes, body: zmq.Frame) -> Any:
         """The reply body for one request, or None when the operation has no reply."""
-        if op == OP_ECHO:
-            self.counters["echoes"] += 1
-            return body  # the received frame goes back as is: no copy of the bytes
         if op == OP_SINK:
             self.counters["sinks"] += 1
             if ident not in self._sinks and len(self._sinks) >= _MAX_SINKS:
