@@ -106,7 +106,8 @@ def _start(*args: str) -> Run:
     )
 
 
-def _process_channels() -> list[str]:
+def process_channels() -> list[str]:
+    """Channels that can run with a forked peer (and so make objects another process uses)."""
     out = []
     for name in channel_names():
         try:
@@ -165,7 +166,7 @@ def _kill_peers(rng: random.Random, channels: list[str], tmp: Path) -> tuple[int
 def test_peers_killed_at_random_moments_short(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     channels = [c for c in ["pipe", "unix-stream", "sysv-shm", "posix-mq", "signal", "posix-sem"]
-                if c in _process_channels()]  # fmt: skip
+                if c in process_channels()]  # fmt: skip
     kills, failed = _kill_peers(rng, channels, tmp_path)
     print(f"\npeer kills: {kills} delivered, {failed} cases failed, seed {SEED}")
     assert kills >= 1 and failed >= 1  # (a peer may finish before its moment comes)
@@ -174,7 +175,7 @@ def test_peers_killed_at_random_moments_short(tmp_path: Path) -> None:
 @pytest.mark.stress
 def test_fifty_peer_kills_across_all_channels(tmp_path: Path) -> None:
     rng = random.Random(SEED)
-    channels = _process_channels()
+    channels = process_channels()
     kills = failed = runs = 0
     while kills < 50:
         k, f = _kill_peers(rng, channels, tmp_path)

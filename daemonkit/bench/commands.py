@@ -18,7 +18,7 @@ from typing import Any
 
 from daemonkit.channels import REGISTRY, channel_class, channel_names
 from daemonkit.channels.base import PeerKind
-from daemonkit.errors import DaemonkitError, UsageError
+from daemonkit.errors import DaemonkitError, RuntimeDirError, UsageError
 from daemonkit.remote._wire import REMOTE_CHANNELS
 
 __all__ = ["parse_channels", "parse_count", "parse_sizes", "register"]
@@ -214,6 +214,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         default_channels = list(DAEMON_CHANNELS)
     channels = args.channels or default_channels
 
+    for out_path in (args.json, args.csv):
+        if out_path is not None:
+            results.check_writable(out_path)  # found out now, not after minutes of measuring
     here = machine.describe()
     old = None
     if args.compare:  # refuse before measuring anything, not after a minute of work
@@ -347,7 +350,13 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
     rdir: Path = args.runtime_dir or default_runtime_dir()
     dirs = []
-    if rdir.exists() or rdir.is_symlink():
+    try:
+        os.lstat(rdir)  # not Path.exists(): a parent we may not search is an error, not "absent"
+    except FileNotFoundError:
+        pass  # no runtime dir: only the kernel's tables to look at
+    except OSError as exc:
+        raise RuntimeDirError(f"runtime dir {rdir}: {exc.strerror}") from exc
+    else:
         dirs.append(ensure_private_dir(rdir))  # never unlink inside a dir someone else controls
     objs = list_objects(dirs)
     dead = [o for o in objs if not o.owner_alive]

@@ -22,6 +22,7 @@ Facts about a peer that dies or hangs:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -89,6 +90,24 @@ def notify_roundtrips(end: NotifyEnd, samples: array[int]) -> None:
         samples[i] = clock() - t0
 
 
+def _die_with(parent: int) -> None:
+    """In a forked peer: be killed when the runner dies, even in the middle of a batch.
+
+    A peer blocked in sem_wait or mq_receive has no other way to learn that its client is gone
+    (a runner killed with SIGKILL runs no cleanup). prctl(2) ``PR_SET_PDEATHSIG`` asks the
+    kernel to send SIGKILL when the parent exits; a parent that exited before the prctl
+    call is seen in getppid(2), which then names another process.
+    """
+    if _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
 def _payload_echo(end: PayloadEnd, buf: memoryview, size: int, n: int) -> None:
     recv = end.recv_into
     send = end.send
@@ -130,10 +149,12 @@ class Peer:
 
     def start(self) -> None:
         if self.kind == "process":
+            parent = os.getpid()
             pid = os.fork()
             if pid == 0:  # the peer process
                 code = 0
                 try:
+                    _die_with(parent)
                     # A runner may fork with SIGINT blocked (so that Ctrl-C cannot split its
                     # setup); the peer process must still end with its group on Ctrl-C.
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

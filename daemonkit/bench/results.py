@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,10 +142,34 @@ class Run:
         return {"schema": doc.pop("schema"), **doc}  # the version first, for a human reader
 
     def write_json(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        _write(path, json.dumps(self.to_json(), indent=1) + "\n")
 
     def write_csv(self, path: Path) -> None:
-        path.write_text(to_csv(self.results), encoding="utf-8")
+        _write(path, to_csv(self.results))
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written before measuring, not after.
+
+    The kernel is asked, not os.access(): root passes every permission check and still
+    cannot create files in /proc. An existing file is opened for appending (not truncated);
+    a new one is created and removed again at once.
+    """
+    try:
+        if path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))
+        else:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+            os.unlink(path)
+    except OSError as exc:
+        raise BenchFileError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:  # e.g. a directory that root may "write" but the kernel refuses
+        raise BenchFileError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 def load(path: Path) -> Run:

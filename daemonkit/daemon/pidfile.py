@@ -34,6 +34,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -98,6 +99,15 @@ class Pidfile:
         except OSError as exc:
             why = "is a symlink" if exc.errno == errno.ELOOP else exc.strerror
             raise PidfileError(f"pidfile {self.path}: {why}") from exc
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid not in (os.geteuid(), 0):
+            # Planted by another user: they could rewrite the pid in it at any time, and
+            # whoever signals "the pid in the pidfile" (logrotate's kill -HUP) would obey them.
+            os.close(fd)
+            raise PidfileError(
+                f"pidfile {self.path}: not a regular file of ours (uid {st.st_uid}),"
+                " refusing to trust it"
+            )
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # F_SETLK, whole file
         except OSError as exc:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import time
 from pathlib import Path
 from types import ModuleType
@@ -79,10 +78,9 @@ def cmd_lessons(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown lesson {unknown[0]!r} (known: {', '.join(LESSONS)})")
     names = list(dict.fromkeys(args.names)) or list(LESSONS)
     if args.json is not None and str(args.json) != "-":
-        # Found out now, not after minutes of measuring.
-        where = args.json.parent
-        if not where.is_dir() or not os.access(where, os.W_OK | os.X_OK):
-            raise DaemonkitError(f"cannot write {args.json}: {where} is not a writable directory")
+        from daemonkit.bench.results import check_writable
+
+        check_writable(args.json)  # found out now, not after minutes of measuring
     tr = translator(args.lang)
     # The JSON on stdout must stay parseable: the report then goes to stderr.
     console = make_console(stderr=str(args.json) == "-")
