@@ -253,6 +253,10 @@ def test_zmq_message_above_max_size_is_refused(served: Served) -> None:
     finally:
         ctx.destroy(linger=0)
     assert served.peak_rss_kib() - before < 8 << 10  # the 32 MiB never sat in the server
+    port = int(served.zmq_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as stray:  # not ZeroMQ at all
+        stray.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert served.info()["hwm"] == 64  # meanwhile others are served as before
     info = served.info()
     assert info["max_size"] == MAX and info["hwm"] == 64  # 64 MiB / 1 MiB per queue
     assert info["counters"]["zmq"]["echoes"] == 0  # type: ignore[index]

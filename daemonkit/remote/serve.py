@@ -18,9 +18,14 @@ Facts about the limits (a stray or hostile client must not exhaust memory):
   stops libzmq from reading the TCP socket: the sender's kernel buffers fill and TCP flow
   control pushes back. Replies go out with ``ZMQ_ROUTER_MANDATORY`` and ``NOBLOCK``: a peer
   that does not read its replies loses them; the server never blocks on it.
-* libzmq has no limit on the number of connections, and each may queue that much: that is
-  one reason the default address is loopback. Open it to a network only behind a firewall
-  that admits the hosts you measure from.
+* A connection that starts the ZMTP greeting but does not finish the handshake within 5 s
+  is dropped (``ZMQ_HANDSHAKE_IVL``). A client that speaks no ZeroMQ at all (its first byte is not the
+  greeting's 0xFF) is taken by libzmq for a ZMTP 1.0 peer and keeps its connection, and its
+  few KiB of buffers, until it closes.
+* libzmq has no limit on the number of connections, and each may queue that much; and any
+  client may ask for the machine description that results files record (hostname, kernel,
+  CPU). Both are reasons the default address is loopback: open it to a network only behind a
+  firewall that admits the hosts you measure from.
 * The plain TCP endpoint has its own limits (connections, message size, idle time): see
   :mod:`daemonkit.remote.tcpecho`.
 
@@ -64,6 +69,7 @@ __all__ = ["ServeError", "ServeOptions", "Server"]
 
 _BURST = 64  # ROUTER messages handled before looking at the listener and signals again
 _TICK_MS = 500
+_HANDSHAKE_MS = 5000  # ZMTP greeting and handshake must be done by then (libzmq: 30 s)
 _MAX_SINKS = 256  # throughput counters kept at once (one per client identity)
 
 
@@ -129,6 +135,7 @@ class Server:
         r.setsockopt(zmq.RCVHWM, self.hwm)
         r.setsockopt(zmq.SNDHWM, self.hwm)
         r.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable or full: an error, not a silent drop
+        r.setsockopt(zmq.HANDSHAKE_IVL, _HANDSHAKE_MS)  # a peer that never greets is dropped
         r.setsockopt(zmq.IPV6, int(self.opts.bind.ipv6))
         try:
             r.bind(self.opts.bind.zmq_url)
