@@ -19,9 +19,9 @@ Facts about the limits (a stray or hostile client must not exhaust memory):
   control pushes back. Replies go out with ``ZMQ_ROUTER_MANDATORY`` and ``NOBLOCK``: a peer
   that does not read its replies loses them; the server never blocks on it.
 * A connection that starts the ZMTP greeting but does not finish the handshake within 5 s
-  is dropped (``ZMQ_HANDSHAKE_IVL``). A client that speaks no ZeroMQ at all (its first byte is not the
-  greeting's 0xFF) is taken by libzmq for a ZMTP 1.0 peer and keeps its connection, and its
-  few KiB of buffers, until it closes.
+  is dropped (``ZMQ_HANDSHAKE_IVL``). A client that speaks no ZeroMQ at all (its first byte
+  is not the greeting's 0xFF) is taken by libzmq for a ZMTP 1.0 peer and keeps its
+  connection, and its few KiB of buffers, until it closes.
 * libzmq has no limit on the number of connections, and each may queue that much; and any
   client may ask for the machine description that results files record (hostname, kernel,
   CPU). Both are reasons the default address is loopback: open it to a network only behind a
