@@ -196,6 +196,13 @@ def test_no_server_is_a_one_line_error() -> None:
     )
 
 
+def test_unwritable_json_is_a_one_line_error(served: Served) -> None:
+    r = dk("throughput", "--connect", served.zmq_url, "--sizes", "64", "--count", "10",
+           "--json", "/proc/no-such-dir/thr.json")  # fmt: skip
+    assert r.returncode == 1
+    assert r.stderr == "daemonkit: /proc/no-such-dir/thr.json: No such file or directory\n"
+
+
 def test_a_listener_that_never_answers_times_out() -> None:
     from daemonkit.remote._wire import Address
     from daemonkit.remote.client import NoServerError, RemoteServer

@@ -163,7 +163,7 @@ def cmd_throughput(args: argparse.Namespace) -> int:
     import json
 
     from daemonkit.bench import machine, views
-    from daemonkit.errors import ChannelError
+    from daemonkit.errors import ChannelError, DaemonkitError
     from daemonkit.remote.client import RemoteServer
     from daemonkit.remote.throughput import SCHEMA, measure
 
@@ -185,7 +185,10 @@ def cmd_throughput(args: argparse.Namespace) -> int:
             "remote_peer": peer_machine,
             "results": rows,
         }
-        args.json.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        try:
+            args.json.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise DaemonkitError(f"{args.json}: {exc.strerror}") from exc
     _print_throughput(views, rows, args.connect.zmq_url)
     return 1 if any("error" in r for r in rows) else 0
 
