@@ -406,3 +406,21 @@ def test_a_server_that_stops_answering_fails_the_case_in_bounded_time(served: Se
     assert client.returncode == 1 and waited < 12  # the 5 s reply timeout, not the 30 s run
     # Frozen during an echo or during the between-batches request for its counters:
     assert re.search(r"FAILED  tcp remote 64 B: .*(no reply from|no daemonkit serve ans)", out)
+
+
+def test_ipv6_loopback() -> None:
+    if not socket.has_ipv6 or not Path("/proc/net/if_inet6").read_text().strip():
+        pytest.skip("no IPv6 on this machine")
+    argv = [*DK, "serve", "--bind", "tcp://[::1]:0", "--tcp-port", "0"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = ready_line(proc, 10)
+    s = Served(proc, *serve_ports(line))
+    try:
+        assert "tcp on [::1]:" in line
+        url = s.zmq_url.replace("127.0.0.1", "[::1]")
+        r = dk("bench", "--connect", url, "--iterations", "100", "--warmup", "10")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count(" remote ") == 2  # zmq-tcp and tcp rows
+    finally:
+        code, err = stop_serve(s)
+    assert code == 0, err
