@@ -426,7 +426,9 @@ def test_broken_config_fails_start_with_the_daemons_error(ct: Container) -> None
         error = f"daemonkit: config {config}: idle_timeout"
 
         def status_shows_error() -> str | None:
-            out = ct.systemctl("status", unit, check=False).stdout
+            # 50 lines, not the default 10: each restart attempt adds about six lines of
+            # systemd's, which push the daemon's own line out of the last ten.
+            out = ct.systemctl("status", "--lines=50", unit, check=False).stdout
             return out if error in out else None
 
         status = wait_until(status_shows_error, 10, f"{error!r} in systemctl status")
