@@ -4,6 +4,13 @@
 hand between batches: no refresh thread runs while peers are forked), then writes the JSON and
 CSV views and prints the table. ``channels`` lists the registry. ``cleanup`` removes what
 processes that died without cleaning up left in the kernel and in the runtime directory.
+
+*Kernel path*: see :mod:`daemonkit.bench.runner` (bench) and :mod:`daemonkit.cleanup`
+(``shm_unlink``, ``mq_unlink``, ``sem_unlink``, ``shmctl``/``semctl``/``msgctl`` with
+``IPC_RMID``, ``unlink`` of runtime files).
+*Lifetime*: ``cleanup`` removes only objects whose owner pid (in the name or System V key) no
+longer exists; ``--dry-run`` removes nothing.
+*See also*: sysvipc(7), shm_overview(7), mq_overview(7), sem_overview(7).
 """
 
 from __future__ import annotations
@@ -167,9 +174,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default="local",
         help="local: a peer of this run (default); daemon: the running demo daemon's endpoints",
     )
-    b.add_argument("--runtime-dir", type=Path, help="with --target daemon: where it runs")
     b.add_argument(
-        "--pidfile", type=Path, help="with --target daemon: default RUNTIME_DIR/daemonkit.pid"
+        "--runtime-dir", type=Path, metavar="DIR", help="with --target daemon: where it runs"
+    )
+    b.add_argument(
+        "--pidfile",
+        type=Path,
+        metavar="PATH",
+        help="with --target daemon: default RUNTIME_DIR/daemonkit.pid",
     )
     from daemonkit.remote.commands import add_bench_connect
 
