@@ -6,13 +6,14 @@ The bench runs in its own session, so the test can send SIGINT to its whole proc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,32 +70,35 @@ def _wait_for(cond: Callable[[], bool], proc: subprocess.Popen[str], what: str) 
         time.sleep(0.01)
 
 
-def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@contextlib.contextmanager
+def _bench(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """`daemonkit bench ARGS` in its own session; killed with its group if a check fails."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "daemonkit", "bench", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group and session: our Ctrl-C target
     )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
 
 
 def test_peer_killed_with_sigkill_is_that_cases_error(tmp_path: Path) -> None:
     out = tmp_path / "run.json"
-    proc = _start(
+    with _bench(
         "--channels", "pipe", "--peer", "both", "--sizes", "0,64", "--duration", "0.7",
         "--warmup", "10", "--json", str(out),
-    )  # fmt: skip
-    try:
+    ) as proc:  # fmt: skip
         _wait_for(lambda: bool(_children(proc.pid)), proc, "forked peer")
         victim = min(_children(proc.pid))
         time.sleep(0.2)  # let it get into the timed batches
         os.kill(victim, signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 1, stderr
     assert "Traceback" not in stderr
     results = json.loads(out.read_text())["results"]
@@ -121,8 +125,8 @@ def _channel_with_named_objects() -> str:
 @pytest.mark.parametrize("peer", ["process", "thread"])
 def test_ctrl_c_exits_130_and_leaves_nothing(peer: str) -> None:
     channel = _channel_with_named_objects() if peer == "process" else "pipe"
-    proc = _start("--channels", channel, "--peer", peer, "--duration", "20", "--warmup", "10")
-    try:
+    args = ("--channels", channel, "--peer", peer, "--duration", "20", "--warmup", "10")
+    with _bench(*args) as proc:
         if peer == "process":
             _wait_for(lambda: bool(_children(proc.pid)), proc, "forked peer")
             if channel != "pipe":
@@ -132,10 +136,6 @@ def test_ctrl_c_exits_130_and_leaves_nothing(peer: str) -> None:
         time.sleep(0.5)  # well inside the timed batches
         os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
         _, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == "daemonkit: interrupted"
