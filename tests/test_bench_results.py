@@ -18,6 +18,8 @@ import pytest
 
 from daemonkit.bench.stats import histogram, latency
 from daemonkit.channels import REGISTRY, channel_class
+from daemonkit.channels._stream import FdStreamEnd
+from daemonkit.channels.base import PayloadEnd, Role
 from daemonkit.channels.pipe import PipeChannel
 from daemonkit.cli import main
 
@@ -144,6 +146,45 @@ class SmallPipe(PipeChannel):
     @classmethod
     def max_message_size(cls) -> int | None:
         return 100
+
+
+class _FlipEnd(FdStreamEnd):
+    """A server end that damages what it echoes: one bit of the last byte."""
+
+    def send(self, data: memoryview) -> None:
+        if len(data):
+            data[-1] ^= 1
+        super().send(data)
+
+
+class CorruptPipe(PipeChannel):
+    """A real pipe channel whose peer corrupts every echo."""
+
+    name = "corrupt-pipe"
+
+    def open(self, role: Role) -> PayloadEnd:
+        end = super().open(role)
+        if role == "server":
+            assert isinstance(end, FdStreamEnd)
+            return _FlipEnd(self.name, end._rfd, end._wfd)
+        return end
+
+
+def test_a_channel_that_corrupts_echoes_fails_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(REGISTRY, "corrupt-pipe", f"{__name__}:CorruptPipe")
+    code, doc, _ = _bench(
+        tmp_path, "--channels", "corrupt-pipe,pipe", "--peer", "process", "--sizes", "0,64",
+        "--iterations", "20", "--warmup", "2",
+    )  # fmt: skip
+    assert code == 1
+    by_case = {(r["channel"], r["size"]): r for r in doc["results"]}
+    bad = by_case[("corrupt-pipe", 64)]
+    assert bad["latency_ns"] is None and "CRC-32" in bad["error"]
+    # a 0-byte message has no content to damage; the honest channel is unaffected
+    assert by_case[("corrupt-pipe", 0)]["error"] is None
+    assert by_case[("pipe", 64)]["error"] is None and by_case[("pipe", 0)]["error"] is None
 
 
 def test_sizes_above_a_channel_limit_are_skipped_with_the_reason(
