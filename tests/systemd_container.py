@@ -318,6 +318,18 @@ class Container:
             raise CommandFailed(cmd, done)
         return done
 
+    def spawn(self, *cmd: str) -> subprocess.Popen[str]:
+        """Start ``cmd`` inside without waiting; the caller reads its stdout and waits."""
+        if not self.leader:
+            raise RuntimeError("container is not running")
+        return subprocess.Popen(
+            ["nsenter", "--target", str(self.leader), "--all", *cmd],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=INSIDE_ENV,
+        )
+
     def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run("systemctl", "--no-pager", *args, check=check)
 

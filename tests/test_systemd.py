@@ -355,9 +355,24 @@ PRESERVE_DROPIN = """\
 RuntimeDirectoryPreserve=yes
 """
 
+# A client that opens per-client endpoint objects and keeps its control connection (so the
+# objects) until the daemon closes it: one reply line per request, then "eof" at the stop.
+HOLDING_CLIENT = """\
+import socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(sys.argv[1])
+conn = sock.makefile("rwb")
+for request in sys.argv[2:]:
+    conn.write(request.encode() + b"\\n")
+    conn.flush()
+    print(conn.readline().decode().strip(), flush=True)
+print("eof" if conn.readline() == b"" else "more", flush=True)
+"""
+
 
 def test_notify_unit_stop_is_clean(ct: Container) -> None:
-    """SIGTERM: the daemon sends STOPPING=1, removes what it made and exits 0 by itself.
+    """SIGTERM: the daemon sends STOPPING=1, removes what it made, the objects of a client
+    still connected included, and exits 0 by itself.
 
     systemd removes RuntimeDirectory= after stop, which would hide a daemon that cleans up
     nothing: this runs a copy of the unit whose only change is RuntimeDirectoryPreserve=yes.
@@ -367,10 +382,26 @@ def test_notify_unit_stop_is_clean(ct: Container) -> None:
         ct.systemctl("start", unit)
         pid = main_pid(ct, unit)
         rundir = runtime_dir(ct, unit)
-        made = daemon_objects(ct, pid, rundir)
-        assert {f"{rundir}/control.sock", f"{rundir}/daemonkit.pid"} <= set(made)
-        cursor = journal_cursor(ct)
-        ct.systemctl("stop", unit)
+        opens = [
+            {"cmd": "open", "endpoint": "fifo"},
+            {"cmd": "open", "endpoint": "posix-shm", "max_size": 4096},
+        ]
+        sock = f"{rundir}/control.sock"
+        client = ct.spawn("/usr/bin/python3", "-c", HOLDING_CLIENT, sock, *map(json.dumps, opens))
+        try:
+            assert client.stdout is not None
+            replies = [json.loads(client.stdout.readline()) for _ in opens]
+            assert not [r for r in replies if "error" in r], replies
+            made = daemon_objects(ct, pid, rundir)
+            assert {f"{rundir}/control.sock", f"{rundir}/daemonkit.pid"} <= set(made)
+            assert {replies[0]["to_daemon"], replies[0]["to_client"]} <= set(made)  # FIFOs
+            assert [m for m in made if m.startswith("/dev/shm/")]  # segment and semaphores
+            cursor = journal_cursor(ct)
+            ct.systemctl("stop", unit)
+            assert client.stdout.readline().strip() == "eof"  # the daemon closed on us
+        finally:
+            client.kill()
+            client.wait()
         assert ct.systemctl("is-active", unit, check=False).stdout.strip() == "inactive"
         assert not cmdline(ct, pid)
         assert ct.run("test", "-d", rundir, check=False).returncode == 0  # systemd kept it
