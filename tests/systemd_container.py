@@ -57,6 +57,7 @@ __all__ = [
     "Container",
     "Unavailable",
     "ensure_rootfs",
+    "install_daemonkit",
     "python_binds",
     "unavailable_reason",
 ]
@@ -418,6 +419,13 @@ def remove_stale_cgroups() -> None:
                 _remove_cgroup(top, timeout=0.5)
 
 
+def install_daemonkit(ct: Container, project: Path) -> None:
+    """The README's install steps, inside: the venv's script where the units expect it
+    (/usr/local/bin/daemonkit), the units of services/ copied unchanged to /etc."""
+    ct.run("ln", "-sf", str(Path(sys.prefix) / "bin" / "daemonkit"), "/usr/local/bin/daemonkit")
+    ct.install_units(sorted((project / "services").glob("*.service")))
+
+
 # --- command line: scripts/systemd-container ----------------------------------------------------
 
 
@@ -444,8 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(rootfs)
         return 0
     with Container(rootfs, python_binds(project)) as ct:
-        units = sorted((project / "services").glob("*.service"))
-        ct.install_units(units)
+        install_daemonkit(ct, project)
         cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         argv_inside = ["nsenter", "--target", str(ct.leader), "--all", *(cmd or ["bash"])]
         return subprocess.run(argv_inside, env=INSIDE_ENV, check=False).returncode

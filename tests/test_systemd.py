@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from systemd_container import (
     Container,
     Unavailable,
     ensure_rootfs,
+    install_daemonkit,
     python_binds,
     unavailable_reason,
 )
@@ -198,14 +198,9 @@ def test_harness_boots_systemd_and_leaves_nothing_on_host(rootfs: Path) -> None:
 
 @pytest.fixture(scope="module")
 def ct(rootfs: Path) -> Iterator[Container]:
-    """One container for the module, with services/*.service installed as a user would."""
-    units = sorted(SERVICES.glob("*.service"))
-    if not units:
-        pytest.fail("no units in services/", pytrace=False)
+    """One container for the module, with daemonkit and its units installed as a user would."""
     with Container(rootfs, python_binds(PROJECT)) as container:
-        # The install steps of the README: the command on PATH, the units in /etc.
-        container.run("ln", "-s", str(Path(sys.prefix) / "bin" / "daemonkit"), INSTALLED)
-        container.install_units(units)
+        install_daemonkit(container, PROJECT)
         yield container
 
 
