@@ -37,6 +37,7 @@ debootstrap(8), flock(2), rename(2).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import hashlib
 import itertools
@@ -363,8 +364,10 @@ class Container:
         if self._nspawn is not None:
             if self.leader and self._nspawn.poll() is None:
                 # poweroff returns before the container is gone (or fails as the manager
-                # goes away under it); the wait below is what counts.
-                self.run("systemctl", "poweroff", check=False, timeout=timeout)
+                # goes away under it); the wait below is what counts, and a hung systemctl
+                # only means nspawn gets SIGKILL there.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.run("systemctl", "poweroff", check=False, timeout=timeout)
             try:
                 self._nspawn.wait(timeout)
             except subprocess.TimeoutExpired:
