@@ -317,13 +317,17 @@ def _run_with_progress(
 ) -> list[Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    err = views.console(stderr=True)
+    if not err.is_terminal:  # a log file or a pipe: no bar to draw
+        done: list[Any] = runner.run(cases, settings, place)
+        return done
     # auto_refresh=False: rich would otherwise run a refresh thread, alive across fork().
     with Progress(
         TextColumn("{task.description:<40}"),
         BarColumn(),
         TextColumn("{task.completed:>5.1f}/{task.total:.0f}"),
         TimeElapsedColumn(),
-        console=views.console(stderr=True),
+        console=err,
         auto_refresh=False,
         transient=True,
     ) as bar:
