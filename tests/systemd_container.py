@@ -371,8 +371,17 @@ class Container:
             try:
                 self._nspawn.wait(timeout)
             except subprocess.TimeoutExpired:
-                self._nspawn.send_signal(signal.SIGKILL)  # its children die with the pid ns
-                self._nspawn.wait()
+                # When the init of a pid namespace dies the kernel SIGKILLs every other
+                # process in it; nspawn then sees its child gone and exits. Killing nspawn
+                # alone would orphan the container.
+                if self.leader:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self.leader, signal.SIGKILL)
+                try:
+                    self._nspawn.wait(10)
+                except subprocess.TimeoutExpired:
+                    self._nspawn.kill()
+                    self._nspawn.wait()
             self._nspawn = None
             self.leader = 0
         for cg in self.cgroups:
