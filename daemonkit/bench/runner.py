@@ -251,7 +251,8 @@ class _Echo:
         else:
             notify_roundtrips(self.end, samples)
 
-    def verify(self, got: array[int]) -> None:
+    def verify(self, got: array[int], content: bool = True) -> None:
+        """Every echoed length; and, with *content*, the last echo's bytes (CRC-32)."""
         if not isinstance(self.end, PayloadEnd) or not len(got):
             return
         if got.count(self.size) != len(got):
@@ -259,7 +260,7 @@ class _Echo:
             raise ChannelError(
                 self.channel, f"echo {i} of a batch had {got[i]} bytes, {self.size} were sent"
             )
-        if self.size:
+        if self.size and content:
             self.checksums += 1
             if zlib.crc32(self.rbuf[: self.size]) != zlib.crc32(self.msg):
                 raise ChannelError(self.channel, "echoed bytes differ from those sent (CRC-32)")
@@ -329,7 +330,7 @@ def measure(
             echo.roundtrips(samples, got)
             cs = CtxSwitches.of_this_thread() - before
             peer_cs = link.finish()
-        echo.verify(warm_g)
+        echo.verify(warm_g, content=False)  # rbuf holds the batch's last echo by now
         echo.verify(got)
         return samples, {
             "voluntary": cs.voluntary,
