@@ -40,6 +40,12 @@ def _size(n: int) -> str:
     return str(n)
 
 
+def _bytes(n: int) -> str:
+    """64 -> "64 B", 4096 -> "4 KiB", 1048576 -> "1 MiB"."""
+    short = _size(n)
+    return short.replace("K", " KiB").replace("M", " MiB") if short[-1] in "KM" else f"{n} B"
+
+
 def result_tables(run: Run) -> list[Table]:
     """One table per message size, rows sorted by p50, each with its ratio to the fastest.
 
@@ -55,8 +61,7 @@ def result_tables(run: Run) -> list[Table]:
     for size, rows in groups.items():
         if not rows:
             continue
-        label = _size(size).replace("K", " KiB").replace("M", " MiB")
-        title = f"round trips of {label if label[-1] == 'B' else label + ' B'} messages"
+        title = f"round trips of {_bytes(size)} messages"
         if any(not r.payload for r in rows):
             title += " (and notification channels: no payload)"
         tables.append(_table(title, rows))
@@ -100,9 +105,9 @@ def unmeasured_lines(results: Iterable[Result]) -> list[str]:
     lines = []
     for r in results:
         if r.error is not None:
-            lines.append(f"FAILED  {r.channel} {r.peer} {_size(r.size)} B: {r.error}")
+            lines.append(f"FAILED  {r.channel} {r.peer} {_bytes(r.size)}: {r.error}")
         elif r.skipped is not None:
-            lines.append(f"skipped {r.channel} {r.peer} {_size(r.size)} B: {r.skipped}")
+            lines.append(f"skipped {r.channel} {r.peer} {_bytes(r.size)}: {r.skipped}")
     return lines
 
 
