@@ -14,6 +14,7 @@ import importlib
 import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 from typing import NoReturn
 
 from daemonkit import __version__
@@ -52,19 +53,54 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not SIG_IGN (nohup, &)
+        signal.signal(signal.SIGINT, _on_sigint)
+        sys.unraisablehook = _quiet_interrupt
+    interrupted = False
     try:
         # Inside the try: a Ctrl-C while the command modules are still importing is an
         # interruption like any other (130, one line), not a traceback.
         args = build_parser().parse_args(argv)
         code: int = args.func(args)
     except DaemonkitError as err:
-        print(f"daemonkit: {err}", file=sys.stderr)
-        return err.exit_code
+        if not _ctrl_c.seen:  # else the same Ctrl-C, seen as a peer it killed: not the story
+            print(f"daemonkit: {err}", file=sys.stderr)
+            return err.exit_code
+        interrupted = True
     except KeyboardInterrupt:
-        # Interrupted by the user: cleanup ran in the finally blocks on the way up.
-        print("daemonkit: interrupted", file=sys.stderr)
-        return 128 + signal.SIGINT
+        interrupted = True  # cleanup ran in the finally blocks on the way up
     except BrokenPipeError:
         # Output piped into a reader that went away (e.g. `daemonkit channels | head`).
         return 0
+    if interrupted or _ctrl_c.seen:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # decided: a second Ctrl-C changes nothing
+        print("daemonkit: interrupted", file=sys.stderr)
+        return INTERRUPTED
     return code
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------
+# CPython raises KeyboardInterrupt wherever the main thread is when it checks for signals.
+# Inside a weakref callback, a __del__ or a C extension's own signal check it is printed as
+# "Exception ignored" (or dropped) and the command runs on. So the handler also records the
+# signal, and main() ends with 130 and one line whichever way the command came back.
+
+INTERRUPTED = 128 + signal.SIGINT
+
+
+class _CtrlC:
+    seen = False
+
+
+_ctrl_c = _CtrlC()
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    _ctrl_c.seen = True
+    signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
+
+
+def _quiet_interrupt(unraisable: sys.UnraisableHookArgs) -> None:
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+        return  # recorded by _on_sigint: no "Exception ignored" traceback for a Ctrl-C
+    sys.__unraisablehook__(unraisable)
