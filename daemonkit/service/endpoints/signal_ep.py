@@ -34,8 +34,6 @@ See also: signal(7), sigwaitinfo(2), kill(2), tgkill(2), pthread_sigmask(3), uni
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import os
 import signal
 import threading
@@ -43,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daemonkit.channels.base import NotifyEnd
+from daemonkit.channels.signals import tgkill
 from daemonkit.errors import ChannelError, PeerDiedError
 from daemonkit.service.endpoints.base import (
     ECHO_SIGNALS,
@@ -52,7 +51,7 @@ from daemonkit.service.endpoints.base import (
     start_thread,
 )
 
-__all__ = ["SignalClientEnd", "SignalEndpoint", "tgkill"]
+__all__ = ["SignalClientEnd", "SignalEndpoint"]
 
 ECHO_SIGNAL = signal.SIGUSR1
 assert {ECHO_SIGNAL} == ECHO_SIGNALS
@@ -118,19 +117,6 @@ class SignalEndpoint(Endpoint):
             signal.pthread_kill(self._thread.ident, ECHO_SIGNAL)  # thread-directed: ends the wait
             self._thread.join(1.0)
             self._thread = None
-
-
-def tgkill(pid: int, tid: int, sig: int) -> None:
-    """Send *sig* to thread *tid* of process *pid* (glibc's tgkill(2) wrapper)."""
-    if _libc.tgkill(pid, tid, sig) != 0:
-        err = ctypes.get_errno()
-        if err == errno.ESRCH:
-            raise ProcessLookupError(err, os.strerror(err))
-        raise OSError(err, os.strerror(err))
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.tgkill.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int)
 
 
 class SignalClientEnd(NotifyEnd, ClientEnd):
