@@ -156,7 +156,8 @@ def _kill_peers(rng: random.Random, channels: list[str], tmp: Path) -> tuple[int
             assert r["iterations"] > 0 and r["latency_ns"]
     assert run.proc.returncode == (1 if failed else 0), stderr
     assert len(failed) <= len(killed)
-    for r in failed:  # the peer's death, named: killed by SIGKILL, or the end it left behind
+    for r in failed:  # that case's error names the peer's death, and the table lists it
+        assert "SIGKILL" in r["error"], r
         assert r["channel"] in stdout
     run.assert_nothing_left()
     out.unlink()
@@ -255,7 +256,9 @@ def _interrupt(args: list[str], delay: float) -> tuple[int, str]:
 def _check_interrupts(rng: random.Random, n: int, args: list[str], span: float) -> list[float]:
     moments = []
     for _ in range(n):
-        delay = rng.uniform(0.0, span)
+        # From STARTUP on: before that CPython is still initializing itself (a Ctrl-C in
+        # its site import is its own "Fatal Python error"), and no daemonkit code runs yet.
+        delay = rng.uniform(STARTUP, span)
         code, stderr = _interrupt(args, delay)
         assert "Traceback" not in stderr, (delay, stderr)
         if code == 0:  # it finished before the signal: nothing to interrupt
@@ -266,21 +269,23 @@ def _check_interrupts(rng: random.Random, n: int, args: list[str], span: float) 
     return moments
 
 
+STARTUP = 0.5  # s; python -m daemonkit reaches main() in about 0.1 s here
 BENCH = ["bench", "--channels", "pipe,sysv-shm,posix-mq,eventfd", "--peer", "both",
          "--duration", "0.4", "--warmup", "10"]  # fmt: skip
 LESSONS = ["lessons", "--quick", "ctx-switch", "communication"]
+BENCH_S, LESSONS_S = 4.0, 3.5  # about how long each runs uninterrupted here
 
 
 def test_ctrl_c_at_random_moments_short() -> None:
     rng = random.Random(SEED)
-    b = _check_interrupts(rng, 2, BENCH, 4.0)
-    lessons = _check_interrupts(rng, 2, LESSONS, 6.0)
+    b = _check_interrupts(rng, 2, BENCH, BENCH_S)
+    lessons = _check_interrupts(rng, 2, LESSONS, LESSONS_S)
     print(f"\nCtrl-C: bench at {b} s, lessons at {lessons} s: exit 130, nothing left")
 
 
 @pytest.mark.stress
 def test_ctrl_c_at_random_moments_many() -> None:
     rng = random.Random(SEED + 7)
-    b = _check_interrupts(rng, 20, BENCH, 6.0)
-    lessons = _check_interrupts(rng, 20, LESSONS, 10.0)
+    b = _check_interrupts(rng, 20, BENCH, BENCH_S)
+    lessons = _check_interrupts(rng, 20, LESSONS, LESSONS_S)
     print(f"\nCtrl-C: bench {len(b)} of 20 interrupted, lessons {len(lessons)} of 20; seed {SEED}")
