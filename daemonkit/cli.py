@@ -53,9 +53,21 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not SIG_IGN (nohup, &)
+    """Run one command; the process's SIGINT handling is put back as it was afterwards."""
+    old_handler = signal.getsignal(signal.SIGINT)
+    old_hook = sys.unraisablehook
+    _ctrl_c.seen = False  # main() may run more than once in a process (tests, embedding)
+    if old_handler is signal.default_int_handler:  # not SIG_IGN (nohup, &)
         signal.signal(signal.SIGINT, _on_sigint)
         sys.unraisablehook = _quiet_interrupt
+    try:
+        return _run(argv)
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+        sys.unraisablehook = old_hook
+
+
+def _run(argv: Sequence[str] | None) -> int:
     interrupted = False
     try:
         # Inside the try: a Ctrl-C while the command modules are still importing is an
@@ -73,7 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into a reader that went away (e.g. `daemonkit channels | head`).
         return 0
     if interrupted or _ctrl_c.seen:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # decided: a second Ctrl-C changes nothing
         print("daemonkit: interrupted", file=sys.stderr)
         return INTERRUPTED
     return code
