@@ -160,6 +160,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     b.add_argument("--json", type=Path, metavar="PATH", help="write the results document")
     b.add_argument("--csv", type=Path, metavar="PATH", help="write one CSV row per result")
     b.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write plots and DIR/report.html (as 'daemonkit report' would)",
+    )
+    b.add_argument(
         "--compare",
         type=Path,
         metavar="OLD.json",
@@ -229,6 +235,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for out_path in (args.json, args.csv):
         if out_path is not None:
             results.check_writable(out_path)  # found out now, not after minutes of measuring
+    if args.report is not None:
+        from daemonkit.report import prepare_out_dir
+
+        prepare_out_dir(args.report)
     here = machine.describe()
     old = None
     if args.compare:  # refuse before measuring anything, not after a minute of work
@@ -309,6 +319,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out.print(table)
         for note in notes:
             out.print(note, markup=False)
+    if args.report is not None:
+        from daemonkit.report import write_report
+
+        older = old.to_json() if old is not None else None
+        out.print(f"report: {write_report([run.to_json()], args.report, compare=older)}")
     return 1 if any(r.error for r in run.results) else 0
 
 

@@ -63,6 +63,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--json", type=Path, metavar="PATH", help="write the results as JSON ('-': stdout)"
     )
     p.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write plots and DIR/report.html (as 'daemonkit report' would)",
+    )
     p.set_defaults(func=cmd_lessons)
 
 
@@ -81,6 +87,10 @@ def cmd_lessons(args: argparse.Namespace) -> int:
         from daemonkit.bench.results import check_writable
 
         check_writable(args.json)  # found out now, not after minutes of measuring
+    if args.report is not None:
+        from daemonkit.report import prepare_out_dir
+
+        prepare_out_dir(args.report)
     tr = translator(args.lang)
     # The JSON on stdout must stay parseable: the report then goes to stderr.
     console = make_console(stderr=str(args.json) == "-")
@@ -125,10 +135,16 @@ def cmd_lessons(args: argparse.Namespace) -> int:
             done += lesson.steps(args.quick)
             progress.update(task, completed=done)  # a lesson that failed early still counts
             progress.refresh()
+    doc = to_json(results, args.lang, args.quick)
     if args.json is not None:
-        write_json(args.json, to_json(results, args.lang, args.quick))
+        write_json(args.json, doc)
         if str(args.json) != "-":
             console.print(tr("ui.json", path=args.json))
+    if args.report is not None:
+        from daemonkit.report import write_report
+
+        page = write_report([doc], args.report, lang=args.lang)
+        console.print(f"report: {page}", markup=False)
     return 1 if failed else 0
 
 

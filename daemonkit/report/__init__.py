@@ -12,7 +12,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report"]
+__all__ = ["prepare_out_dir", "write_report"]
+
+
+def prepare_out_dir(out: Path) -> Path:
+    """Create the report directory *out* now, so that a path that cannot be written is a
+    one-line error before anything is measured, not after a run of minutes."""
+    import os
+
+    from daemonkit.errors import DaemonkitError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DaemonkitError(f"{out}: cannot create: {err.strerror}") from err
+    if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
+        raise DaemonkitError(f"{out}: not a writable directory")
+    return out
 
 
 def write_report(

@@ -40,17 +40,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from daemonkit.errors import DaemonkitError
-    from daemonkit.report import write_report
+    from daemonkit.report import prepare_out_dir, write_report
     from daemonkit.report.load import load_doc
 
     docs = [load_doc(path) for path in args.results]
     old = load_doc(args.compare) if args.compare is not None else None
-    out: Path = args.out
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DaemonkitError(f"{out}: cannot create: {err.strerror}") from err
-    path = write_report(docs, out, lang=args.lang, compare=old)
+    path = write_report(docs, prepare_out_dir(args.out), lang=args.lang, compare=old)
     print(path)
     return 0
