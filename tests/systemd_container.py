@@ -433,8 +433,20 @@ def remove_stale_cgroups() -> None:
 
 def install_daemonkit(ct: Container, project: Path) -> None:
     """The README's install steps, inside: the venv's script where the units expect it
-    (/usr/local/bin/daemonkit), the units of services/ copied unchanged to /etc."""
+    (/usr/local/bin/daemonkit), the units of services/ copied unchanged to /etc.
+
+    A checkout under /tmp or /var/tmp (a CI clone, say) would be invisible to the units:
+    ``PrivateTmp=yes`` gives each service an empty /tmp of its own, so the venv's script
+    would fail with 203/EXEC. A drop-in for every ``daemonkit-*`` unit binds those paths
+    into the service's private /tmp, read-only (the units themselves stay as written).
+    """
     ct.run("ln", "-sf", str(Path(sys.prefix) / "bin" / "daemonkit"), "/usr/local/bin/daemonkit")
+    hidden = [p for p in ct.binds if p.is_relative_to("/tmp") or p.is_relative_to("/var/tmp")]
+    if hidden:
+        ct.write_file(
+            "/etc/systemd/system/daemonkit-.service.d/host-paths.conf",  # all daemonkit-*
+            "[Service]\n" + "".join(f"BindReadOnlyPaths={p}\n" for p in hidden),
+        )
     ct.install_units(sorted((project / "services").glob("*.service")))
 
 
