@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from procfs import children
 
 from daemonkit.cleanup import KernelObject, list_objects, remove_object
+from daemonkit.runtime import pid_alive
 
 
 def _children() -> set[int]:
-    """Live children of this process, as the kernel lists them (/proc/PID/task/*/children)."""
-    kids: set[int] = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        try:
-            kids.update(int(p) for p in (task / "children").read_text().split())
-        except FileNotFoundError:
-            continue
-    # Zombies are reaped children-to-be; only running ones count as leaks.
-    live = set()
-    for pid in kids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            continue
-        if state != "Z":
-            live.add(pid)
-    return live
+    """Live children of this process: zombies are children about to be reaped, not leaks."""
+    return {pid for pid in children(os.getpid()) if pid_alive(pid)}
 
 
 def _ours(objs: list[KernelObject]) -> list[KernelObject]:

@@ -17,20 +17,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from procfs import children
 
 from daemonkit.channels import channel_class
 from daemonkit.cleanup import list_objects
 from daemonkit.runtime import default_runtime_dir
-
-
-def _children(pid: int) -> set[int]:
-    kids: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            kids.update(int(p) for p in (task / "children").read_text().split())
-        except FileNotFoundError:
-            continue
-    return kids
 
 
 def _in_session(sid: int) -> list[int]:
@@ -94,8 +85,8 @@ def test_peer_killed_with_sigkill_is_that_cases_error(tmp_path: Path) -> None:
         "--channels", "pipe", "--peer", "both", "--sizes", "0,64", "--duration", "0.7",
         "--warmup", "10", "--json", str(out),
     ) as proc:  # fmt: skip
-        _wait_for(lambda: bool(_children(proc.pid)), proc, "forked peer")
-        victim = min(_children(proc.pid))
+        _wait_for(lambda: bool(children(proc.pid)), proc, "forked peer")
+        victim = min(children(proc.pid))
         time.sleep(0.2)  # let it get into the timed batches
         os.kill(victim, signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=30)
@@ -128,7 +119,7 @@ def test_ctrl_c_exits_130_and_leaves_nothing(peer: str) -> None:
     args = ("--channels", channel, "--peer", peer, "--duration", "20", "--warmup", "10")
     with _bench(*args) as proc:
         if peer == "process":
-            _wait_for(lambda: bool(_children(proc.pid)), proc, "forked peer")
+            _wait_for(lambda: bool(children(proc.pid)), proc, "forked peer")
             if channel != "pipe":
                 _wait_for(lambda: bool(_objects_of(proc.pid)), proc, f"{channel} objects")
         else:  # stdout and stderr, then 4 control and 4 channel pipe ends once the peer runs

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procfs import descendants
 
 from daemonkit.lessons import (
     address_space,
@@ -182,7 +183,7 @@ def test_cli_ctrl_c_exits_130_and_leaves_nothing() -> None:
         text=True,
     )
     time.sleep(2.0)  # inside the ring by now: peers forked, pipes open
-    kids = _descendants(proc.pid)
+    kids = descendants(proc.pid)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -190,20 +191,6 @@ def test_cli_ctrl_c_exits_130_and_leaves_nothing() -> None:
     time.sleep(0.2)
     left = [p for p in kids if Path(f"/proc/{p}").exists() and _state(p) != "Z"]
     assert not left, f"processes left behind: {left}"
-
-
-def _descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            try:
-                kids = [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            out += kids
-            todo += kids
-    return out
 
 
 def _state(pid: int) -> str:
