@@ -27,6 +27,7 @@ from daemonkit.channels import REGISTRY, channel_class, channel_names
 from daemonkit.channels.base import PeerKind
 from daemonkit.errors import DaemonkitError, RuntimeDirError, UsageError
 from daemonkit.remote._wire import REMOTE_CHANNELS
+from daemonkit.report import add_report_option
 
 __all__ = ["parse_channels", "parse_count", "parse_sizes", "register"]
 
@@ -159,12 +160,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     b.add_argument("--json", type=Path, metavar="PATH", help="write the results document")
     b.add_argument("--csv", type=Path, metavar="PATH", help="write one CSV row per result")
-    b.add_argument(
-        "--report",
-        type=Path,
-        metavar="DIR",
-        help="also write plots and DIR/report.html (as 'daemonkit report' would)",
-    )
+    add_report_option(b)
     b.add_argument(
         "--compare",
         type=Path,

@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from daemonkit.errors import DaemonkitError, UsageError
+from daemonkit.report import add_report_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -63,12 +64,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--json", type=Path, metavar="PATH", help="write the results as JSON ('-': stdout)"
     )
     p.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
-    p.add_argument(
-        "--report",
-        type=Path,
-        metavar="DIR",
-        help="also write plots and DIR/report.html (as 'daemonkit report' would)",
-    )
+    add_report_option(p)
     p.set_defaults(func=cmd_lessons)
 
 

@@ -8,11 +8,22 @@ it). matplotlib is imported only when it runs, so the rest of daemonkit works wi
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["prepare_out_dir", "write_report"]
+__all__ = ["add_report_option", "prepare_out_dir", "write_report"]
+
+
+def add_report_option(parser: argparse.ArgumentParser) -> None:
+    """``--report DIR`` for a command that measures: draw what it measured when it is done."""
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write plots and DIR/report.html (as 'daemonkit report' would)",
+    )
 
 
 def prepare_out_dir(out: Path) -> Path:
