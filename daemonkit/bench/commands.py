@@ -29,7 +29,7 @@ from daemonkit.errors import DaemonkitError, RuntimeDirError, UsageError
 from daemonkit.remote._wire import REMOTE_CHANNELS
 from daemonkit.report import add_report_option
 
-__all__ = ["parse_channels", "parse_count", "parse_sizes", "register"]
+__all__ = ["parse_channels", "parse_count", "parse_seconds", "parse_sizes", "register"]
 
 MAX_SIZE = 64 << 20  # 64 MiB: each end allocates a buffer this large
 _SIZE_RE = re.compile(r"^(\d+)([KkMm]?)$")
@@ -87,7 +87,7 @@ def _parse_warmup(text: str) -> int:
     return int(text)
 
 
-def _parse_seconds(text: str) -> float:
+def parse_seconds(text: str) -> float:
     try:
         s = float(text)
     except ValueError:
@@ -143,7 +143,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     length.add_argument(
         "--duration",
-        type=_parse_seconds,
+        type=parse_seconds,
         metavar="S",
         help="time each case for S seconds instead of N round trips",
     )

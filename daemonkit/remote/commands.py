@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemonkit.bench.commands import _parse_seconds, parse_count, parse_sizes
+from daemonkit.bench.commands import parse_seconds, parse_count, parse_sizes
 from daemonkit.remote._wire import Address, parse_address
 
 __all__ = ["add_bench_connect", "register"]
@@ -99,7 +99,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     s.add_argument(
         "--idle-timeout",
-        type=_parse_seconds,
+        type=parse_seconds,
         default=60.0,
         metavar="S",
         help="close a plain TCP connection silent for S seconds (default 60)",
