@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemonkit.bench.commands import parse_count, parse_seconds, parse_sizes
+from daemonkit.bench.options import parse_count, parse_seconds, parse_sizes
 from daemonkit.remote._wire import Address, parse_address
 
 __all__ = ["add_bench_connect", "register"]

@@ -1,0 +1,80 @@
+"""The command-line value types of ``daemonkit bench`` (and of ``serve``/``throughput``).
+
+Each turns one option's text into a value or raises ``argparse.ArgumentTypeError``, which the
+CLI prints as one line with exit status 2 (a usage error): ``--sizes 12Q``, an unknown channel
+or a negative count never reaches the runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from daemonkit.channels import REGISTRY, channel_names
+
+__all__ = [
+    "MAX_SIZE",
+    "parse_channels",
+    "parse_count",
+    "parse_seconds",
+    "parse_sizes",
+    "parse_warmup",
+]
+
+MAX_SIZE = 64 << 20  # 64 MiB: each end allocates a buffer this large
+_SIZE_RE = re.compile(r"^(\d+)([KkMm]?)$")
+_SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20}
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``0,64,4K,1M`` -> byte counts (K = 1024, M = 1024**2), sorted, without repeats."""
+    sizes = set()
+    for part in text.split(","):
+        m = _SIZE_RE.match(part.strip())
+        if not m:
+            raise argparse.ArgumentTypeError(
+                f"bad size {part.strip()!r}: give bytes with an optional K or M, e.g. 0,64,4K,1M"
+            )
+        size = int(m.group(1)) * _SCALE[m.group(2).lower()]
+        if size > MAX_SIZE:
+            raise argparse.ArgumentTypeError(f"size {part.strip()!r} is above the 64M maximum")
+        sizes.add(size)
+    return sorted(sizes)
+
+
+def parse_channels(text: str) -> list[str]:
+    """``pipe,tcp`` -> names checked against the registry; ``all`` -> every channel."""
+    if text.strip() == "all":
+        return channel_names()
+    names: list[str] = []
+    for name in (n.strip() for n in text.split(",")):
+        if name not in REGISTRY:
+            raise argparse.ArgumentTypeError(f"unknown channel {name!r} (see 'daemonkit channels')")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def parse_count(text: str) -> int:
+    """A whole number >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def parse_warmup(text: str) -> int:
+    """A whole number >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 0")
+    return int(text)
+
+
+def parse_seconds(text: str) -> float:
+    """Seconds above 0 and below a day."""
+    try:
+        s = float(text)
+    except ValueError:
+        s = -1.0
+    if not 0 < s < 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration in seconds above 0")
+    return s
