@@ -46,6 +46,7 @@ __all__ = [
     "owner_of_name",
     "owner_of_sysv_key",
     "pid_alive",
+    "proc_stat",
     "release_sysv_index",
     "sysv_key",
 ]
@@ -173,17 +174,26 @@ def owner_of_sysv_key(key: int) -> int | None:
     return (key >> 2) & ((1 << _SYSV_PID_BITS) - 1)
 
 
-def pid_alive(pid: int) -> bool:
-    """True if a process with this pid is alive: it exists and is not a zombie.
+def proc_stat(pid: int) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name: [0] state, [1] ppid, [2] pgrp,
+    [3] session, [4] tty_nr, ... (proc(5), numbered from field 3).
 
-    A zombie has exited and holds nothing but its exit status until its parent (or init) reaps
-    it; where PID 1 does not reap orphans (some containers), a killed daemon stays a zombie
-    for good, and its objects must count as leftovers. State ``Z`` is the third field of
-    ``/proc/PID/stat``, after the command name in parentheses (which may contain spaces).
+    The name stands in parentheses and may itself hold spaces or ``)``, so the fields are
+    split after the *last* ``)``. Raises ``FileNotFoundError`` (or ``ProcessLookupError``)
+    when there is no such process.
+    """
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].decode().split()
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid is alive: it exists and has not exited.
+
+    A zombie (state ``Z``) has exited and holds nothing but its exit status until its parent
+    (or init) reaps it; where PID 1 does not reap orphans (some containers), a killed daemon
+    stays a zombie for good, and its objects must count as leftovers.
     """
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat_line = f.read()
+        return proc_stat(pid)[0] not in ("Z", "X")
     except (FileNotFoundError, ProcessLookupError):
         return False
-    return stat_line.rsplit(b")", 1)[1].split()[0] != b"Z"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from daemonkit.runtime import pid_alive, proc_stat
 
 
 def children(pid: int) -> set[int]:
@@ -26,3 +29,18 @@ def descendants(pid: int) -> list[int]:
         out += kids
         todo += kids
     return out
+
+
+def in_session(sid: int, *, live_only: bool) -> list[int]:
+    """Processes whose session id is *sid*; with *live_only*, zombies are left out."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = proc_stat(int(entry))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[3]) == sid and (not live_only or pid_alive(int(entry))):
+            found.append(int(entry))
+    return found

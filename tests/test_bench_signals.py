@@ -17,25 +17,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from procfs import children
+from procfs import children, in_session
 
 from daemonkit.channels import channel_class
 from daemonkit.cleanup import list_objects
 from daemonkit.runtime import default_runtime_dir
-
-
-def _in_session(sid: int) -> list[int]:
-    """Processes whose session id is *sid* (field 6 of /proc/PID/stat)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[3]) == sid:
-                found.append(int(entry))
-    return found
 
 
 def _pipe_fds(pid: int) -> int:
@@ -131,4 +117,4 @@ def test_ctrl_c_exits_130_and_leaves_nothing(peer: str) -> None:
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == "daemonkit: interrupted"
     assert _objects_of(proc.pid) == []
-    assert _in_session(proc.pid) == []  # no orphaned peer outlived it
+    assert in_session(proc.pid, live_only=False) == []  # no orphaned peer outlived it

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from daemonkit.cleanup import list_objects, remove_object
+from daemonkit.runtime import pid_alive
+from daemonkit.runtime import proc_stat as proc_stat  # re-exported for the daemon tests
 
 BACKENDS = ["native", "python-daemon"]
 CLI = [sys.executable, "-m", "daemonkit"]
@@ -36,11 +38,6 @@ def dk(
     )
 
 
-def proc_stat(pid: int) -> list[str]:
-    """Fields of /proc/PID/stat after the command name: [0] is state, [1] ppid, [2] pgrp..."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
 def proc_status(pid: int) -> dict[str, str]:
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
@@ -48,10 +45,7 @@ def proc_status(pid: int) -> dict[str, str]:
 
 def gone(pid: int) -> bool:
     """Exited (or a zombie: this machine's pid 1 does not reap orphans)."""
-    try:
-        return proc_stat(pid)[0] == "Z"
-    except FileNotFoundError:
-        return True
+    return not pid_alive(pid)
 
 
 def wait_until(cond: Any, timeout: float = 5.0, what: str = "condition") -> None:

@@ -30,6 +30,7 @@ from daemonkit.lessons import (
 from daemonkit.lessons.commands import LESSONS
 from daemonkit.lessons.report import LessonResult, to_json
 from daemonkit.lessons.text import translator
+from daemonkit.runtime import pid_alive
 
 LABELS = {"holds", "partly holds", "does not hold", "inconclusive"}
 
@@ -189,15 +190,8 @@ def test_cli_ctrl_c_exits_130_and_leaves_nothing() -> None:
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     time.sleep(0.2)
-    left = [p for p in kids if Path(f"/proc/{p}").exists() and _state(p) != "Z"]
+    left = [p for p in kids if pid_alive(p)]
     assert not left, f"processes left behind: {left}"
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
 
 
 @pytest.mark.parametrize("name", list(LESSONS))

@@ -27,7 +27,7 @@ import pytest
 
 from daemonkit.channels import channel_class, channel_names
 from daemonkit.cleanup import list_objects
-from daemonkit.runtime import default_runtime_dir
+from daemonkit.runtime import default_runtime_dir, pid_alive, proc_stat
 
 SEED = int(os.environ.get("DK_RELIABILITY_SEED", "20261127"))
 CLI = [sys.executable, "-m", "daemonkit"]
@@ -36,14 +36,12 @@ CLI = [sys.executable, "-m", "daemonkit"]
 def _stat(pid: int) -> list[str] | None:
     """Fields of /proc/PID/stat after the name ([0] state, [1] ppid, [3] session), or None."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return proc_stat(pid)
     except (FileNotFoundError, ProcessLookupError):
         return None
 
 
-def _live(pid: int) -> bool:
-    st = _stat(pid)
-    return st is not None and st[0] != "Z"  # pid 1 here does not reap: zombies count as gone
+_live = pid_alive  # pid 1 here does not reap: zombies count as gone
 
 
 def _pids() -> list[int]:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procfs import in_session
 
 from daemonkit.cleanup import list_objects
 
@@ -33,19 +34,6 @@ def scratch() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(base)], check=True)
 
 
-def _session_alive(sid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                st = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(st[3]) == sid and st[0] != "Z":
-                found.append(int(entry))
-    return found
-
-
 def _run(scratch: Path, args: list[str]) -> tuple[int, str, str]:
     env = {**os.environ, "XDG_RUNTIME_DIR": str(scratch / "xdg")}
     proc = subprocess.Popen(
@@ -54,7 +42,7 @@ def _run(scratch: Path, args: list[str]) -> tuple[int, str, str]:
     )  # fmt: skip
     out, err = proc.communicate(timeout=60)
     assert os.listdir(scratch) == [], f"{args}: created {os.listdir(scratch)}"
-    assert _session_alive(proc.pid) == [], f"{args}: left processes running"
+    assert in_session(proc.pid, live_only=True) == [], f"{args}: left processes running"
     assert [o for o in list_objects() if o.owner == proc.pid] == []
     return proc.returncode, out, err
 

@@ -15,6 +15,7 @@ from daemonkit.runtime import (
     owner_of_name,
     owner_of_sysv_key,
     pid_alive,
+    proc_stat,
     sysv_key,
 )
 
@@ -59,7 +60,7 @@ def test_a_zombie_is_not_alive() -> None:
         deadline = time.monotonic() + 5
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = proc_stat(pid)[0]
         assert state == "Z"  # exited, not yet reaped: the kernel still lists it
         assert not pid_alive(pid)
     finally:

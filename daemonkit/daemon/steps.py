@@ -33,7 +33,7 @@ from typing import NoReturn
 from daemonkit.daemon.pidfile import Pidfile
 from daemonkit.daemon.readiness import ReadinessPipe
 from daemonkit.errors import DaemonkitError, DaemonStartError
-from daemonkit.runtime import ensure_private_dir
+from daemonkit.runtime import ensure_private_dir, pid_alive
 
 __all__ = [
     "DEFAULT_KEEP_ENV",
@@ -47,7 +47,6 @@ __all__ = [
     "drop_privileges",
     "fork_and_exit_parent",
     "open_log",
-    "process_gone",
     "redirect_stdio",
     "require_single_thread",
     "reset_signal_handlers",
@@ -315,15 +314,6 @@ def wait_for_daemon(pipe: ReadinessPipe, child: int, timeout: float) -> int:
     raise err
 
 
-def process_gone(pid: int) -> bool:
-    """True when *pid* has exited (a zombie waiting for its parent counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except FileNotFoundError:
-        return True
-
-
 def _terminate(pid: int, grace: float = 1.0) -> str:
     """SIGTERM, then SIGKILL if *pid* is still there after *grace* s; say which one ended it."""
     try:
@@ -332,7 +322,7 @@ def _terminate(pid: int, grace: float = 1.0) -> str:
         return "found gone"
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if process_gone(pid):
+        if not pid_alive(pid):  # a zombie waiting for its parent counts as gone
             return "terminated (SIGTERM)"
         time.sleep(0.01)
     try:

@@ -45,6 +45,7 @@ from typing import Any
 
 from daemonkit.lessons.report import Table, Tick, Verdict
 from daemonkit.lessons.text import Tr
+from daemonkit.runtime import proc_stat
 
 __all__ = ["CLAIMS", "NAME", "proc_props", "run", "steps", "tables", "verdicts"]
 
@@ -70,9 +71,8 @@ def proc_props(pid: int) -> dict[str, Any] | None:
     """The daemon(7) properties of *pid* as ``/proc`` shows them; None if it is gone."""
     base = Path(f"/proc/{pid}")
     try:
-        stat = (base / "stat").read_text()
+        fields = proc_stat(pid)  # after "(comm)": state, ppid, pgrp, session...
         status = (base / "status").read_text()
-        fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, session...
         if fields[0] in ("Z", "X"):
             return None  # exited, not yet reaped
         umask = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("Umask:")), None)

@@ -42,9 +42,9 @@ from typing import Any
 from daemonkit import __version__
 from daemonkit.daemon.notify import Notifier
 from daemonkit.daemon.pidfile import Pidfile
-from daemonkit.daemon.steps import open_log, process_gone
+from daemonkit.daemon.steps import open_log
 from daemonkit.errors import DaemonkitError, DaemonStartError
-from daemonkit.runtime import owner_of_name
+from daemonkit.runtime import owner_of_name, pid_alive
 from daemonkit.service.config import Config, load_config
 from daemonkit.service.control import (
     CONTROL_SOCKET,
@@ -134,7 +134,7 @@ class Service:
         so their owner is dead); its shared memory is ``daemonkit cleanup``'s job."""
         for entry in os.listdir(self.opts.runtime_dir):
             owner = owner_of_name(entry)
-            if owner is not None and owner != os.getpid() and process_gone(owner):
+            if owner is not None and owner != os.getpid() and not pid_alive(owner):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.opts.runtime_dir / entry)
                 log(f"removed {entry}, left by pid {owner}")
