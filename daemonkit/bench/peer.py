@@ -22,7 +22,6 @@ Facts about a peer that dies or hangs:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import resource
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from daemonkit._libc import errno_error, libc
 from daemonkit.channels.base import Channel, NotifyEnd, PayloadEnd, PeerKind
 from daemonkit.errors import ChannelError, PeerDiedError
 
@@ -98,14 +98,13 @@ def _die_with(parent: int) -> None:
     kernel to send SIGKILL when the parent exits; a parent that exited before the prctl
     call is seen in getppid(2), which then names another process.
     """
-    if _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise errno_error("prctl(PR_SET_PDEATHSIG)")
     if os.getppid() != parent:
         os._exit(1)
 
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _payload_echo(end: PayloadEnd, buf: memoryview, size: int, n: int) -> None:

@@ -37,12 +37,12 @@ See also: signal(7), sigwaitinfo(2), pthread_sigmask(3), kill(2), pthread_kill(3
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 import signal
 import threading
 from typing import ClassVar
 
+from daemonkit._libc import errno_error, libc
 from daemonkit.channels.base import Channel, NotifyEnd, PeerKind, Role
 from daemonkit.errors import ChannelError, PeerDiedError
 
@@ -51,15 +51,11 @@ __all__ = ["RtSignalChannel", "SignalChannel", "tgkill"]
 
 def tgkill(pid: int, tid: int, sig: int) -> None:
     """Send *sig* to thread *tid* (a kernel thread id) of process *pid*: glibc's tgkill(2)."""
-    if _libc.tgkill(pid, tid, sig) != 0:
-        err = ctypes.get_errno()
-        if err == errno.ESRCH:
-            raise ProcessLookupError(err, os.strerror(err))
-        raise OSError(err, os.strerror(err))
+    if libc.tgkill(pid, tid, sig) != 0:
+        raise errno_error("tgkill")  # ESRCH: ProcessLookupError, the thread is gone
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.tgkill.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int)
+libc.tgkill.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int)
 
 
 class _SignalEnd(NotifyEnd):

@@ -37,6 +37,7 @@ from typing import Any
 
 import posix_ipc
 
+from daemonkit._libc import errno_error, libc
 from daemonkit.lessons._child import in_child
 from daemonkit.lessons.report import Table, Tick, Verdict
 from daemonkit.lessons.text import Tr
@@ -50,22 +51,20 @@ CLAIMS = ("C5",)
 STANDARD = signal.SIGUSR1
 REALTIME = signal.SIGRTMIN
 
-_libc = ctypes.CDLL(None, use_errno=True)
 # union sigval is 8 bytes of integer class: the C ABI passes it in a register like a long
 # (ctypes refuses unions by value, so the long stands in for it).
-_libc.sigqueue.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_long)
-_libc.signalfd.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+libc.sigqueue.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_long)
+libc.signalfd.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
 _SIGINFO = 128  # sizeof(struct signalfd_siginfo)
 
 
 def _sigqueue(pid: int, sig: int, value: int) -> bool:
     """Queue *sig* with *value* to *pid*; False when the kernel refused (queue full)."""
-    if _libc.sigqueue(pid, sig, value) == 0:
+    if libc.sigqueue(pid, sig, value) == 0:
         return True
-    err = ctypes.get_errno()
-    if err == errno.EAGAIN:  # RLIMIT_SIGPENDING reached: the signal was not queued
+    if ctypes.get_errno() == errno.EAGAIN:  # RLIMIT_SIGPENDING reached: not queued
         return False
-    raise OSError(err, os.strerror(err))
+    raise errno_error("sigqueue")
 
 
 def _signalfd(sigs: list[int]) -> int:
@@ -73,10 +72,9 @@ def _signalfd(sigs: list[int]) -> int:
     mask = (ctypes.c_ulong * 16)()  # glibc's sigset_t: 1024 bits
     for s in sigs:
         mask[0] |= 1 << (s - 1)
-    fd = int(_libc.signalfd(-1, ctypes.byref(mask), os.O_NONBLOCK | os.O_CLOEXEC))
+    fd = int(libc.signalfd(-1, ctypes.byref(mask), os.O_NONBLOCK | os.O_CLOEXEC))
     if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"signalfd: {os.strerror(err)}")
+        raise errno_error("signalfd")
     return fd
 
 
