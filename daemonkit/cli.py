@@ -14,11 +14,11 @@ import importlib
 import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 from typing import NoReturn
 
 from daemonkit import __version__
 from daemonkit.errors import DaemonkitError
+from daemonkit.interrupts import SigintRecord, record_sigint
 
 __all__ = ["ArgumentParser", "main"]
 
@@ -54,20 +54,16 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the process's SIGINT handling is put back as it was afterwards."""
-    old_handler = signal.getsignal(signal.SIGINT)
     old_hook = sys.unraisablehook
-    _ctrl_c.seen = False  # main() may run more than once in a process (tests, embedding)
-    if old_handler is signal.default_int_handler:  # not SIG_IGN (nohup, &)
-        signal.signal(signal.SIGINT, _on_sigint)
-        sys.unraisablehook = _quiet_interrupt
+    sys.unraisablehook = _quiet_interrupt
     try:
-        return _run(argv)
+        with record_sigint() as ctrl_c:
+            return _run(argv, ctrl_c)
     finally:
-        signal.signal(signal.SIGINT, old_handler)
         sys.unraisablehook = old_hook
 
 
-def _run(argv: Sequence[str] | None) -> int:
+def _run(argv: Sequence[str] | None, ctrl_c: SigintRecord) -> int:
     interrupted = False
     try:
         # Inside the try: a Ctrl-C while the command modules are still importing is an
@@ -75,7 +71,7 @@ def _run(argv: Sequence[str] | None) -> int:
         args = build_parser().parse_args(argv)
         code: int = args.func(args)
     except DaemonkitError as err:
-        if not _ctrl_c.seen:  # else the same Ctrl-C, seen as a peer it killed: not the story
+        if not ctrl_c.seen:  # else the same Ctrl-C, seen as a peer it killed: not the story
             print(f"daemonkit: {err}", file=sys.stderr)
             return err.exit_code
         interrupted = True
@@ -84,34 +80,20 @@ def _run(argv: Sequence[str] | None) -> int:
     except BrokenPipeError:
         # Output piped into a reader that went away (e.g. `daemonkit channels | head`).
         return 0
-    if interrupted or _ctrl_c.seen:
+    if interrupted or ctrl_c.seen:
         print("daemonkit: interrupted", file=sys.stderr)
         return INTERRUPTED
     return code
 
 
 # -- Ctrl-C ---------------------------------------------------------------------------------
-# CPython raises KeyboardInterrupt wherever the main thread is when it checks for signals.
-# Inside a weakref callback, a __del__ or a C extension's own signal check it is printed as
-# "Exception ignored" (or dropped) and the command runs on. So the handler also records the
-# signal, and main() ends with 130 and one line whichever way the command came back.
+# A Ctrl-C that CPython swallowed (see daemonkit.interrupts) is still in the record, so main()
+# ends with 130 and one line whichever way the command came back.
 
 INTERRUPTED = 128 + signal.SIGINT
 
 
-class _CtrlC:
-    seen = False
-
-
-_ctrl_c = _CtrlC()
-
-
-def _on_sigint(signum: int, frame: FrameType | None) -> None:
-    _ctrl_c.seen = True
-    signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
-
-
 def _quiet_interrupt(unraisable: sys.UnraisableHookArgs) -> None:
     if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-        return  # recorded by _on_sigint: no "Exception ignored" traceback for a Ctrl-C
+        return  # recorded by record_sigint: no "Exception ignored" traceback for a Ctrl-C
     sys.__unraisablehook__(unraisable)

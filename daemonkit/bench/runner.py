@@ -45,7 +45,6 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from types import FrameType
 from typing import Any, Protocol
 
 from daemonkit.bench.machine import CpuMode, Placement
@@ -55,6 +54,7 @@ from daemonkit.bench.stats import histogram, latency
 from daemonkit.channels import channel_class
 from daemonkit.channels.base import Channel, End, NotifyEnd, PayloadEnd, PeerKind
 from daemonkit.errors import ChannelError, DaemonkitError, SizeNotSupportedError
+from daemonkit.interrupts import record_sigint
 
 __all__ = [
     "Case",
@@ -145,15 +145,10 @@ def run(
     run_one = run_one or run_case
     results: list[Result] = []
     original = os.sched_getaffinity(0)
-    interrupted = False
-
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        nonlocal interrupted
-        interrupted = True  # remembered even if a C extension swallows the exception
-        signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
-
-    old_handler = signal.signal(signal.SIGINT, on_sigint)
-    try:
+    # A Ctrl-C swallowed by a C extension (posix_ipc) is still in the record.
+    with contextlib.ExitStack() as stack:
+        ctrl_c = stack.enter_context(record_sigint())
+        stack.callback(os.sched_setaffinity, 0, original)
         if place.client_cpu is not None:
             os.sched_setaffinity(0, {place.client_cpu})  # this thread; peers pin themselves
         for i, case in enumerate(cases):
@@ -166,11 +161,8 @@ def run(
                     progress(i, what, frac)
 
             results.append(run_one(case, settings, place, step))
-            if interrupted:  # the case ended as an "error" caused by Ctrl-C: stop here
+            if ctrl_c.seen:  # the case ended as an "error" caused by Ctrl-C: stop here
                 raise KeyboardInterrupt
-    finally:
-        signal.signal(signal.SIGINT, old_handler)
-        os.sched_setaffinity(0, original)
     return results
 
 
