@@ -24,11 +24,11 @@ __all__ = ["ArgumentParser", "main"]
 
 # Modules that provide sub-commands, in the order --help lists them.
 COMMAND_MODULES = (
-    "daemonkit.service.commands",  # start stop status reload run
-    "daemonkit.bench.commands",  # bench channels cleanup
-    "daemonkit.lessons.commands",  # lessons
-    "daemonkit.report.commands",  # report
-    "daemonkit.remote.commands",  # serve throughput
+    "daemonkit.commands.service",  # start stop status reload run
+    "daemonkit.commands.bench",  # bench channels cleanup
+    "daemonkit.commands.lessons",  # lessons
+    "daemonkit.commands.report",  # report
+    "daemonkit.commands.remote",  # serve throughput
 )
 
 

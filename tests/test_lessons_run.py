@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from procfs import descendants
 
+from daemonkit.commands.lessons import LESSONS
 from daemonkit.lessons import (
     address_space,
     communication,
@@ -27,7 +28,6 @@ from daemonkit.lessons import (
     daemon,
     semaphore_vs_signal,
 )
-from daemonkit.lessons.commands import LESSONS
 from daemonkit.lessons.report import LessonResult, to_json
 from daemonkit.lessons.text import translator
 from daemonkit.runtime import pid_alive
@@ -196,7 +196,7 @@ def test_cli_ctrl_c_exits_130_and_leaves_nothing() -> None:
 
 @pytest.mark.parametrize("name", list(LESSONS))
 def test_every_lesson_module_has_the_interface(name: str) -> None:
-    from daemonkit.lessons.commands import load
+    from daemonkit.commands.lessons import load
 
     mod = load(name)
     assert name == mod.NAME and mod.CLAIMS

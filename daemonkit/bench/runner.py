@@ -47,7 +47,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from daemonkit.bench.machine import CpuMode, Placement
 from daemonkit.bench.peer import CtxSwitches, Peer, notify_roundtrips, payload_roundtrips
 from daemonkit.bench.results import CtxPerRoundtrip, EndPair, Result
 from daemonkit.bench.stats import histogram, latency
@@ -55,6 +54,7 @@ from daemonkit.channels import channel_class
 from daemonkit.channels.base import Channel, End, NotifyEnd, PayloadEnd, PeerKind
 from daemonkit.errors import ChannelError, DaemonkitError, SizeNotSupportedError
 from daemonkit.interrupts import record_sigint
+from daemonkit.machine import CpuMode, Placement
 
 __all__ = [
     "Case",

@@ -34,11 +34,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from daemonkit.bench.machine import CpuMode, Placement
 from daemonkit.bench.peer import CtxSwitches
 from daemonkit.bench.results import Result
 from daemonkit.bench.runner import Progress, Settings, measure, run, sigint_deferred
 from daemonkit.errors import ChannelError, DaemonkitError, NotRunningError
+from daemonkit.machine import CpuMode, Placement
 
 __all__ = ["DAEMON_CHANNELS", "DaemonCase", "DaemonTarget", "find_daemon"]
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from rich.console import Console
 from rich.table import Table
 
-from daemonkit.bench.machine import identity_differences, noted_differences
 from daemonkit.bench.results import Result, Run
+from daemonkit.machine import identity_differences, noted_differences
 
 __all__ = ["compare_table", "console", "machine_lines", "result_tables", "unmeasured_lines"]
 

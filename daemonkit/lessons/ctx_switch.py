@@ -39,12 +39,12 @@ import os
 import statistics
 from typing import Any
 
-from daemonkit.bench.machine import CpuMode, placement
 from daemonkit.channels.base import PeerKind
 from daemonkit.lessons import _perf
 from daemonkit.lessons._ring import Ring, hot_read, pinned, rounds_per_batch, solo
 from daemonkit.lessons.report import Table, Tick, Verdict, overlap, spread
 from daemonkit.lessons.text import Tr, fmt_ns, fmt_size
+from daemonkit.machine import CpuMode, placement
 
 __all__ = ["CLAIMS", "NAME", "run", "steps", "tables", "verdicts"]
 

@@ -1,7 +1,7 @@
 """What every lesson hands back, and the two views of it: rich tables and versioned JSON.
 
 A lesson is a module with three functions over plain data (listed in
-:mod:`daemonkit.lessons.commands`):
+:mod:`daemonkit.commands.lessons`):
 ``run`` measures and returns a dict of raw numbers; ``verdicts`` is a *pure* function of that
 dict, so a test can feed it synthetic numbers on either side of a threshold; ``tables`` turns
 the dict into :class:`Table` rows for the terminal. No lesson prints; no verdict is canned text.
@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from daemonkit.bench.machine import describe
 from daemonkit.errors import DaemonkitError
 from daemonkit.lessons.text import tr
+from daemonkit.machine import describe
 
 __all__ = [
     "SCHEMA",

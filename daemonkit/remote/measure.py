@@ -32,10 +32,10 @@ from typing import Any
 import zmq
 
 from daemonkit.bench import runner
-from daemonkit.bench.machine import CpuMode, Placement
 from daemonkit.bench.peer import CtxSwitches
 from daemonkit.bench.results import Result
 from daemonkit.errors import DaemonkitError, UsageError
+from daemonkit.machine import CpuMode, Placement
 from daemonkit.remote._wire import REMOTE_CHANNELS, Address
 from daemonkit.remote.client import RemoteServer
 

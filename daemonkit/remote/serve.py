@@ -53,8 +53,8 @@ from typing import Any
 import zmq
 
 from daemonkit import __version__
-from daemonkit.bench.machine import describe
 from daemonkit.errors import DaemonkitError
+from daemonkit.machine import describe
 from daemonkit.remote._wire import (
     FLUSH_REPLY,
     OP_FLUSH,

@@ -8,38 +8,11 @@ it). matplotlib is imported only when it runs, so the rest of daemonkit works wi
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_report_option", "prepare_out_dir", "write_report"]
-
-
-def add_report_option(parser: argparse.ArgumentParser) -> None:
-    """``--report DIR`` for a command that measures: draw what it measured when it is done."""
-    parser.add_argument(
-        "--report",
-        type=Path,
-        metavar="DIR",
-        help="also write plots and DIR/report.html (as 'daemonkit report' would)",
-    )
-
-
-def prepare_out_dir(out: Path) -> Path:
-    """Create the report directory *out* now, so that a path that cannot be written is a
-    one-line error before anything is measured, not after a run of minutes."""
-    import os
-
-    from daemonkit.errors import DaemonkitError
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DaemonkitError(f"{out}: cannot create: {err.strerror}") from err
-    if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
-        raise DaemonkitError(f"{out}: not a writable directory")
-    return out
+__all__ = ["write_report"]
 
 
 def write_report(

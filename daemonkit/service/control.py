@@ -38,6 +38,7 @@ from typing import Any
 __all__ = ["CONTROL_SOCKET", "MAX_REQUEST", "Connection", "ProtocolError", "parse_request"]
 
 CONTROL_SOCKET = "control.sock"  # in the runtime dir
+PIDFILE_NAME = "daemonkit.pid"  # in the runtime dir, unless --pidfile names another
 MAX_REQUEST = 64 * 1024
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 

@@ -3,7 +3,7 @@
 ``serve`` runs the echo peer of :mod:`daemonkit.remote.serve` in the foreground until SIGTERM
 or Ctrl-C; it prints one line to stdout once both endpoints are bound (scripts and tests wait
 for it). ``throughput`` streams messages to a server (:mod:`daemonkit.remote.throughput`).
-``bench --connect`` (registered here, dispatched by :mod:`daemonkit.bench.commands`) measures
+``bench --connect`` (registered here, dispatched by :mod:`daemonkit.commands.bench`) measures
 round trips to a server with the local runner (:mod:`daemonkit.remote.measure`).
 """
 
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemonkit.bench.options import parse_count, parse_seconds, parse_sizes
+from daemonkit.commands.options import parse_count, parse_seconds, parse_sizes
 from daemonkit.remote._wire import Address, parse_address
 
 __all__ = ["add_bench_connect", "register"]
@@ -162,7 +162,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_throughput(args: argparse.Namespace) -> int:
     import json
 
-    from daemonkit.bench import machine, views
+    from daemonkit import machine
+    from daemonkit.bench import views
     from daemonkit.errors import ChannelError, DaemonkitError
     from daemonkit.remote.client import RemoteServer
     from daemonkit.remote.throughput import SCHEMA, measure

@@ -22,18 +22,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemonkit.bench.options import (
+from daemonkit.channels import channel_class, channel_names
+from daemonkit.channels.base import PeerKind
+from daemonkit.commands.options import (
+    add_report_option,
     parse_channels,
     parse_count,
     parse_seconds,
     parse_sizes,
     parse_warmup,
+    prepare_out_dir,
 )
-from daemonkit.channels import channel_class, channel_names
-from daemonkit.channels.base import PeerKind
 from daemonkit.errors import DaemonkitError, RuntimeDirError, UsageError
 from daemonkit.remote._wire import REMOTE_CHANNELS
-from daemonkit.report import add_report_option
 
 __all__ = ["register"]
 
@@ -133,7 +134,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="PATH",
         help="with --target daemon: default RUNTIME_DIR/daemonkit.pid",
     )
-    from daemonkit.remote.commands import add_bench_connect
+    from daemonkit.commands.remote import add_bench_connect
 
     add_bench_connect(b)  # --connect: a remote peer (daemonkit.remote)
     b.set_defaults(func=cmd_bench)
@@ -159,7 +160,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from daemonkit.bench import machine, results, runner, stats, views
+    from daemonkit import machine
+    from daemonkit.bench import results, runner, stats, views
 
     base = QUICK if args.quick else DEFAULTS
     iterations = None if args.duration else (args.iterations or base["iterations"])
@@ -180,8 +182,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if out_path is not None:
             results.check_writable(out_path)  # found out now, not after minutes of measuring
     if args.report is not None:
-        from daemonkit.report import prepare_out_dir
-
         prepare_out_dir(args.report)
     here = machine.describe()
     old = None
@@ -205,7 +205,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.target == "daemon":  # the peer is the running demo daemon
         from daemonkit.bench.target import DaemonTarget
         from daemonkit.runtime import default_runtime_dir
-        from daemonkit.service.commands import PIDFILE_NAME
+        from daemonkit.service.control import PIDFILE_NAME
 
         rdir = Path(os.path.abspath(args.runtime_dir or default_runtime_dir()))
         driver = DaemonTarget(rdir, Path(os.path.abspath(args.pidfile or rdir / PIDFILE_NAME)))

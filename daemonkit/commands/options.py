@@ -1,4 +1,5 @@
-"""The command-line value types of ``daemonkit bench`` (and of ``serve``/``throughput``).
+"""Options shared by several commands: the value types of ``bench`` (and of ``serve``/
+``throughput``), and ``--report DIR`` for the commands that measure.
 
 Each turns one option's text into a value or raises ``argparse.ArgumentTypeError``, which the
 CLI prints as one line with exit status 2 (a usage error): ``--sizes 12Q``, an unknown channel
@@ -8,17 +9,22 @@ or a negative count never reaches the runner.
 from __future__ import annotations
 
 import argparse
+import os
 import re
+from pathlib import Path
 
 from daemonkit.channels import REGISTRY, channel_names
+from daemonkit.errors import DaemonkitError
 
 __all__ = [
     "MAX_SIZE",
+    "add_report_option",
     "parse_channels",
     "parse_count",
     "parse_seconds",
     "parse_sizes",
     "parse_warmup",
+    "prepare_out_dir",
 ]
 
 MAX_SIZE = 64 << 20  # 64 MiB: each end allocates a buffer this large
@@ -78,3 +84,25 @@ def parse_seconds(text: str) -> float:
     if not 0 < s < 86400:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration in seconds above 0")
     return s
+
+
+def add_report_option(parser: argparse.ArgumentParser) -> None:
+    """``--report DIR`` for a command that measures: draw what it measured when it is done."""
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="also write plots and DIR/report.html (as 'daemonkit report' would)",
+    )
+
+
+def prepare_out_dir(out: Path) -> Path:
+    """Create the report directory *out* now, so that a path that cannot be written is a
+    one-line error before anything is measured, not after a run of minutes."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DaemonkitError(f"{out}: cannot create: {err.strerror}") from err
+    if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
+        raise DaemonkitError(f"{out}: not a writable directory")
+    return out

@@ -24,8 +24,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from daemonkit.commands.options import add_report_option, prepare_out_dir
 from daemonkit.errors import DaemonkitError, UsageError
-from daemonkit.report import add_report_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -84,8 +84,6 @@ def cmd_lessons(args: argparse.Namespace) -> int:
 
         check_writable(args.json)  # found out now, not after minutes of measuring
     if args.report is not None:
-        from daemonkit.report import prepare_out_dir
-
         prepare_out_dir(args.report)
     tr = translator(args.lang)
     # The JSON on stdout must stay parseable: the report then goes to stderr.

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from daemonkit.report import prepare_out_dir, write_report
+    from daemonkit.commands.options import prepare_out_dir
+    from daemonkit.report import write_report
     from daemonkit.report.load import load_doc
 
     docs = [load_doc(path) for path in args.results]

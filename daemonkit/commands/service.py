@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemonkit.errors import DaemonkitError, NotRunningError, PidfileError, UsageError
+from daemonkit.service.control import PIDFILE_NAME
 
 if TYPE_CHECKING:
     from daemonkit.daemon.steps import User
 
 __all__ = ["register"]
 
-PIDFILE_NAME = "daemonkit.pid"
 
 
 def _octal(text: str) -> int:
