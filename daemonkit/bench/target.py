@@ -55,7 +55,7 @@ class DaemonCase:
 def find_daemon(runtime_dir: Path, pidfile: Path) -> dict[str, Any]:
     """The daemon's status reply; NotRunningError when no live process holds the pidfile."""
     from daemonkit.daemon.pidfile import lock_holder
-    from daemonkit.service.client import request
+    from daemonkit.service.client import daemon_status
 
     try:
         pid = lock_holder(pidfile)
@@ -65,9 +65,7 @@ def find_daemon(runtime_dir: Path, pidfile: Path) -> dict[str, Any]:
         raise NotRunningError(f"pidfile {pidfile}: {exc.strerror}") from exc
     if pid is None:
         raise NotRunningError(f"the daemon is not running (no process holds {pidfile})")
-    info = request(runtime_dir, {"cmd": "status"}, timeout=2.0)
-    info.setdefault("pid", pid)
-    return info
+    return daemon_status(runtime_dir, pidfile, timeout=2.0)  # checked: pid is the listener's
 
 
 def _task_switches(pid: int) -> CtxSwitches:
@@ -119,6 +117,7 @@ class DaemonTarget:
 
     def __init__(self, runtime_dir: Path, pidfile: Path) -> None:
         self.runtime_dir = runtime_dir
+        self.pidfile = pidfile
         self.info = find_daemon(runtime_dir, pidfile)
         self.pid = int(self.info["pid"])
         self.serving = set(self.info.get("endpoints", {})) & set(DAEMON_CHANNELS)
@@ -158,7 +157,7 @@ class DaemonTarget:
             try:
                 with sigint_deferred():
                     end = stack.enter_context(
-                        open_endpoint(self.runtime_dir, case.channel, case.size)
+                        open_endpoint(self.runtime_dir, case.channel, case.size, self.pidfile)
                     )
                 link = _DaemonLink(self.pid, case.channel)
                 cpus = sorted(os.sched_getaffinity(self.pid))
