@@ -23,7 +23,7 @@ from daemonkit.bench.peer import Peer, notify_roundtrips, payload_roundtrips
 from daemonkit.channels import channel_class, channel_names
 from daemonkit.channels.base import Channel, End, NotifyEnd, PayloadEnd, PeerKind
 from daemonkit.errors import ChannelError, SizeNotSupportedError
-from daemonkit.runtime import default_runtime_dir, owner_of_name
+from daemonkit.runtime import owner_of_name, resolve_runtime_dir
 
 SIZES = [0, 64, 4096, 65536, 1 << 20]
 ECHOES_PER_SIZE = 3  # each with its own random content, each checked
@@ -50,7 +50,7 @@ def _sizes(cls: type[Channel]) -> list[int]:
 
 def _runtime_files() -> dict[Path, os.stat_result]:
     """Files of this process in the runtime dir (FIFOs, sockets), as lstat shows them."""
-    rdir = default_runtime_dir()
+    rdir = resolve_runtime_dir()
     try:
         names = os.listdir(rdir)
     except FileNotFoundError:

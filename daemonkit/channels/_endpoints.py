@@ -30,14 +30,14 @@ from pathlib import Path
 from daemonkit.channels._stream import FdStreamEnd
 from daemonkit.channels.base import Channel, PayloadEnd, Role
 from daemonkit.errors import ChannelError
-from daemonkit.runtime import default_runtime_dir, ensure_private_dir, object_name
+from daemonkit.runtime import ensure_private_dir, object_name, resolve_runtime_dir
 
 __all__ = ["AcceptedStreamChannel", "endpoint_path", "remove_endpoint"]
 
 
 def endpoint_path(kind: str) -> Path:
     """A fresh path ``RUNTIME_DIR/dk.PID.KIND.N`` for a FIFO or a socket file."""
-    return ensure_private_dir(default_runtime_dir()) / object_name(kind)
+    return ensure_private_dir(resolve_runtime_dir()) / object_name(kind)
 
 
 def remove_endpoint(path: Path | None) -> None:
