@@ -37,7 +37,7 @@ from typing import Any
 from daemonkit.bench.peer import CtxSwitches
 from daemonkit.bench.results import Result
 from daemonkit.bench.runner import Progress, Settings, measure, run, sigint_deferred
-from daemonkit.errors import ChannelError, DaemonkitError, NotRunningError
+from daemonkit.errors import ChannelError, DaemonkitError
 from daemonkit.machine import CpuMode, Placement
 
 __all__ = ["DAEMON_CHANNELS", "DaemonCase", "DaemonTarget", "find_daemon"]
@@ -52,22 +52,17 @@ class DaemonCase:
     payload: bool
 
 
-def find_daemon(runtime_dir: Path, pidfile: Path) -> dict[str, Any]:
-    """The daemon's status reply; NotRunningError when no live process holds the pidfile."""
-    from daemonkit.daemon.pidfile import lock_holder
+def find_daemon(runtime_dir: Path | None, pidfile: Path | None) -> tuple[Path, dict[str, Any]]:
+    """The daemon's runtime dir and status reply; NotRunningError when no live process holds
+    the pidfile (see :func:`daemonkit.service.locate.locate_daemon`)."""
     from daemonkit.service.client import request
+    from daemonkit.service.locate import locate_daemon
 
-    try:
-        pid = lock_holder(pidfile)
-    except FileNotFoundError:
-        pid = None
-    except OSError as exc:
-        raise NotRunningError(f"pidfile {pidfile}: {exc.strerror}") from exc
-    if pid is None:
-        raise NotRunningError(f"the daemon is not running (no process holds {pidfile})")
-    info = request(runtime_dir, {"cmd": "status"}, timeout=2.0)
+    found = locate_daemon(runtime_dir, pidfile)
+    pid = found.running_pid()
+    info = request(found.runtime_dir, {"cmd": "status"}, timeout=2.0)
     info.setdefault("pid", pid)
-    return info
+    return found.runtime_dir, info
 
 
 def _task_switches(pid: int) -> CtxSwitches:
@@ -117,9 +112,8 @@ class _DaemonLink:
 class DaemonTarget:
     """Plans and runs the cases against one running daemon."""
 
-    def __init__(self, runtime_dir: Path, pidfile: Path) -> None:
-        self.runtime_dir = runtime_dir
-        self.info = find_daemon(runtime_dir, pidfile)
+    def __init__(self, runtime_dir: Path | None, pidfile: Path | None) -> None:
+        self.runtime_dir, self.info = find_daemon(runtime_dir, pidfile)
         self.pid = int(self.info["pid"])
         self.serving = set(self.info.get("endpoints", {})) & set(DAEMON_CHANNELS)
 
