@@ -399,7 +399,8 @@ def check_credentials(ctx: _Context) -> Finding:
     if not uids:
         return Finding("13", "credentials", "unknown", "no Uid line in status", why)
     if uids[1] == 0:
-        return Finding("13", "credentials", "holds", f"root, not dropped: {detail}", why)
+        caps = "no capabilities left" if not p.mask("CapEff") else "privileges not dropped"
+        return Finding("13", "credentials", "holds", f"root, {caps}: {detail}", why)
     bad = []
     if len(set(uids[:3])) > 1:
         bad.append("real/effective/saved uids differ (it can switch back)")
