@@ -6,8 +6,10 @@ Facts about runtime directories:
   Anyone who can write to that directory could replace a socket or plant a pidfile, so a
   directory that already exists is used only if it is a real directory (not a symlink), owned by
   the expected user, and not writable by group or others.
-* Default location: ``$XDG_RUNTIME_DIR/daemonkit`` (a per-user tmpfs made by systemd-logind),
-  ``/run/daemonkit`` for root, otherwise ``daemonkit-UID`` under the system temp dir.
+* Which directory: ``--runtime-dir`` when given, else ``$XDG_RUNTIME_DIR/daemonkit`` (a
+  per-user tmpfs made by systemd-logind), ``/run/daemonkit`` for root, otherwise
+  ``daemonkit-UID`` under the system temp dir. Every command, channel and test asks
+  :func:`resolve_runtime_dir`, so they all agree on it.
 
 Facts about names:
 
@@ -40,7 +42,6 @@ __all__ = [
     "SYSV_KEY_BASE",
     "SysvKind",
     "claim_sysv_index",
-    "default_runtime_dir",
     "ensure_private_dir",
     "object_name",
     "owner_of_name",
@@ -48,6 +49,7 @@ __all__ = [
     "pid_alive",
     "proc_stat",
     "release_sysv_index",
+    "resolve_runtime_dir",
     "sysv_key",
     "unsafe_dir",
 ]
@@ -74,14 +76,21 @@ def _forget_sysv_claims() -> None:
 os.register_at_fork(after_in_child=_forget_sysv_claims)
 
 
-def default_runtime_dir() -> Path:
-    """The runtime directory used when ``--runtime-dir`` is not given."""
+def resolve_runtime_dir(arg: Path | None = None) -> Path:
+    """The runtime directory, absolute: *arg* (``--runtime-dir``) if given, else the default.
+
+    Absolute because a daemon changes directory (daemon(7) step 11) before it uses the path.
+    Nothing is created or checked here: :func:`ensure_private_dir` does that for whoever
+    writes into the directory.
+    """
+    if arg is not None:
+        return Path(os.path.abspath(arg))
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
-        return Path(xdg) / "daemonkit"
+        return Path(os.path.abspath(Path(xdg) / "daemonkit"))
     if os.geteuid() == 0:
         return Path("/run/daemonkit")
-    return Path(tempfile.gettempdir()) / f"daemonkit-{os.geteuid()}"
+    return Path(tempfile.gettempdir()).absolute() / f"daemonkit-{os.geteuid()}"
 
 
 def ensure_private_dir(path: Path, uid: int | None = None, gid: int | None = None) -> Path:

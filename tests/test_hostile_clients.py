@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_daemon_support import Daemons, daemons_fixture, dk, gone  # noqa: F401
+from daemon_support import Daemons, daemons_fixture, dk, gone  # noqa: F401
 
 NOBODY = 65534
 SYSTEM_PYTHON = "/usr/bin/python3"  # the liar must run as nobody, who cannot read our venv
