@@ -17,8 +17,9 @@ on every path out (success, a failing channel, a peer killed with SIGKILL, Ctrl-
 Facts about interruptions:
 
 * Ctrl-C sends SIGINT to the whole foreground process group; Python turns it into
-  ``KeyboardInterrupt`` in the main thread. While a case is set up or torn down, SIGINT is
-  *blocked* (``pthread_sigmask``): it stays pending in the kernel and is delivered when the
+  ``KeyboardInterrupt`` in the main thread; SIGTERM and SIGHUP are made to do the same
+  (:mod:`daemonkit.interrupts`). While a case is set up or torn down, all three are
+  *blocked* (``pthread_sigmask``): one stays pending in the kernel and is delivered when the
   block ends, so it can interrupt the measurement but never a half-made setup or a half-done
   cleanup. A forked peer or thread created in that window inherits the blocked mask: it
   leaves because the client end closes (end-of-file) or its command pipe does, or at worst
@@ -53,7 +54,7 @@ from daemonkit.bench.stats import histogram, latency
 from daemonkit.channels import channel_class
 from daemonkit.channels.base import Channel, End, NotifyEnd, PayloadEnd, PeerKind
 from daemonkit.errors import ChannelError, DaemonkitError, SizeNotSupportedError
-from daemonkit.interrupts import record_sigint
+from daemonkit.interrupts import INTERRUPTS, record_interrupts
 from daemonkit.machine import CpuMode, Placement
 
 __all__ = [
@@ -61,11 +62,11 @@ __all__ = [
     "Link",
     "Progress",
     "Settings",
+    "interrupts_deferred",
     "measure",
     "plan",
     "run",
     "run_case",
-    "sigint_deferred",
 ]
 
 Progress = Callable[[str, float], None]  # (what runs now, fraction of this case done)
@@ -147,7 +148,7 @@ def run(
     original = os.sched_getaffinity(0)
     # A Ctrl-C swallowed by a C extension (posix_ipc) is still in the record.
     with contextlib.ExitStack() as stack:
-        ctrl_c = stack.enter_context(record_sigint())
+        ctrl_c = stack.enter_context(record_interrupts())
         stack.callback(os.sched_setaffinity, 0, original)
         if place.client_cpu is not None:
             os.sched_setaffinity(0, {place.client_cpu})  # this thread; peers pin themselves
@@ -161,7 +162,7 @@ def run(
                     progress(i, what, frac)
 
             results.append(run_one(case, settings, place, step))
-            if ctrl_c.seen:  # the case ended as an "error" caused by Ctrl-C: stop here
+            if ctrl_c.seen:  # the case ended as an "error" caused by Ctrl-C (or TERM, HUP)
                 raise KeyboardInterrupt
     return results
 
@@ -170,16 +171,18 @@ def run(
 
 
 @contextlib.contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Hold SIGINT pending in the kernel until the block ends (see the module docstring)."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+def interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP pending in the kernel until the block ends (see the
+    module docstring)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
     try:
         yield
     finally:
         # Undo only our own change: a channel made inside (signal, rt-signal) blocks its
         # signal in this thread, and restoring the whole old mask would unblock it.
-        if signal.SIGINT not in old:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # pending one: now
+        ours = set(INTERRUPTS) - old
+        if ours:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, ours)  # pending ones: now
 
 
 def run_case(case: Case, settings: Settings, place: Placement, progress: Progress) -> Result:
@@ -189,7 +192,7 @@ def run_case(case: Case, settings: Settings, place: Placement, progress: Progres
     peer: Peer | None = None
     try:
         try:
-            with sigint_deferred():
+            with interrupts_deferred():
                 channel = stack.enter_context(case.cls(case.peer, case.size))  # step 1
                 peer = Peer(channel, case.peer, case.size, place.peer_cpu)
                 peer.start()  # step 2
@@ -197,7 +200,7 @@ def run_case(case: Case, settings: Settings, place: Placement, progress: Progres
             end, peer_cpus = _open_client(channel, peer, stack)  # step 3
             return measure(base, end, _PeerLink(peer), settings, progress, peer_cpus)  # step 4
         finally:
-            with sigint_deferred():
+            with interrupts_deferred():
                 stack.close()  # step 5: client end, peer, kernel objects, in that order
     except SizeNotSupportedError as exc:
         return replace(base, skipped=str(exc))

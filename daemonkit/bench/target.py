@@ -36,7 +36,7 @@ from typing import Any
 
 from daemonkit.bench.peer import CtxSwitches
 from daemonkit.bench.results import Result
-from daemonkit.bench.runner import Progress, Settings, measure, run, sigint_deferred
+from daemonkit.bench.runner import Progress, Settings, interrupts_deferred, measure, run
 from daemonkit.errors import ChannelError, DaemonkitError
 from daemonkit.machine import CpuMode, Placement
 
@@ -152,7 +152,7 @@ class DaemonTarget:
         stack = contextlib.ExitStack()
         try:
             try:
-                with sigint_deferred():
+                with interrupts_deferred():
                     end = stack.enter_context(
                         open_endpoint(self.runtime_dir, case.channel, case.size, self.pidfile)
                     )
@@ -160,7 +160,7 @@ class DaemonTarget:
                 cpus = sorted(os.sched_getaffinity(self.pid))
                 return measure(base, end, link, settings, progress, cpus)
             finally:
-                with sigint_deferred():
+                with interrupts_deferred():
                     stack.close()
         except (DaemonkitError, OSError) as exc:
             return replace(base, error=str(exc))
