@@ -75,6 +75,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--user", help="drop privileges to this user (root only)")
     p.add_argument("--timeout", type=_seconds, default=10.0, help="readiness deadline, s")
     p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the pid and the fork-to-pid/pidfile/ready latencies (s) as JSON",
+    )
+    p.add_argument(
         "--keep-env",
         action="append",
         default=[],
@@ -135,6 +140,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         user=_resolve_user(args.user),
         keep_env=(*DEFAULT_KEEP_ENV, *args.keep_env),
         timeout=args.timeout,
+        json_report=args.json,
     )
 
     def init(pid_file: Pidfile) -> Callable[[], int]:
