@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import select
 import time
@@ -86,10 +87,12 @@ class ReadinessPipe:
         out = Outcome()
         buf = b""
         deadline = time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(self.rfd, select.POLLIN)  # POLLHUP comes unasked: then read sees EOF
         try:
             while True:
                 left = deadline - time.monotonic()
-                if left <= 0 or not select.select([self.rfd], [], [], left)[0]:
+                if left <= 0 or not poller.poll(math.ceil(left * 1000)):
                     out.timed_out = True
                     return out
                 chunk = os.read(self.rfd, 4096)

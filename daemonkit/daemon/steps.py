@@ -26,7 +26,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -87,7 +87,6 @@ class DaemonSettings:
     keep_env: tuple[str, ...] = DEFAULT_KEEP_ENV
     timeout: float = 10.0
     pidfile_mode: int = 0o644
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 # The daemon's own initialization, run after the last step: given the locked pidfile, it opens
