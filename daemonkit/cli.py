@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "daemonkit.commands.lessons",  # lessons
     "daemonkit.commands.report",  # report
     "daemonkit.commands.remote",  # serve throughput
+    "daemonkit.commands.trace",  # trace
 )
 
 
