@@ -6,8 +6,10 @@ Facts about runtime directories:
   Anyone who can write to that directory could replace a socket or plant a pidfile, so a
   directory that already exists is used only if it is a real directory (not a symlink), owned by
   the expected user, and not writable by group or others.
-* Default location: ``$XDG_RUNTIME_DIR/daemonkit`` (a per-user tmpfs made by systemd-logind),
-  ``/run/daemonkit`` for root, otherwise ``daemonkit-UID`` under the system temp dir.
+* Which directory: ``--runtime-dir`` when given, else ``$XDG_RUNTIME_DIR/daemonkit`` (a
+  per-user tmpfs made by systemd-logind), ``/run/daemonkit`` for root, otherwise
+  ``daemonkit-UID`` under the system temp dir. Every command, channel and test asks
+  :func:`resolve_runtime_dir`, so they all agree on it.
 
 Facts about names:
 
@@ -40,7 +42,6 @@ __all__ = [
     "SYSV_KEY_BASE",
     "SysvKind",
     "claim_sysv_index",
-    "default_runtime_dir",
     "ensure_private_dir",
     "object_name",
     "owner_of_name",
@@ -48,7 +49,9 @@ __all__ = [
     "pid_alive",
     "proc_stat",
     "release_sysv_index",
+    "resolve_runtime_dir",
     "sysv_key",
+    "unsafe_dir",
 ]
 
 NAME_PREFIX = "dk"
@@ -73,14 +76,21 @@ def _forget_sysv_claims() -> None:
 os.register_at_fork(after_in_child=_forget_sysv_claims)
 
 
-def default_runtime_dir() -> Path:
-    """The runtime directory used when ``--runtime-dir`` is not given."""
+def resolve_runtime_dir(arg: Path | None = None) -> Path:
+    """The runtime directory, absolute: *arg* (``--runtime-dir``) if given, else the default.
+
+    Absolute because a daemon changes directory (daemon(7) step 11) before it uses the path.
+    Nothing is created or checked here: :func:`ensure_private_dir` does that for whoever
+    writes into the directory.
+    """
+    if arg is not None:
+        return Path(os.path.abspath(arg))
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
-        return Path(xdg) / "daemonkit"
+        return Path(os.path.abspath(Path(xdg) / "daemonkit"))
     if os.geteuid() == 0:
         return Path("/run/daemonkit")
-    return Path(tempfile.gettempdir()) / f"daemonkit-{os.geteuid()}"
+    return Path(tempfile.gettempdir()).absolute() / f"daemonkit-{os.geteuid()}"
 
 
 def ensure_private_dir(path: Path, uid: int | None = None, gid: int | None = None) -> Path:
@@ -107,19 +117,28 @@ def ensure_private_dir(path: Path, uid: int | None = None, gid: int | None = Non
         st = os.lstat(path)
     except OSError as exc:
         raise RuntimeDirError(f"runtime dir {path}: {exc.strerror}") from exc
-    if stat.S_ISLNK(st.st_mode):
-        raise RuntimeDirError(f"runtime dir {path}: is a symlink, refusing to follow it")
-    if not stat.S_ISDIR(st.st_mode):
-        raise RuntimeDirError(f"runtime dir {path}: not a directory")
+    unsafe = unsafe_dir(st)
+    if unsafe:
+        raise RuntimeDirError(f"runtime dir {path}: {unsafe}")
     if st.st_uid != uid:
         raise RuntimeDirError(f"runtime dir {path}: owned by uid {st.st_uid}, not {uid}")
-    if st.st_mode & 0o022:
-        raise RuntimeDirError(
-            f"runtime dir {path}: writable by group or others (mode {st.st_mode & 0o777:o})"
-        )
     if not os.access(path, os.W_OK | os.X_OK):
         raise RuntimeDirError(f"runtime dir {path}: not writable")
     return path
+
+
+def unsafe_dir(st: os.stat_result) -> str | None:
+    """Why a directory with lstat(2) result *st* is no safe runtime dir, or None if it is:
+    a symlink (whoever made it chooses where it leads), not a directory, or writable by
+    group or others (who could replace a socket or plant a pidfile). The owner is the
+    caller's to check: who may own it depends on who asks."""
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symlink, refusing to follow it"
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a directory"
+    if st.st_mode & 0o022:
+        return f"writable by group or others (mode {st.st_mode & 0o777:o})"
+    return None
 
 
 def object_name(kind: str, *, posix: bool = False, pid: int | None = None) -> str:

@@ -37,7 +37,7 @@ from typing import Any
 from daemonkit.bench.peer import CtxSwitches
 from daemonkit.bench.results import Result
 from daemonkit.bench.runner import Progress, Settings, measure, run, sigint_deferred
-from daemonkit.errors import ChannelError, DaemonkitError, NotRunningError
+from daemonkit.errors import ChannelError, DaemonkitError
 from daemonkit.machine import CpuMode, Placement
 
 __all__ = ["DAEMON_CHANNELS", "DaemonCase", "DaemonTarget", "find_daemon"]
@@ -52,22 +52,19 @@ class DaemonCase:
     payload: bool
 
 
-def find_daemon(runtime_dir: Path, pidfile: Path) -> dict[str, Any]:
-    """The daemon's status reply; NotRunningError when no live process holds the pidfile."""
-    from daemonkit.daemon.pidfile import lock_holder
-    from daemonkit.service.client import request
+def find_daemon(
+    runtime_dir: Path | None, pidfile: Path | None
+) -> tuple[Path, Path, dict[str, Any]]:
+    """The daemon's runtime dir, pidfile and status reply, checked (see
+    :func:`daemonkit.service.client.daemon_status`); NotRunningError when no live process
+    holds the pidfile (see :func:`daemonkit.service.locate.locate_daemon`)."""
+    from daemonkit.service.client import daemon_status
+    from daemonkit.service.locate import locate_daemon
 
-    try:
-        pid = lock_holder(pidfile)
-    except FileNotFoundError:
-        pid = None
-    except OSError as exc:
-        raise NotRunningError(f"pidfile {pidfile}: {exc.strerror}") from exc
-    if pid is None:
-        raise NotRunningError(f"the daemon is not running (no process holds {pidfile})")
-    info = request(runtime_dir, {"cmd": "status"}, timeout=2.0)
-    info.setdefault("pid", pid)
-    return info
+    found = locate_daemon(runtime_dir, pidfile)
+    found.running_pid()
+    info = daemon_status(found.runtime_dir, found.pidfile, timeout=2.0)  # pid: the listener's
+    return found.runtime_dir, found.pidfile, info
 
 
 def _task_switches(pid: int) -> CtxSwitches:
@@ -117,9 +114,8 @@ class _DaemonLink:
 class DaemonTarget:
     """Plans and runs the cases against one running daemon."""
 
-    def __init__(self, runtime_dir: Path, pidfile: Path) -> None:
-        self.runtime_dir = runtime_dir
-        self.info = find_daemon(runtime_dir, pidfile)
+    def __init__(self, runtime_dir: Path | None, pidfile: Path | None) -> None:
+        self.runtime_dir, self.pidfile, self.info = find_daemon(runtime_dir, pidfile)
         self.pid = int(self.info["pid"])
         self.serving = set(self.info.get("endpoints", {})) & set(DAEMON_CHANNELS)
 
@@ -158,7 +154,7 @@ class DaemonTarget:
             try:
                 with sigint_deferred():
                     end = stack.enter_context(
-                        open_endpoint(self.runtime_dir, case.channel, case.size)
+                        open_endpoint(self.runtime_dir, case.channel, case.size, self.pidfile)
                     )
                 link = _DaemonLink(self.pid, case.channel)
                 cpus = sorted(os.sched_getaffinity(self.pid))

@@ -204,11 +204,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         here["remote_peer"] = driver.info["machine"]
     elif args.target == "daemon":  # the peer is the running demo daemon
         from daemonkit.bench.target import DaemonTarget
-        from daemonkit.runtime import default_runtime_dir
-        from daemonkit.service.control import PIDFILE_NAME
 
-        rdir = Path(os.path.abspath(args.runtime_dir or default_runtime_dir()))
-        driver = DaemonTarget(rdir, Path(os.path.abspath(args.pidfile or rdir / PIDFILE_NAME)))
+        driver = DaemonTarget(args.runtime_dir, args.pidfile)
         cases = driver.plan(channels, args.sizes, args.cpu)
         here["daemon"] = {k: driver.info.get(k) for k in ("pid", "version", "backend")}
     else:
@@ -321,9 +318,9 @@ def cmd_channels(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from daemonkit.cleanup import list_objects, remove_object
-    from daemonkit.runtime import default_runtime_dir, ensure_private_dir
+    from daemonkit.runtime import ensure_private_dir, resolve_runtime_dir
 
-    rdir: Path = args.runtime_dir or default_runtime_dir()
+    rdir = resolve_runtime_dir(args.runtime_dir)
     dirs = []
     try:
         os.lstat(rdir)  # not Path.exists(): a parent we may not search is an error, not "absent"
