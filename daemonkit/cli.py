@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "daemonkit.commands.remote",  # serve throughput
     "daemonkit.commands.inspect",  # inspect
     "daemonkit.commands.startup",  # startup
+    "daemonkit.commands.trace",  # trace
 )
 
 
