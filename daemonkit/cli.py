@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "daemonkit.commands.report",  # report
     "daemonkit.commands.remote",  # serve throughput
     "daemonkit.commands.inspect",  # inspect
+    "daemonkit.commands.unit",  # unit
 )
 
 
