@@ -33,6 +33,7 @@ See also: PEP 3143, daemon(7).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 from daemonkit.daemon.readiness import ReadinessPipe
@@ -43,6 +44,7 @@ from daemonkit.daemon.steps import (
     close_inherited_fds,
     drop_privileges,
     open_log,
+    prepare_log_dir,
     require_single_thread,
     reset_signal_handlers,
     reset_signal_mask,
@@ -57,15 +59,17 @@ __all__ = ["daemonize"]
 
 def daemonize(settings: DaemonSettings, init: Init) -> int:
     """Start the daemon through DaemonContext; return the original process's exit code."""
+    prepare_log_dir(settings.log_file, settings.user)  # can fail: fail before any fork
     close_inherited_fds()  # 1 (DaemonContext closes again, later)
     reset_signal_handlers()  # 2: not in DaemonContext
     reset_signal_mask()  # 3: not in DaemonContext
     sanitize_environment(settings.keep_env, settings.reexec_argv)  # 4: not in DaemonContext
     require_single_thread()
     pipe = ReadinessPipe()  # 14: not in DaemonContext
+    forked_at = time.monotonic()  # where the start-up latencies are counted from
     child = os.fork()  # the waiter stays here; DaemonContext forks twice more in the child
     if child > 0:
-        return wait_for_daemon(pipe, child, settings.timeout)  # 15
+        return wait_for_daemon(pipe, child, settings, forked_at)  # 15
     pipe.keep_write_end()
     as_daemon(pipe, _become_daemon(settings, pipe, init))
 
@@ -97,6 +101,7 @@ def _become_daemon(
         out.close()
         pipe.announce_pid(os.getpid())
         pidfile = take_pidfile(settings)  # 12: ours, kernel-locked
+        pipe.mark("pidfile")
         drop_privileges(settings.user)  # 13: ours, after the root-only files are open
         return init(pidfile)
 
