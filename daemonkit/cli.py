@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "daemonkit.commands.inspect",  # inspect
     "daemonkit.commands.startup",  # startup
     "daemonkit.commands.trace",  # trace
+    "daemonkit.commands.unit",  # unit
 )
 
 
