@@ -1,0 +1,155 @@
+"""``daemonkit bench --target daemon``: round trips to the running demo daemon's endpoints.
+
+The other end is no peer of ours: it is the daemon, found as ``daemonkit status`` finds it (the
+pidfile's lock holder, then ``control.sock`` in the runtime directory). For each endpoint it
+serves (``unix-stream``, ``fifo``, ``zmq-ipc``, ``signal``, ``posix-shm``) the client asks it
+over the control socket to open a per-client end (:func:`daemonkit.service.client.open_endpoint`),
+then runs the same warm-up, timed batches and echo checks as against a local peer
+(:func:`daemonkit.bench.measure.measure`).
+
+Facts about measuring against a daemon:
+
+* The daemon is not told how many messages a batch holds: it echoes whatever comes. A daemon
+  that stops answering is caught by a SIGALRM deadline per batch, not waited for.
+* Its context switches are read from ``/proc/PID/task/*/status`` (``voluntary_ctxt_switches``,
+  ``nonvoluntary_ctxt_switches``) before and after each batch, summed over its threads: other
+  clients of the daemon, if any, are counted too.
+* The daemon is not pinned by the benchmark; its allowed CPUs are recorded as they are.
+
+*Kernel path*: the endpoint's own (see :mod:`daemonkit.service.endpoints`); ``read`` of
+``/proc`` files between batches; ``setitimer(2)`` per batch.
+*Lifetime*: the per-client objects are the daemon's, removed when the end closes (or when this
+process dies and the kernel closes the control connection).
+*See also*: proc(5), setitimer(2), :mod:`daemonkit.service.client`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from daemonkit.bench.peer import CtxSwitches
+from daemonkit.bench.results import Result
+from daemonkit.bench.runner import Case
+from daemonkit.channels.base import End
+from daemonkit.errors import ChannelError
+from daemonkit.machine import CpuMode, Placement
+
+__all__ = ["DAEMON_CHANNELS", "DaemonTarget", "find_daemon"]
+
+DAEMON_CHANNELS = ("unix-stream", "fifo", "zmq-ipc", "signal", "posix-shm")
+PEER = "daemon"  # the `peer` of every result against the daemon
+
+
+def find_daemon(runtime_dir: Path | None, pidfile: Path | None) -> tuple[Path, dict[str, Any]]:
+    """The daemon's runtime dir and status reply; NotRunningError when no live process holds
+    the pidfile (see :func:`daemonkit.service.locate.locate_daemon`)."""
+    from daemonkit.service.client import request
+    from daemonkit.service.locate import locate_daemon
+
+    found = locate_daemon(runtime_dir, pidfile)
+    pid = found.running_pid()
+    info = request(found.runtime_dir, {"cmd": "status"}, timeout=2.0)
+    info.setdefault("pid", pid)
+    return found.runtime_dir, info
+
+
+def _task_switches(pid: int) -> CtxSwitches:
+    """Context switches of every thread of *pid* so far, as /proc counts them."""
+    vol = invol = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        for line in text.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                vol += int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                invol += int(line.split()[1])
+    return CtxSwitches(vol, invol)
+
+
+class _DaemonLink:
+    """The daemon as the other end: nothing to command, a deadline, its /proc counters."""
+
+    def __init__(self, pid: int, channel: str) -> None:
+        self.pid = pid
+        self.channel = channel
+        self._before = CtxSwitches(0, 0)
+
+    @contextlib.contextmanager
+    def guard(self, timeout: float) -> Iterator[None]:
+        def on_alarm(signum: int, frame: FrameType | None) -> None:
+            raise ChannelError(self.channel, f"no reply from the daemon within {timeout:g} s")
+
+        old = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+    def start(self, n: int) -> None:
+        self._before = _task_switches(self.pid)
+
+    def finish(self) -> CtxSwitches:
+        return _task_switches(self.pid) - self._before
+
+
+class DaemonTarget:
+    """The cases against one running daemon, found as ``daemonkit status`` finds it."""
+
+    def __init__(self, runtime_dir: Path | None, pidfile: Path | None) -> None:
+        self.runtime_dir, self.info = find_daemon(runtime_dir, pidfile)
+        self.pid = int(self.info["pid"])
+        self.serving = set(self.info.get("endpoints", {})) & set(DAEMON_CHANNELS)
+
+    def plan(self, channels: Sequence[str], sizes: Sequence[int], cpu: CpuMode) -> list[
+        Case | Result
+    ]:
+        out: list[Case | Result] = []
+        for name in channels:
+            payload = name != "signal"
+            if name not in DAEMON_CHANNELS or name not in self.serving:
+                why = (
+                    "the daemon does not serve this channel"
+                    if name in DAEMON_CHANNELS
+                    else f"not a daemon endpoint (those are {', '.join(DAEMON_CHANNELS)})"
+                )
+                out.append(Result(name, PEER, cpu, sizes[0], payload, skipped=why))
+                continue
+            out.extend(Case(name, PEER, s, payload) for s in (sizes if payload else [0]))
+        return out
+
+    def metadata(self) -> dict[str, Any]:
+        return {"daemon": {k: self.info.get(k) for k in ("pid", "version", "backend")}}
+
+    def prepare(self, case: Case, place: Placement, stack: contextlib.ExitStack) -> _DaemonEnd:
+        from daemonkit.service.client import open_endpoint
+
+        end = stack.enter_context(open_endpoint(self.runtime_dir, case.channel, case.size))
+        return _DaemonEnd(self.pid, case.channel, end)
+
+    def close(self) -> None:
+        pass  # one control connection per case, closed with its end
+
+
+class _DaemonEnd:
+    """The daemon's per-client endpoint for one case, already open at the daemon."""
+
+    def __init__(self, pid: int, channel: str, end: End) -> None:
+        self.end = end
+        self.link = _DaemonLink(pid, channel)
+
+    def open_client(self, stack: contextlib.ExitStack) -> tuple[End, list[int] | None]:
+        return self.end, sorted(os.sched_getaffinity(self.link.pid))
+
+    def explain(self, message: str) -> str:
+        return message
