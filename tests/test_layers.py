@@ -134,8 +134,11 @@ def test_no_two_packages_import_each_other() -> None:
 
     for name in sorted(graph):
         trail = loop_from(name)
-        assert trail is None, "packages in a loop: " + " -> ".join(trail) + "\n" + "\n".join(
-            edges[(a, b)][0] for a, b in itertools.pairwise(trail)
+        assert trail is None, (
+            "packages in a loop: "
+            + " -> ".join(trail)
+            + "\n"
+            + "\n".join(edges[(a, b)][0] for a, b in itertools.pairwise(trail))
         )
 
 

@@ -111,9 +111,9 @@ class DaemonTarget:
         self.pid = int(self.info["pid"])
         self.serving = set(self.info.get("endpoints", {})) & set(DAEMON_CHANNELS)
 
-    def plan(self, channels: Sequence[str], sizes: Sequence[int], cpu: CpuMode) -> list[
-        Case | Result
-    ]:
+    def plan(
+        self, channels: Sequence[str], sizes: Sequence[int], cpu: CpuMode
+    ) -> list[Case | Result]:
         out: list[Case | Result] = []
         for name in channels:
             payload = name != "signal"

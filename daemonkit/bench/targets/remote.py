@@ -78,9 +78,9 @@ class RemoteTarget:
         self.address = address
         self.info: dict[str, Any] = {}  # the server's settings, once plan() has reached it
 
-    def plan(self, channels: Sequence[str], sizes: Sequence[int], cpu: CpuMode) -> list[
-        Case | Result
-    ]:
+    def plan(
+        self, channels: Sequence[str], sizes: Sequence[int], cpu: CpuMode
+    ) -> list[Case | Result]:
         """Reach the server; the cases, with sizes above its limit as skipped results."""
         other = [c for c in channels if c not in REMOTE_CHANNELS]
         if other:  # checked before connecting: a usage error needs no server
