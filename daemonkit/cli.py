@@ -29,6 +29,9 @@ COMMAND_MODULES = (
     "daemonkit.commands.lessons",  # lessons
     "daemonkit.commands.report",  # report
     "daemonkit.commands.remote",  # serve throughput
+    "daemonkit.commands.inspect",  # inspect
+    "daemonkit.commands.startup",  # startup
+    "daemonkit.commands.trace",  # trace
 )
 
 

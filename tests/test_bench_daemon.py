@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fixture
+from daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fixture
     Daemons,
     daemons_fixture,
 )

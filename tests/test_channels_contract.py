@@ -9,7 +9,6 @@ dir (and their modes), and, for forked peers, that a SIGKILL mid-run is reported
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import stat
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from daemonkit.bench.peer import Peer, notify_roundtrips, payload_roundtrips
-from daemonkit.channels import REGISTRY, channel_class, channel_names
+from daemonkit.channels import channel_class, channel_names
 from daemonkit.channels.base import Channel, End, NotifyEnd, PayloadEnd, PeerKind
 from daemonkit.errors import ChannelError, SizeNotSupportedError
 from daemonkit.runtime import owner_of_name, resolve_runtime_dir
@@ -39,10 +38,6 @@ def _cases(process_only: bool = False) -> list[object]:
 
 def _each_case(process_only: bool) -> Iterator[object]:
     for name in channel_names():
-        module = REGISTRY[name].partition(":")[0]
-        if importlib.util.find_spec(module) is None:
-            yield pytest.param(name, "?", marks=pytest.mark.skip(f"{module} not written yet"))
-            continue
         for kind in sorted(channel_class(name).peer_kinds):
             if kind == "process" or not process_only:
                 yield pytest.param(name, kind, id=f"{name}-{kind}")

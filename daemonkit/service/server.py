@@ -16,8 +16,8 @@ Facts about signals here:
   lines go to the new file). A bad configuration is logged and the old one kept.
 * SIGPIPE is ignored: a client that disconnects mid-reply gives EPIPE, not our death.
 
-Kernel path: socket(2)/bind(2)/listen(2) for ``control.sock`` (0600 through a 0177 umask around
-bind(2): the file is never more open than that), epoll_wait(2), pipe2(2) for the wakeup fd,
+Kernel path: socket(2)/fchmod(2)/bind(2)/listen(2) for ``control.sock`` (0600 from its
+creation, see :mod:`daemonkit.channels.socket_file`), epoll_wait(2), pipe2(2) for the wakeup fd,
 dup2(2) to reopen the log, sendto(2) for sd_notify.
 
 Lifetime: ``control.sock`` and the endpoints' objects are removed by :meth:`Service.stop`;
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from daemonkit import __version__
+from daemonkit.channels.socket_file import listen_private
 from daemonkit.daemon.notify import Notifier
 from daemonkit.daemon.pidfile import Pidfile
 from daemonkit.daemon.steps import open_log
@@ -83,6 +84,7 @@ class Service:
         self.notifier = Notifier()
         self.config = Config()
         self.started = time.monotonic()
+        self.first_accept: float | None = None  # monotonic: when the first client was accepted
         self.reloads = 0
         self.counters = {"requests": 0, "errors": 0}
         self.endpoints: dict[str, Endpoint] = {}
@@ -143,16 +145,10 @@ class Service:
         path = self.control_path
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # we hold the pidfile lock: a socket file here is a dead one's
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        old = os.umask(0o177)  # bind(2) creates the socket file: 0600 from the start
         try:
-            sock.bind(str(path))
+            sock = listen_private(path, 16)  # the file is 0600 from its creation
         except OSError as exc:
-            sock.close()
             raise DaemonStartError(f"control socket {path}: {exc.strerror}") from exc
-        finally:
-            os.umask(old)
-        sock.listen(16)
         sock.setblocking(False)
         self._listener = sock
         self._sel.register(sock, selectors.EVENT_READ, self._on_accept)
@@ -200,6 +196,8 @@ class Service:
             sock, _ = self._listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        if self.first_accept is None:
+            self.first_accept = time.monotonic()
         sock.setblocking(False)
         conn = Connection(sock)
         self._conns.add(conn)
@@ -284,6 +282,7 @@ class Service:
             "version": __version__,
             "backend": self.opts.backend,
             "uptime_s": round(time.monotonic() - self.started, 3),
+            "first_accept_monotonic": self.first_accept,
             "runtime_dir": str(self.opts.runtime_dir),
             "config": str(self.opts.config) if self.opts.config else None,
             "config_values": {

@@ -46,17 +46,19 @@ DAEMON_CHANNELS = ("unix-stream", "fifo", "zmq-ipc", "signal", "posix-shm")
 PEER = "daemon"  # the `peer` of every result against the daemon
 
 
-def find_daemon(runtime_dir: Path | None, pidfile: Path | None) -> tuple[Path, dict[str, Any]]:
-    """The daemon's runtime dir and status reply; NotRunningError when no live process holds
-    the pidfile (see :func:`daemonkit.service.locate.locate_daemon`)."""
-    from daemonkit.service.client import request
+def find_daemon(
+    runtime_dir: Path | None, pidfile: Path | None
+) -> tuple[Path, Path, dict[str, Any]]:
+    """The daemon's runtime dir, pidfile and status reply, checked (see
+    :func:`daemonkit.service.client.daemon_status`); NotRunningError when no live process
+    holds the pidfile (see :func:`daemonkit.service.locate.locate_daemon`)."""
+    from daemonkit.service.client import daemon_status
     from daemonkit.service.locate import locate_daemon
 
     found = locate_daemon(runtime_dir, pidfile)
-    pid = found.running_pid()
-    info = request(found.runtime_dir, {"cmd": "status"}, timeout=2.0)
-    info.setdefault("pid", pid)
-    return found.runtime_dir, info
+    found.running_pid()
+    info = daemon_status(found.runtime_dir, found.pidfile, timeout=2.0)  # pid: the listener's
+    return found.runtime_dir, found.pidfile, info
 
 
 def _task_switches(pid: int) -> CtxSwitches:
@@ -107,7 +109,7 @@ class DaemonTarget:
     """The cases against one running daemon, found as ``daemonkit status`` finds it."""
 
     def __init__(self, runtime_dir: Path | None, pidfile: Path | None) -> None:
-        self.runtime_dir, self.info = find_daemon(runtime_dir, pidfile)
+        self.runtime_dir, self.pidfile, self.info = find_daemon(runtime_dir, pidfile)
         self.pid = int(self.info["pid"])
         self.serving = set(self.info.get("endpoints", {})) & set(DAEMON_CHANNELS)
 
@@ -134,7 +136,9 @@ class DaemonTarget:
     def prepare(self, case: Case, place: Placement, stack: contextlib.ExitStack) -> _DaemonEnd:
         from daemonkit.service.client import open_endpoint
 
-        end = stack.enter_context(open_endpoint(self.runtime_dir, case.channel, case.size))
+        end = stack.enter_context(
+            open_endpoint(self.runtime_dir, case.channel, case.size, self.pidfile)
+        )
         return _DaemonEnd(self.pid, case.channel, end)
 
     def close(self) -> None:

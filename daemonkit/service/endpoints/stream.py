@@ -1,7 +1,7 @@
 """``unix-stream`` and ``fifo``: the daemon echoes framed messages over a byte stream.
 
-Both carry the same frames as :mod:`daemonkit.channels._stream` (a 4-byte native length, then
-the bytes), so the client end is that module's :class:`FdStreamEnd`, unchanged. The daemon
+Both carry the channels' frames (:mod:`daemonkit.channels.framing`: a 4-byte native length,
+then the bytes), so the client end is the channels' :class:`FdStreamEnd`, unchanged. The daemon
 reads a whole message before echoing it: echoing a 1 MiB message chunk by chunk would fill the
 client's receive buffer while the client is still writing, and both would block for ever.
 
@@ -34,18 +34,18 @@ import functools
 import os
 import select
 import socket
-import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from daemonkit.channels._stream import FdStreamEnd
+from daemonkit.channels.framing import FRAME_HEADER
+from daemonkit.channels.socket_file import listen_private
 from daemonkit.errors import ChannelError
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
 
 __all__ = ["FifoEndpoint", "StreamClientEnd", "UnixStreamEndpoint", "echo_frames"]
 
-_HEADER = struct.Struct("=I")
 MAX_MESSAGE = 64 * 1024 * 1024  # a frame claiming more ends the session (garbage or abuse)
 _POLL_S = 0.5  # how often a FIFO thread waiting for its client checks for a release
 
@@ -74,12 +74,12 @@ def _write_all(fd: int, parts: list[memoryview]) -> None:
 
 def echo_frames(rfd: int, wfd: int, session: Session) -> None:
     """Echo frames from *rfd* to *wfd* until end-of-file or an error; count them."""
-    hdr = bytearray(_HEADER.size)
+    hdr = bytearray(FRAME_HEADER.size)
     hdr_view = memoryview(hdr)
     buf = memoryview(bytearray(64 * 1024))
     with contextlib.suppress(OSError):  # EPIPE/ECONNRESET: the client is gone, like EOF
         while _read_exactly(rfd, hdr_view):
-            (n,) = _HEADER.unpack(hdr)
+            (n,) = FRAME_HEADER.unpack(hdr)
             if n > MAX_MESSAGE:
                 return
             if n > len(buf):
@@ -97,14 +97,7 @@ class UnixStreamEndpoint(Endpoint):
 
     def start(self) -> None:
         self.path = self.runtime_dir / self.object_name()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        old = os.umask(0o177)  # the socket file is 0600 from its creation
-        try:
-            sock.bind(str(self.path))
-        finally:
-            os.umask(old)
-        sock.listen(16)
-        self._listener = sock
+        self._listener = listen_private(self.path, 16)  # 0600 from its creation
         self._conns: set[socket.socket] = set()
         start_thread(self._accept_loop, f"{self.name}-accept")
 
