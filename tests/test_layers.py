@@ -20,12 +20,22 @@ LAYERS: dict[str, frozenset[str]] = {
     # argument parsing, printing, exit codes
     "commands": frozenset({"commands", "cli", "__main__"}),
     # what daemonkit does; may use channels and ground, and each other without loops
-    "features": frozenset({"daemon", "service", "bench", "remote", "lessons", "report"}),
+    "features": frozenset({"daemon", "service", "bench", "remote", "lessons", "report", "trace"}),
     # one module per IPC mechanism behind channels/base.py
     "channels": frozenset({"channels"}),
     # facts and helpers every layer may use
     "ground": frozenset(
-        {"__init__", "errors", "runtime", "machine", "_libc", "interrupts", "cleanup", "units"}
+        {
+            "__init__",
+            "errors",
+            "runtime",
+            "machine",
+            "procinfo",
+            "_libc",
+            "interrupts",
+            "cleanup",
+            "units",
+        }
     ),
 }
 
