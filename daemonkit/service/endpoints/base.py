@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from daemonkit.errors import ChannelError
 from daemonkit.runtime import object_name
 
 __all__ = ["ECHO_SIGNALS", "ClientEnd", "Endpoint", "Session", "start_thread"]
@@ -27,11 +28,16 @@ ECHO_SIGNALS = {signal.SIGUSR1}
 
 def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
     """Start a daemon thread whose signal mask blocks ECHO_SIGNALS (a new thread inherits
-    its creator's mask, so block, start, and restore the main thread's)."""
+    its creator's mask, so block, start, and restore the main thread's).
+
+    Raises :class:`~daemonkit.errors.ChannelError` when the kernel refuses the thread: the
+    caller refuses the client it was for and removes what it made for it."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, ECHO_SIGNALS)
     try:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
+    except RuntimeError as exc:  # pthread_create: EAGAIN (RLIMIT_NPROC, cgroup pids.max)
+        raise ChannelError(name, f"cannot start a thread ({exc})") from exc
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     return thread
