@@ -39,10 +39,11 @@ from daemonkit.bench.results import Result
 from daemonkit.bench.runner import Progress, Settings, measure, run, sigint_deferred
 from daemonkit.errors import ChannelError, DaemonkitError
 from daemonkit.machine import CpuMode, Placement
+from daemonkit.service.endpoints import ENDPOINT_NAMES, REGISTRY
 
 __all__ = ["DAEMON_CHANNELS", "DaemonCase", "DaemonTarget", "find_daemon"]
 
-DAEMON_CHANNELS = ("unix-stream", "fifo", "zmq-ipc", "signal", "posix-shm")
+DAEMON_CHANNELS = ENDPOINT_NAMES
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class DaemonTarget:
     def plan(self, channels: Sequence[str], sizes: Sequence[int], cpu: CpuMode) -> list[Any]:
         out: list[Any] = []
         for name in channels:
-            payload = name != "signal"
+            payload = name not in REGISTRY or REGISTRY[name].payload
             if name not in DAEMON_CHANNELS or name not in self.serving:
                 why = (
                     "the daemon does not serve this channel"

@@ -17,7 +17,6 @@ See also: unix(7), :mod:`daemonkit.service.control`.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import struct
 import threading
@@ -116,11 +115,13 @@ def request(runtime_dir: Path, msg: dict[str, Any], timeout: float = 2.0) -> dic
 def open_endpoint(runtime_dir: Path, name: str, max_size: int) -> End:
     """Open the client end of the running daemon's echo endpoint *name*.
 
-    *name* is one of ``unix-stream``, ``fifo``, ``zmq-ipc``, ``posix-shm`` (each returns a
+    *name* is one of :data:`daemonkit.service.endpoints.REGISTRY`. A payload endpoint
+    (``unix-stream``, ``fifo``, ``zmq-ipc``, ``posix-shm``) returns a
     :class:`~daemonkit.channels.base.PayloadEnd`: ``send`` a message of up to *max_size*
-    bytes, then ``recv_into`` a buffer of at least *max_size* bytes to get the echo) or
-    ``signal`` (a :class:`~daemonkit.channels.base.NotifyEnd`: ``post`` then ``wait``; no
-    payload). The ends plug straight into :func:`daemonkit.bench.peer.payload_roundtrips` and
+    bytes, then ``recv_into`` a buffer of at least *max_size* bytes to get the echo; a
+    notification (``signal``) a :class:`~daemonkit.channels.base.NotifyEnd`: ``post`` then
+    ``wait``, no payload. The ends plug straight into
+    :func:`daemonkit.bench.peer.payload_roundtrips` and
     :func:`daemonkit.bench.peer.notify_roundtrips`. The daemon is found through
     ``RUNTIME_DIR/control.sock``, as ``daemonkit status`` finds it.
 
@@ -162,40 +163,9 @@ def open_endpoint(runtime_dir: Path, name: str, max_size: int) -> End:
 
 def _client_end(name: str, reply: dict[str, Any]) -> End:
     # Imported here: `daemonkit status` and `stop` use this module and need none of them.
-    from daemonkit.service.endpoints.stream import StreamClientEnd
+    from daemonkit.service.endpoints import REGISTRY
 
-    if name == "unix-stream":
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            sock.connect(reply["path"])
-        except OSError as exc:
-            sock.close()
-            raise ChannelError(name, f"connect {reply['path']}: {exc.strerror}") from exc
-        fd = sock.detach()  # the end owns the descriptor from here
-        return StreamClientEnd(name, fd, fd)
-    if name == "fifo":
-        # Read end first, then write end. Neither waits: the daemon already holds a writer
-        # of one and a reader of the other (open(2) on a FIFO blocks only without a peer).
-        try:
-            rfd = os.open(reply["to_client"], os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise ChannelError(name, f"open {reply['to_client']}: {exc.strerror}") from exc
-        try:
-            wfd = os.open(reply["to_daemon"], os.O_WRONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            os.close(rfd)
-            raise ChannelError(name, f"open {reply['to_daemon']}: {exc.strerror}") from exc
-        return StreamClientEnd(name, rfd, wfd)
-    if name == "zmq-ipc":
-        from daemonkit.service.endpoints.zmq_ipc import ZmqClientEnd
-
-        return ZmqClientEnd(reply["address"])
-    if name == "posix-shm":
-        from daemonkit.service.endpoints.shm import ShmClientEnd
-
-        return ShmClientEnd(reply["name"])
-    if name == "signal":
-        from daemonkit.service.endpoints.signal_ep import SignalClientEnd
-
-        return SignalClientEnd(int(reply["pid"]), int(reply["signal"]))
-    raise ChannelError(name, "no client for this endpoint")
+    endpoint = REGISTRY.get(name)
+    if endpoint is None:
+        raise ChannelError(name, "no client for this endpoint")
+    return endpoint.client_end(reply)

@@ -13,8 +13,9 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from daemonkit.channels.base import End
 from daemonkit.runtime import object_name
 
 __all__ = ["ECHO_SIGNALS", "ClientEnd", "Endpoint", "Session", "start_thread"]
@@ -58,9 +59,10 @@ class Session:
 
 
 class Endpoint(ABC):
-    """One echo mechanism served by the daemon."""
+    """One echo mechanism served by the daemon, and (:meth:`client_end`) its client's side."""
 
-    name: str
+    name: ClassVar[str]  # the name in the registry, the config and ``bench --target daemon``
+    payload: ClassVar[bool] = True  # False: a notification; the client end is a NotifyEnd
 
     def __init__(self, runtime_dir: Path) -> None:
         self.runtime_dir = runtime_dir
@@ -89,6 +91,14 @@ class Endpoint(ABC):
         with self._lock:
             live = sum(s.echoes for s in self._sessions)
             return {"echoes": self._closed_echoes + live, "clients": len(self._sessions)}
+
+    @staticmethod
+    @abstractmethod
+    def client_end(reply: dict[str, Any]) -> End:
+        """In the client: its end, from the daemon's reply to its ``open`` request.
+
+        Raises :class:`~daemonkit.errors.ChannelError` when the end cannot be opened.
+        """
 
     @abstractmethod
     def start(self) -> None:

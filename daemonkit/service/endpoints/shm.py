@@ -35,7 +35,7 @@ from typing import Any
 import posix_ipc
 
 from daemonkit.channels._ipc import posix_interrupted
-from daemonkit.channels.base import PayloadEnd
+from daemonkit.channels.base import End, PayloadEnd
 from daemonkit.channels.shm_layout import buffer_size, split
 from daemonkit.errors import ChannelError, SizeNotSupportedError
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
@@ -86,6 +86,10 @@ class ShmEndpoint(Endpoint):
 
     def start(self) -> None:
         self._releases: set[Callable[[], None]] = set()
+
+    @staticmethod
+    def client_end(reply: dict[str, Any]) -> End:
+        return ShmClientEnd(reply["name"])
 
     def open_for_client(
         self, req: dict[str, Any], client_pid: int

@@ -40,7 +40,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from daemonkit.channels.base import NotifyEnd
+from daemonkit.channels.base import End, NotifyEnd
 from daemonkit.channels.signals import tgkill
 from daemonkit.errors import ChannelError, PeerDiedError
 from daemonkit.service.endpoints.base import (
@@ -59,6 +59,7 @@ assert {ECHO_SIGNAL} == ECHO_SIGNALS
 
 class SignalEndpoint(Endpoint):
     name = "signal"
+    payload = False
 
     _thread: threading.Thread | None = None
 
@@ -68,6 +69,10 @@ class SignalEndpoint(Endpoint):
         self._client: int | None = None
         self._session: Session | None = None
         self._stopping = False
+
+    @staticmethod
+    def client_end(reply: dict[str, Any]) -> End:
+        return SignalClientEnd(int(reply["pid"]), int(reply["signal"]))
 
     def open_for_client(
         self, req: dict[str, Any], client_pid: int

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from daemonkit.channels._stream import FdStreamEnd
+from daemonkit.channels.base import End
 from daemonkit.channels.framing import FRAME_HEADER
 from daemonkit.channels.socket_file import listen_private
 from daemonkit.errors import ChannelError
@@ -101,6 +102,17 @@ class UnixStreamEndpoint(Endpoint):
         self._conns: set[socket.socket] = set()
         start_thread(self._accept_loop, f"{self.name}-accept")
 
+    @staticmethod
+    def client_end(reply: dict[str, Any]) -> End:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(reply["path"])
+        except OSError as exc:
+            sock.close()
+            raise ChannelError("unix-stream", f"connect {reply['path']}: {exc.strerror}") from exc
+        fd = sock.detach()  # the end owns the descriptor from here
+        return StreamClientEnd("unix-stream", fd, fd)
+
     def _accept_loop(self) -> None:
         assert self._listener is not None
         while True:
@@ -143,6 +155,21 @@ class FifoEndpoint(Endpoint):
 
     def start(self) -> None:
         self._releases: set[Callable[[], None]] = set()
+
+    @staticmethod
+    def client_end(reply: dict[str, Any]) -> End:
+        # Read end first, then write end. Neither waits: the daemon already holds a writer
+        # of one and a reader of the other (open(2) on a FIFO blocks only without a peer).
+        try:
+            rfd = os.open(reply["to_client"], os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise ChannelError("fifo", f"open {reply['to_client']}: {exc.strerror}") from exc
+        try:
+            wfd = os.open(reply["to_daemon"], os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            os.close(rfd)
+            raise ChannelError("fifo", f"open {reply['to_daemon']}: {exc.strerror}") from exc
+        return StreamClientEnd("fifo", rfd, wfd)
 
     def open_for_client(
         self, req: dict[str, Any], client_pid: int

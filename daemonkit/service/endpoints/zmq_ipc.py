@@ -31,7 +31,7 @@ from typing import Any
 
 import zmq
 
-from daemonkit.channels.base import PayloadEnd
+from daemonkit.channels.base import End, PayloadEnd
 from daemonkit.channels.socket_file import adopt_listener, listen_private
 from daemonkit.errors import ChannelError, PeerDiedError
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
@@ -58,6 +58,10 @@ class ZmqIpcEndpoint(Endpoint):
             raise ChannelError(self.name, f"bind ipc://{self.path}: {exc}") from exc
         self._echo = Session()  # all clients share the one serving thread
         start_thread(lambda: self._serve(sock), f"{self.name}-rep")
+
+    @staticmethod
+    def client_end(reply: dict[str, Any]) -> End:
+        return ZmqClientEnd(reply["address"])
 
     def _serve(self, sock: zmq.Socket[bytes]) -> None:
         # A zmq socket belongs to one thread; this one is only ever used here (and closed here).
