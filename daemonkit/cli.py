@@ -29,6 +29,8 @@ COMMAND_MODULES = (
     "daemonkit.commands.lessons",  # lessons
     "daemonkit.commands.report",  # report
     "daemonkit.commands.remote",  # serve throughput
+    "daemonkit.commands.inspect",  # inspect
+    "daemonkit.commands.startup",  # startup
 )
 
 

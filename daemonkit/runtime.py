@@ -51,6 +51,7 @@ __all__ = [
     "release_sysv_index",
     "resolve_runtime_dir",
     "sysv_key",
+    "unsafe_dir",
 ]
 
 NAME_PREFIX = "dk"
@@ -116,19 +117,28 @@ def ensure_private_dir(path: Path, uid: int | None = None, gid: int | None = Non
         st = os.lstat(path)
     except OSError as exc:
         raise RuntimeDirError(f"runtime dir {path}: {exc.strerror}") from exc
-    if stat.S_ISLNK(st.st_mode):
-        raise RuntimeDirError(f"runtime dir {path}: is a symlink, refusing to follow it")
-    if not stat.S_ISDIR(st.st_mode):
-        raise RuntimeDirError(f"runtime dir {path}: not a directory")
+    unsafe = unsafe_dir(st)
+    if unsafe:
+        raise RuntimeDirError(f"runtime dir {path}: {unsafe}")
     if st.st_uid != uid:
         raise RuntimeDirError(f"runtime dir {path}: owned by uid {st.st_uid}, not {uid}")
-    if st.st_mode & 0o022:
-        raise RuntimeDirError(
-            f"runtime dir {path}: writable by group or others (mode {st.st_mode & 0o777:o})"
-        )
     if not os.access(path, os.W_OK | os.X_OK):
         raise RuntimeDirError(f"runtime dir {path}: not writable")
     return path
+
+
+def unsafe_dir(st: os.stat_result) -> str | None:
+    """Why a directory with lstat(2) result *st* is no safe runtime dir, or None if it is:
+    a symlink (whoever made it chooses where it leads), not a directory, or writable by
+    group or others (who could replace a socket or plant a pidfile). The owner is the
+    caller's to check: who may own it depends on who asks."""
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symlink, refusing to follow it"
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a directory"
+    if st.st_mode & 0o022:
+        return f"writable by group or others (mode {st.st_mode & 0o777:o})"
+    return None
 
 
 def object_name(kind: str, *, posix: bool = False, pid: int | None = None) -> str:

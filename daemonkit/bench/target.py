@@ -53,17 +53,19 @@ class DaemonCase:
     payload: bool
 
 
-def find_daemon(runtime_dir: Path | None, pidfile: Path | None) -> tuple[Path, dict[str, Any]]:
-    """The daemon's runtime dir and status reply; NotRunningError when no live process holds
-    the pidfile (see :func:`daemonkit.service.locate.locate_daemon`)."""
-    from daemonkit.service.client import request
+def find_daemon(
+    runtime_dir: Path | None, pidfile: Path | None
+) -> tuple[Path, Path, dict[str, Any]]:
+    """The daemon's runtime dir, pidfile and status reply, checked (see
+    :func:`daemonkit.service.client.daemon_status`); NotRunningError when no live process
+    holds the pidfile (see :func:`daemonkit.service.locate.locate_daemon`)."""
+    from daemonkit.service.client import daemon_status
     from daemonkit.service.locate import locate_daemon
 
     found = locate_daemon(runtime_dir, pidfile)
-    pid = found.running_pid()
-    info = request(found.runtime_dir, {"cmd": "status"}, timeout=2.0)
-    info.setdefault("pid", pid)
-    return found.runtime_dir, info
+    found.running_pid()
+    info = daemon_status(found.runtime_dir, found.pidfile, timeout=2.0)  # pid: the listener's
+    return found.runtime_dir, found.pidfile, info
 
 
 def _task_switches(pid: int) -> CtxSwitches:
@@ -114,7 +116,7 @@ class DaemonTarget:
     """Plans and runs the cases against one running daemon."""
 
     def __init__(self, runtime_dir: Path | None, pidfile: Path | None) -> None:
-        self.runtime_dir, self.info = find_daemon(runtime_dir, pidfile)
+        self.runtime_dir, self.pidfile, self.info = find_daemon(runtime_dir, pidfile)
         self.pid = int(self.info["pid"])
         self.serving = set(self.info.get("endpoints", {})) & set(DAEMON_CHANNELS)
 
@@ -153,7 +155,7 @@ class DaemonTarget:
             try:
                 with sigint_deferred():
                     end = stack.enter_context(
-                        open_endpoint(self.runtime_dir, case.channel, case.size)
+                        open_endpoint(self.runtime_dir, case.channel, case.size, self.pidfile)
                     )
                 link = _DaemonLink(self.pid, case.channel)
                 cpus = sorted(os.sched_getaffinity(self.pid))

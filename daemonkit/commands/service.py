@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-
 def _octal(text: str) -> int:
     try:
         value = int(text, 8)
@@ -73,6 +72,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--workdir", type=Path, default=Path("/"), help="default /")
     p.add_argument("--user", help="drop privileges to this user (root only)")
     p.add_argument("--timeout", type=_seconds, default=10.0, help="readiness deadline, s")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the pid and the fork-to-pid/pidfile/ready latencies (s) as JSON",
+    )
     p.add_argument(
         "--keep-env",
         action="append",
@@ -133,6 +137,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         user=_resolve_user(args.user),
         keep_env=(*DEFAULT_KEEP_ENV, *args.keep_env),
         timeout=args.timeout,
+        json_report=args.json,
     )
 
     service = Service(opts)  # initialised and served in the daemon, after the forks
@@ -177,39 +182,57 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from daemonkit.service.control import CONTROL_SOCKET
     from daemonkit.service.locate import locate_daemon
+    from daemonkit.service.trust import TrustedDir, UntrustedError, check_process_uid
 
     found = locate_daemon(args.runtime_dir, args.pidfile)
     pid, pidfile = found.pid, found.pidfile
     if pid is None:
         print("daemonkit: not running")
         return 0
+    # Only a daemon in a runtime dir we trust, running as that dir's owner, is signalled.
     try:
-        os.kill(pid, signal.SIGTERM)
-    except PermissionError as exc:
-        raise DaemonkitError(f"not allowed to signal pid {pid} (another user's daemon)") from exc
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        # The kernel drops the lock when the daemon exits: that, not the pid, is the sign.
-        if found.again().pid != pid:
-            print(f"daemonkit: stopped (pid {pid}, SIGTERM)")
-            return 0
-        time.sleep(0.01)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    while found.again().pid == pid:  # SIGKILL cannot be ignored: the lock goes soon
-        time.sleep(0.01)
-    for leftover in (pidfile, found.control_socket):  # it had no chance to remove them
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(leftover)
+        held = TrustedDir(found.runtime_dir, pidfile)
+    except FileNotFoundError as exc:
+        raise UntrustedError(
+            f"pid {pid} holds {pidfile} but {found.runtime_dir} is missing"
+        ) from exc
+    with held:
+        check_process_uid(pid, held.uid)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except PermissionError as exc:
+            raise DaemonkitError(
+                f"not allowed to signal pid {pid} (another user's daemon)"
+            ) from exc
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            # The kernel drops the lock when the daemon exits: that, not the pid, is the sign.
+            if found.again().pid != pid:
+                print(f"daemonkit: stopped (pid {pid}, SIGTERM)")
+                return 0
+            time.sleep(0.01)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while found.again().pid == pid:  # SIGKILL cannot be ignored: the lock goes soon
+            time.sleep(0.01)
+        # It had no chance to remove them; unlinked through the held descriptor.
+        names = [CONTROL_SOCKET]
+        if pidfile.parent == found.runtime_dir:
+            names.append(pidfile.name)
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=held.fd)
     print(f"daemonkit: killed (pid {pid}, SIGKILL after {args.timeout:g} s without exiting)")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from daemonkit.daemon.pidfile import read_pid
-    from daemonkit.service.client import request
+    from daemonkit.service.client import daemon_status
     from daemonkit.service.locate import locate_daemon
+    from daemonkit.service.trust import UntrustedError
 
     found = locate_daemon(args.runtime_dir, args.pidfile)
     rdir, pidfile, pid = found.runtime_dir, found.pidfile, found.pid
@@ -220,7 +243,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         code, state = 1, f"dead, but pidfile {pidfile} remains (pid {read_pid(pidfile)})"
     else:
         try:
-            info = request(rdir, {"cmd": "status"}, timeout=2.0)
+            info = daemon_status(rdir, pidfile, timeout=2.0)
+        except UntrustedError:
+            raise  # not the daemon: one line, exit 1, never "running"
         except DaemonkitError as exc:  # no answer, refused, or a socket we may not open
             code, state = 4, f"pid {pid} holds the pidfile but does not answer: {exc}"
     if args.json:
@@ -243,13 +268,16 @@ def cmd_reload(args: argparse.Namespace) -> int:
     from daemonkit.errors import ConfigError
     from daemonkit.service.client import request
     from daemonkit.service.locate import locate_daemon
+    from daemonkit.service.trust import UntrustedError
 
     found = locate_daemon(args.runtime_dir, args.pidfile)
     if found.pid is None:
         raise NotRunningError("not running")
     pid = found.pid
-    reply = request(found.runtime_dir, {"cmd": "reload"})
+    reply = request(found.runtime_dir, {"cmd": "reload"}, pidfile=found.pidfile)
     if "error" in reply:
         raise ConfigError(str(reply["error"]))
+    if reply.get("ok") is not True:
+        raise UntrustedError("reload reply: neither 'ok' nor 'error'")
     print(f"daemonkit: reloaded (pid {pid})")
     return 0

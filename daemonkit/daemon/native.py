@@ -16,6 +16,7 @@ See also: daemon(7) "SysV Daemons", fork(2), setsid(2), credentials(7).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 from daemonkit.daemon.readiness import ReadinessPipe
@@ -49,9 +50,10 @@ def daemonize(settings: DaemonSettings, service: Service) -> int:
     sanitize_environment(settings.keep_env, settings.reexec_argv)  # 4 (may re-exec us)
     require_single_thread()
     pipe = ReadinessPipe()  # for step 14: made before the first fork, shared by all three
+    forked_at = time.monotonic()  # where the start-up latencies are counted from
     child = os.fork()  # 5
     if child > 0:
-        return wait_for_daemon(pipe, child, settings.timeout)  # 15, after the daemon's 14
+        return wait_for_daemon(pipe, child, settings, forked_at)  # 15, after the daemon's 14
     pipe.keep_write_end()
     become = _become_daemon(settings, pipe, service)
     as_daemon(pipe, become, service)  # 14: ready or the error; never returns
@@ -68,6 +70,7 @@ def _become_daemon(
         set_umask(settings.umask)  # 10
         change_directory(settings.workdir)  # 11
         pidfile = take_pidfile(settings)  # 12
+        pipe.mark("pidfile")
         drop_privileges(settings.user)  # 13
         service.init(pidfile)  # the service's own setup: config, control socket, endpoints
 

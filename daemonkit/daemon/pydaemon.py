@@ -33,6 +33,7 @@ See also: PEP 3143, daemon(7).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 from daemonkit.daemon.readiness import ReadinessPipe
@@ -63,9 +64,10 @@ def daemonize(settings: DaemonSettings, service: Service) -> int:
     sanitize_environment(settings.keep_env, settings.reexec_argv)  # 4: not in DaemonContext
     require_single_thread()
     pipe = ReadinessPipe()  # 14: not in DaemonContext
+    forked_at = time.monotonic()  # where the start-up latencies are counted from
     child = os.fork()  # the waiter stays here; DaemonContext forks twice more in the child
     if child > 0:
-        return wait_for_daemon(pipe, child, settings.timeout)  # 15
+        return wait_for_daemon(pipe, child, settings, forked_at)  # 15
     pipe.keep_write_end()
     as_daemon(pipe, _become_daemon(settings, pipe, service), service)
 
@@ -97,6 +99,7 @@ def _become_daemon(
         out.close()
         pipe.announce_pid(os.getpid())
         pidfile = take_pidfile(settings)  # 12: ours, kernel-locked
+        pipe.mark("pidfile")
         drop_privileges(settings.user)  # 13: ours, after the root-only files are open
         service.init(pidfile)  # the service's own setup
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fnmatch
+import json
 import os
 import signal
 import sys
@@ -31,9 +32,10 @@ from pathlib import Path
 from typing import NoReturn, Protocol
 
 from daemonkit.daemon.pidfile import Pidfile
-from daemonkit.daemon.readiness import ReadinessPipe
+from daemonkit.daemon.readiness import Outcome, ReadinessPipe
 from daemonkit.errors import DaemonkitError, DaemonStartError
 from daemonkit.runtime import ensure_private_dir, pid_alive
+from daemonkit.units import fmt_ns
 
 __all__ = [
     "DEFAULT_KEEP_ENV",
@@ -53,6 +55,7 @@ __all__ = [
     "reset_signal_mask",
     "sanitize_environment",
     "set_umask",
+    "startup_latencies",
     "take_pidfile",
     "wait_for_daemon",
 ]
@@ -86,6 +89,7 @@ class DaemonSettings:
     user: User | None = None
     keep_env: tuple[str, ...] = DEFAULT_KEEP_ENV
     timeout: float = 10.0
+    json_report: bool = False  # the starter prints its outcome and step latencies as JSON
     pidfile_mode: int = 0o644
 
 
@@ -300,28 +304,44 @@ def as_daemon(pipe: ReadinessPipe, become: Callable[[], None], service: Service)
         os._exit(code)
 
 
-def wait_for_daemon(pipe: ReadinessPipe, child: int, timeout: float) -> int:
+def wait_for_daemon(
+    pipe: ReadinessPipe, child: int, settings: DaemonSettings, forked_at: float
+) -> int:
     """15. In the original process: exit 0 once the daemon is ready, else say why.
 
+    *forked_at* is this process's ``time.monotonic()`` just before its first fork: with the
+    daemon's own timestamps it gives how long each stage took (:func:`startup_latencies`).
     On timeout the half-started daemon is terminated (SIGTERM, then SIGKILL after 1 s), so
     that a failed ``start`` never leaves an unmanaged process behind.
     """
-    out = pipe.wait(timeout)
+    out = pipe.wait(settings.timeout)
     if out.timed_out:
         victim = out.pid or child
         how = _terminate(victim)
         os.waitpid(child, 0)
-        err = DaemonStartError(
-            f"daemon not ready within {timeout:g} s; {how} the half-started daemon (pid {victim})"
+        raise DaemonStartError(
+            f"daemon not ready within {settings.timeout:g} s; {how} the half-started daemon"
+            f" (pid {victim})"
         )
-        raise err
     os.waitpid(child, 0)  # the first child exits right after its fork: reap it
     if out.ready:
-        print(f"daemonkit: started (pid {out.pid})")
+        latencies = startup_latencies(out, forked_at)
+        if settings.json_report:
+            print(json.dumps({"pid": out.pid, "forked_at": forked_at, **latencies}))
+        else:
+            ready = latencies.get("fork_to_ready_s")
+            after = "" if ready is None else f"; ready {fmt_ns(ready * 1e9)} after fork"
+            print(f"daemonkit: started (pid {out.pid}){after}")
         return 0
     err = DaemonStartError(out.error or "daemon failed")
     err.exit_code = out.exit_code
     raise err
+
+
+def startup_latencies(out: Outcome, forked_at: float) -> dict[str, float]:
+    """Seconds from the first fork to each stamped stage: ``fork_to_pid_s`` (the daemon
+    exists, after both forks and setsid), ``fork_to_pidfile_s``, ``fork_to_ready_s``."""
+    return {f"fork_to_{k}_s": round(t - forked_at, 6) for k, t in out.stamps.items()}
 
 
 def _terminate(pid: int, grace: float = 1.0) -> str:

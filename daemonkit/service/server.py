@@ -97,6 +97,7 @@ class Service:
         self.notifier = Notifier()  # $NOTIFY_SOCKET and $WATCHDOG_PID as the daemon sees them
         self.config = Config()
         self.started = time.monotonic()
+        self.first_accept: float | None = None  # monotonic: when the first client was accepted
         self.reloads = 0
         self.counters = {"requests": 0, "errors": 0}
         self.endpoints: dict[str, Endpoint] = {}
@@ -199,6 +200,8 @@ class Service:
             sock, _ = self._listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        if self.first_accept is None:
+            self.first_accept = time.monotonic()
         sock.setblocking(False)
         conn = Connection(sock)
         self._conns.add(conn)
@@ -283,6 +286,7 @@ class Service:
             "version": __version__,
             "backend": self.opts.backend,
             "uptime_s": round(time.monotonic() - self.started, 3),
+            "first_accept_monotonic": self.first_accept,
             "runtime_dir": str(self.opts.runtime_dir),
             "config": str(self.opts.config) if self.opts.config else None,
             "config_values": {

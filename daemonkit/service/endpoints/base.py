@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from daemonkit.channels.base import End
 from daemonkit.runtime import object_name
+from daemonkit.service.trust import TrustedDir
 
 __all__ = ["ECHO_SIGNALS", "ClientEnd", "Endpoint", "Session", "start_thread"]
 
@@ -94,10 +95,14 @@ class Endpoint(ABC):
 
     @staticmethod
     @abstractmethod
-    def client_end(reply: dict[str, Any]) -> End:
+    def client_end(reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int) -> End:
         """In the client: its end, from the daemon's reply to its ``open`` request.
 
-        Raises :class:`~daemonkit.errors.ChannelError` when the end cannot be opened.
+        Every field is checked before use (see :mod:`daemonkit.service.trust`): a name must be
+        the daemon's (*daemon_pid*) own in its runtime dir *rdir*, of the right type and owner;
+        a signal target the daemon itself. A field that fails is an
+        :class:`~daemonkit.service.trust.UntrustedError` and nothing has been touched;
+        :class:`~daemonkit.errors.ChannelError` when the end cannot be opened.
         """
 
     @abstractmethod

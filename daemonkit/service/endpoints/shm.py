@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,7 @@ from daemonkit.channels.base import End, PayloadEnd
 from daemonkit.channels.shm_layout import buffer_size, split
 from daemonkit.errors import ChannelError, SizeNotSupportedError
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
+from daemonkit.service.trust import TrustedDir, UntrustedError
 
 __all__ = ["ShmClientEnd", "ShmEndpoint"]
 
@@ -50,11 +52,16 @@ _MODE = 0o600
 class _Objects:
     """The segment (mapped) and the semaphore pair of one session."""
 
-    def __init__(self, base: str, size: int, create: bool) -> None:
+    def __init__(self, base: str, size: int, create: bool, owner: int | None = None) -> None:
         flags = posix_ipc.O_CREX if create else 0
         self.names = [base, f"{base}.to-server", f"{base}.to-client"]
+        if owner is not None:  # a client: every object must be the daemon user's and private
+            for sem in self.names[1:]:
+                _check_owner(os.lstat(f"/dev/shm/sem.{sem[1:]}"), owner, sem)
         shm = posix_ipc.SharedMemory(base, flags, _MODE, buffer_size(size) if create else 0)
         try:
+            if owner is not None:
+                _check_owner(os.fstat(shm.fd), owner, base)
             if create:
                 os.posix_fallocate(shm.fd, 0, buffer_size(size))  # ENOSPC now, not SIGBUS later
             self.pages = mmap.mmap(shm.fd, shm.size)  # MAP_SHARED
@@ -88,8 +95,13 @@ class ShmEndpoint(Endpoint):
         self._releases: set[Callable[[], None]] = set()
 
     @staticmethod
-    def client_end(reply: dict[str, Any]) -> End:
-        return ShmClientEnd(reply["name"])
+    def client_end(reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int) -> End:
+        what = "posix-shm reply"
+        shm = reply.get("name")
+        if not isinstance(shm, str) or not shm.startswith("/"):
+            raise UntrustedError(f"{what}: 'name' is not a POSIX object name")
+        rdir.object_name(shm[1:], daemon_pid, "posix-shm", what)
+        return ShmClientEnd(shm, rdir.uid)
 
     def open_for_client(
         self, req: dict[str, Any], client_pid: int
@@ -146,12 +158,20 @@ def _unlink_names(base: str) -> None:
             posix_ipc.unlink_semaphore(base + suffix)
 
 
-class ShmClientEnd(PayloadEnd, ClientEnd):
-    """The client's side: opens the daemon's segment and semaphores by name."""
+def _check_owner(st: os.stat_result, owner: int, name: str) -> None:
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != owner or st.st_mode & 0o077:
+        raise ChannelError(
+            "posix-shm", f"{name}: not a private object of the daemon's user {owner}"
+        )
 
-    def __init__(self, base: str) -> None:
+
+class ShmClientEnd(PayloadEnd, ClientEnd):
+    """The client's side: opens the daemon's segment and semaphores by name, and refuses any
+    that is not a private object of the daemon's user *owner*."""
+
+    def __init__(self, base: str, owner: int) -> None:
         try:
-            self._objs = _Objects(base, 0, create=False)
+            self._objs = _Objects(base, 0, create=False, owner=owner)
         except (posix_ipc.Error, OSError) as exc:
             raise ChannelError("posix-shm", f"open {base}: {exc}") from exc
 

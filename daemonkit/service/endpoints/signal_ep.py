@@ -50,6 +50,7 @@ from daemonkit.service.endpoints.base import (
     Session,
     start_thread,
 )
+from daemonkit.service.trust import TrustedDir, UntrustedError
 
 __all__ = ["SignalClientEnd", "SignalEndpoint"]
 
@@ -71,8 +72,16 @@ class SignalEndpoint(Endpoint):
         self._stopping = False
 
     @staticmethod
-    def client_end(reply: dict[str, Any]) -> End:
-        return SignalClientEnd(int(reply["pid"]), int(reply["signal"]))
+    def client_end(reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int) -> End:
+        what = "signal reply"
+        target, signum = reply.get("pid"), reply.get("signal")
+        if type(target) is not int or target != daemon_pid:
+            raise UntrustedError(
+                f"{what}: signal target {target!r} is not the daemon (pid {daemon_pid})"
+            )
+        if type(signum) is not int or signum != ECHO_SIGNAL:
+            raise UntrustedError(f"{what}: signal {signum!r} is not {ECHO_SIGNAL.name}")
+        return SignalClientEnd(target, signum)
 
     def open_for_client(
         self, req: dict[str, Any], client_pid: int
