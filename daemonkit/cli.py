@@ -24,13 +24,15 @@ __all__ = ["ArgumentParser", "main"]
 
 # Modules that provide sub-commands, in the order --help lists them.
 COMMAND_MODULES = (
-    "daemonkit.commands.service",  # start stop status reload run
+    "daemonkit.commands.service",  # start restart stop status reload run
     "daemonkit.commands.bench",  # bench channels cleanup
     "daemonkit.commands.lessons",  # lessons
     "daemonkit.commands.report",  # report
     "daemonkit.commands.remote",  # serve throughput
     "daemonkit.commands.inspect",  # inspect
     "daemonkit.commands.startup",  # startup
+    "daemonkit.commands.trace",  # trace
+    "daemonkit.commands.unit",  # unit
 )
 
 

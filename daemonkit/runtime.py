@@ -6,10 +6,13 @@ Facts about runtime directories:
   Anyone who can write to that directory could replace a socket or plant a pidfile, so a
   directory that already exists is used only if it is a real directory (not a symlink), owned by
   the expected user, and not writable by group or others.
-* Which directory: ``--runtime-dir`` when given, else ``$XDG_RUNTIME_DIR/daemonkit`` (a
-  per-user tmpfs made by systemd-logind), ``/run/daemonkit`` for root, otherwise
-  ``daemonkit-UID`` under the system temp dir. Every command, channel and test asks
-  :func:`resolve_runtime_dir`, so they all agree on it.
+* Which directory, first found: ``--runtime-dir``; ``$DAEMONKIT_RUNTIME_DIR``; ``runtime_dir``
+  in the settings file (``$DAEMONKIT_SETTINGS``, else ``$XDG_CONFIG_HOME/daemonkit/settings.toml``
+  or ``~/.config/daemonkit/settings.toml``); ``$XDG_RUNTIME_DIR/daemonkit`` (a per-user tmpfs
+  made by systemd-logind); ``/run/daemonkit`` for root; otherwise ``daemonkit-UID`` under the
+  system temp dir. So an admin names it once, not on every call. Every command, channel and
+  test asks :func:`resolve_runtime_dir`, so they all agree on it; a path that exists and is
+  not a directory is refused there, as a usage error, before anything looks inside it.
 
 Facts about names:
 
@@ -32,13 +35,15 @@ import re
 import stat
 import tempfile
 import threading
+import tomllib
 from pathlib import Path
 from typing import Literal
 
-from daemonkit.errors import RuntimeDirError
+from daemonkit.errors import ConfigError, RuntimeDirError, UsageError
 
 __all__ = [
     "NAME_PREFIX",
+    "RUNTIME_DIR_ENV",
     "SYSV_KEY_BASE",
     "SysvKind",
     "claim_sysv_index",
@@ -50,11 +55,13 @@ __all__ = [
     "proc_stat",
     "release_sysv_index",
     "resolve_runtime_dir",
+    "settings_path",
     "sysv_key",
     "unsafe_dir",
 ]
 
 NAME_PREFIX = "dk"
+RUNTIME_DIR_ENV = "DAEMONKIT_RUNTIME_DIR"  # names the runtime dir once for every command
 SYSV_KEY_BASE = 0x44000000  # top byte 'D'; keys 0x44000000..0x44FFFFFF are daemonkit's
 _SYSV_PID_BITS = 22  # Linux pid_max is at most 2**22 (PID_MAX_LIMIT)
 _NAME_RE = re.compile(rf"^/?{NAME_PREFIX}\.(\d+)\.")
@@ -77,20 +84,66 @@ os.register_at_fork(after_in_child=_forget_sysv_claims)
 
 
 def resolve_runtime_dir(arg: Path | None = None) -> Path:
-    """The runtime directory, absolute: *arg* (``--runtime-dir``) if given, else the default.
+    """The runtime directory, absolute: *arg* (``--runtime-dir``) if given, else the first of
+    ``$DAEMONKIT_RUNTIME_DIR``, the settings file's ``runtime_dir``, the default.
 
     Absolute because a daemon changes directory (daemon(7) step 11) before it uses the path.
-    Nothing is created or checked here: :func:`ensure_private_dir` does that for whoever
-    writes into the directory.
+    Nothing is created here (:func:`ensure_private_dir` does that for whoever writes into the
+    directory); an existing non-directory is a :class:`UsageError` naming where it came from.
     """
     if arg is not None:
-        return Path(os.path.abspath(arg))
+        return _a_directory(Path(arg), "--runtime-dir")
+    env = os.environ.get(RUNTIME_DIR_ENV)
+    if env:
+        return _a_directory(Path(env), RUNTIME_DIR_ENV)
+    settings = settings_path()
+    configured = _settings_runtime_dir(settings)
+    if configured is not None:
+        return _a_directory(configured, f"runtime_dir in {settings}")
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         return Path(os.path.abspath(Path(xdg) / "daemonkit"))
     if os.geteuid() == 0:
         return Path("/run/daemonkit")
     return Path(tempfile.gettempdir()).absolute() / f"daemonkit-{os.geteuid()}"
+
+
+def _a_directory(path: Path, source: str) -> Path:
+    path = Path(os.path.abspath(path.expanduser()))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{source}: {path} is not a directory")
+    return path
+
+
+def settings_path() -> Path:
+    """Where the user's settings file is (it need not exist)."""
+    named = os.environ.get("DAEMONKIT_SETTINGS")
+    if named:
+        return Path(named)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "daemonkit" / "settings.toml"
+
+
+def _settings_runtime_dir(path: Path) -> Path | None:
+    """``runtime_dir`` from the settings file (TOML, that one key), None if no file or key."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"settings {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings {path}: {exc}") from exc
+    unknown = sorted(set(data) - {"runtime_dir"})
+    if unknown:
+        raise ConfigError(f"settings {path}: unknown key {unknown[0]!r}")
+    value = data.get("runtime_dir")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"settings {path}: runtime_dir must be a non-empty string")
+    return Path(value)
 
 
 def ensure_private_dir(path: Path, uid: int | None = None, gid: int | None = None) -> Path:

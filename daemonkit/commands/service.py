@@ -1,4 +1,4 @@
-"""``daemonkit start|stop|status|reload|run``: the demo daemon's command line.
+"""``daemonkit start|stop|restart|status|reload|run``: the demo daemon's command line.
 
 Exit codes follow the LSB init-script convention: ``status`` 0 running and answering, 1 dead
 but the pidfile remains, 3 not running, 4 pidfile locked but no answer within 2 s; other
@@ -52,6 +52,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _lines(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of lines: {text!r}") from None
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"lines out of range [0, 10000]: {text!r}")
+    return value
+
+
 def _locate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runtime-dir", type=Path, help="sockets, FIFOs and pidfile (0700)")
     p.add_argument("--pidfile", type=Path, help="default: RUNTIME_DIR/daemonkit.pid")
@@ -62,9 +72,7 @@ def _service_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML configuration, re-read on SIGHUP")
 
 
-def register(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add start, stop, status, reload and run to the CLI."""
-    p = sub.add_parser("start", help="start the demo daemon (double fork, daemon(7))")
+def _start_opts(p: argparse.ArgumentParser) -> None:
     _locate(p)
     _service_opts(p)
     p.add_argument("--backend", choices=("native", "python-daemon"), default="native")
@@ -84,7 +92,17 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="NAME",
         help="keep this variable (or fnmatch pattern) besides the default keep-list",
     )
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add start, restart, stop, status, reload and run to the CLI."""
+    p = sub.add_parser("start", help="start the demo daemon (double fork, daemon(7))")
+    _start_opts(p)
     p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("restart", help="stop it if it runs, then start it with these options")
+    _start_opts(p)
+    p.set_defaults(func=cmd_restart)
 
     p = sub.add_parser("stop", help="stop it: SIGTERM, then SIGKILL after --timeout")
     _locate(p)
@@ -94,6 +112,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("status", help="is it running? (LSB exit codes 0/1/3/4)")
     _locate(p)
     p.add_argument("--json", action="store_true", help="print the daemon's status as JSON")
+    p.add_argument(
+        "-n", "--lines", type=_lines, default=10, help="last lines of the log to show (default 10)"
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("reload", help="re-read the configuration and reopen the log")
@@ -130,7 +151,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     settings = DaemonSettings(
         runtime_dir=rdir,
         pidfile=pidfile,
-        reexec_argv=[sys.executable, "-m", "daemonkit", *sys.argv[1:]],
+        reexec_argv=_start_argv(rdir, pidfile),
         log_file=opts.log_file,
         umask=args.umask,
         workdir=Path(os.path.abspath(args.workdir)),
@@ -144,6 +165,18 @@ def cmd_start(args: argparse.Namespace) -> int:
     if args.backend == "python-daemon":
         return pydaemon.daemonize(settings, service)
     return native.daemonize(settings, service)
+
+
+def _start_argv(rdir: Path, pidfile: Path) -> list[str]:
+    """How step 4 runs this start again with a clean environment: the same command line
+    (``restart`` as ``start``: it has stopped the old daemon already), and the runtime dir and
+    pidfile as resolved now, since ``DAEMONKIT_RUNTIME_DIR``, ``XDG_RUNTIME_DIR`` and ``HOME``
+    (the settings file) are not in the new environment; the last occurrence of an option wins."""
+    argv = list(sys.argv[1:])
+    if "restart" in argv:
+        argv[argv.index("restart")] = "start"
+    exe = [sys.executable, "-m", "daemonkit"]
+    return [*exe, *argv, "--runtime-dir", str(rdir), "--pidfile", str(pidfile)]
 
 
 def _resolve_user(name: str | None) -> User | None:
@@ -162,13 +195,14 @@ def _resolve_user(name: str | None) -> User | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from daemonkit.daemon.pidfile import Pidfile
-    from daemonkit.daemon.steps import redirect_stdio
+    from daemonkit.daemon.steps import prepare_log_dir, redirect_stdio
     from daemonkit.runtime import ensure_private_dir
     from daemonkit.service.server import Service, ServiceOptions
 
     rdir, pidfile_path = _paths(args)
     opts = ServiceOptions(rdir, _abs(args.config), "foreground", _abs(args.log_file))
     ensure_private_dir(rdir)
+    prepare_log_dir(opts.log_file)
     if opts.log_file is not None:
         redirect_stdio(opts.log_file)
     pidfile = Pidfile(pidfile_path)
@@ -176,6 +210,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     service = Service(opts)
     service.init(pidfile)  # on failure it has released everything, the pidfile included
     return service.serve()
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    """stop (SIGTERM, then SIGKILL after --timeout), then start: LSB ``restart``."""
+    cmd_stop(args)
+    return cmd_start(args)
 
 
 # -- stop, status, reload ----------------------------------------------------------------
@@ -248,20 +288,77 @@ def cmd_status(args: argparse.Namespace) -> int:
             raise  # not the daemon: one line, exit 1, never "running"
         except DaemonkitError as exc:  # no answer, refused, or a socket we may not open
             code, state = 4, f"pid {pid} holds the pidfile but does not answer: {exc}"
+    extra = _overview(pid, info, args.lines) if code == 0 else {}
     if args.json:
-        print(json.dumps({"code": code, "state": state, "status": info or None}, indent=2))
+        doc = {"code": code, "state": state, "status": info or None, **extra}
+        print(json.dumps(doc, indent=2))
     elif code == 0:
-        eps = ", ".join(
-            f"{name} {c.get('echoes', c.get('requests', 0))}"
-            for name, c in info["endpoints"].items()
-        )
-        print(
-            f"daemonkit: running (pid {info['pid']}, backend {info['backend']}, "
-            f"up {info['uptime_s']:.1f} s, version {info['version']}; {eps})"
-        )
+        _print_status(info, extra, pidfile)
     else:
         print(f"daemonkit: {state}")
     return code
+
+
+def _overview(pid: int | None, info: dict[str, Any], lines: int) -> dict[str, Any]:
+    """What ``systemctl status`` adds to the daemon's own answer: since when, tasks, memory
+    (from /proc/PID/status) and the log's last lines."""
+    from daemonkit.procinfo import read_process
+
+    out: dict[str, Any] = {"main_pid": pid, "tasks": None, "memory_rss_bytes": None}
+    out["since"] = time.strftime(
+        "%a %Y-%m-%d %H:%M:%S %Z", time.localtime(time.time() - float(info["uptime_s"]))
+    )
+    with contextlib.suppress(ProcessLookupError):
+        view = read_process(int(info["pid"]))
+        out["tasks"] = int(view.status.get("Threads", "0")) or None
+        rss = view.status.get("VmRSS", "").split()
+        out["memory_rss_bytes"] = int(rss[0]) * 1024 if rss else None
+    log = info.get("log_file")
+    out["log_tail"] = _tail(Path(log), lines) if log and lines > 0 else []
+    return out
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    """The last *lines* lines of *path* (read from the end; a log may be large)."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read()
+    except OSError as exc:
+        return [f"(log {path}: {exc.strerror})"]
+    return [ln.decode(errors="replace") for ln in data.splitlines()[-lines:]]
+
+
+def _print_status(info: dict[str, Any], extra: dict[str, Any], pidfile: Path) -> None:
+    from daemonkit.units import fmt_size
+
+    up = float(info["uptime_s"])
+    print(
+        f"daemonkit: running (pid {info['pid']}, backend {info['backend']}) "
+        f"since {extra['since']}; {up:.1f} s ago"
+    )
+    rss = extra["memory_rss_bytes"]
+    rows = [
+        ("Name", f"{info['name']} (version {info['version']}, reloads {info['reloads']})"),
+        ("Main PID", str(info["pid"])),
+        ("Tasks", "?" if extra["tasks"] is None else str(extra["tasks"])),
+        ("Memory", "?" if rss is None else f"{fmt_size(rss)} resident"),
+        ("Runtime dir", info["runtime_dir"]),
+        ("Pidfile", str(pidfile)),
+        ("Config", info.get("config") or "(defaults)"),
+        ("Log", info.get("log_file") or "/dev/null"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:>{width}}: {value}")
+    print(f"{'Endpoints':>{width}}:")
+    for name, counters in info["endpoints"].items():
+        print(f"{'':>{width}}  {name:<12} " + ", ".join(f"{k} {v}" for k, v in counters.items()))
+    if extra["log_tail"]:
+        print()
+        for line in extra["log_tail"]:
+            print(line)
 
 
 def cmd_reload(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from daemonkit.daemon.steps import (
     close_inherited_fds,
     drop_privileges,
     fork_and_exit_parent,
+    prepare_log_dir,
     redirect_stdio,
     require_single_thread,
     reset_signal_handlers,
@@ -44,6 +45,7 @@ __all__ = ["daemonize"]
 def daemonize(settings: DaemonSettings, service: Service) -> int:
     """Make *service* a daemon and run it there; return the original process's exit code
     (only it returns)."""
+    prepare_log_dir(settings.log_file, settings.user)  # can fail: fail before any fork
     close_inherited_fds()  # 1
     reset_signal_handlers()  # 2
     reset_signal_mask()  # 3

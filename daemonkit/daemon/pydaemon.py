@@ -44,6 +44,7 @@ from daemonkit.daemon.steps import (
     close_inherited_fds,
     drop_privileges,
     open_log,
+    prepare_log_dir,
     require_single_thread,
     reset_signal_handlers,
     reset_signal_mask,
@@ -58,6 +59,7 @@ __all__ = ["daemonize"]
 
 def daemonize(settings: DaemonSettings, service: Service) -> int:
     """Start the daemon through DaemonContext; return the original process's exit code."""
+    prepare_log_dir(settings.log_file, settings.user)  # can fail: fail before any fork
     close_inherited_fds()  # 1 (DaemonContext closes again, later)
     reset_signal_handlers()  # 2: not in DaemonContext
     reset_signal_mask()  # 3: not in DaemonContext

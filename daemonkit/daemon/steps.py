@@ -33,7 +33,7 @@ from typing import NoReturn, Protocol
 
 from daemonkit.daemon.pidfile import Pidfile
 from daemonkit.daemon.readiness import Outcome, ReadinessPipe
-from daemonkit.errors import DaemonkitError, DaemonStartError
+from daemonkit.errors import DaemonkitError, DaemonStartError, RuntimeDirError
 from daemonkit.runtime import ensure_private_dir, pid_alive
 from daemonkit.units import fmt_ns
 
@@ -49,6 +49,7 @@ __all__ = [
     "drop_privileges",
     "fork_and_exit_parent",
     "open_log",
+    "prepare_log_dir",
     "redirect_stdio",
     "require_single_thread",
     "reset_signal_handlers",
@@ -201,6 +202,27 @@ def fork_and_exit_parent() -> None:
     """
     if os.fork() > 0:
         os._exit(0)
+
+
+def prepare_log_dir(log_file: Path | None, user: User | None = None) -> None:
+    """Before any fork: the log file's directory exists, or is made as the runtime dir is.
+
+    Why before: once the starter has forked, a failure can only travel back through the
+    readiness pipe, and a half-made daemon must be undone; a missing directory is known now.
+    A missing one is created 0700 for the daemon's final user (:func:`ensure_private_dir`); an
+    existing one is used as it is (e.g. ``/var/log``), a non-directory refused.
+    """
+    if log_file is None:
+        return
+    parent = log_file.parent
+    if os.path.isdir(parent):
+        return
+    if os.path.lexists(parent):
+        raise DaemonStartError(f"log file {log_file}: {parent} is not a directory")
+    try:
+        ensure_private_dir(parent, *((user.uid, user.gid) if user else ()))
+    except RuntimeDirError as exc:
+        raise DaemonStartError(f"log file {log_file}: {exc}") from exc
 
 
 def open_log(path: Path | None) -> int:
