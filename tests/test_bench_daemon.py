@@ -11,7 +11,7 @@ from daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fix
     daemons_fixture,
 )
 
-from daemonkit.bench.target import DAEMON_CHANNELS
+from daemonkit.bench.targets.daemon import DAEMON_CHANNELS
 from daemonkit.cleanup import list_objects
 from daemonkit.cli import main
 
