@@ -47,6 +47,7 @@ from daemonkit.runtime import object_name
 
 __all__ = ["PosixShmChannel"]
 
+
 class _ShmEnd(PayloadEnd):
     """One side: views of the shared mapping, and a semaphore pair for the turns."""
 

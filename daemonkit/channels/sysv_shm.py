@@ -48,6 +48,7 @@ from daemonkit.errors import ChannelError, SizeNotSupportedError
 
 __all__ = ["SysvShmChannel"]
 
+
 class _ShmEnd(PayloadEnd):
     """One side of the handoff; both sides share the segment and the semaphore."""
 

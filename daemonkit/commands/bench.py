@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from daemonkit.channels import channel_class, channel_names
 from daemonkit.channels.base import PeerKind
 from daemonkit.commands.options import (
+    add_placement_options,
     add_report_option,
     parse_channels,
     parse_count,
@@ -70,18 +71,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="A,B,...",
         help="channels to measure (default: all; see 'daemonkit channels')",
     )
-    b.add_argument(
-        "--peer",
-        choices=("process", "thread", "both"),
-        default="both",
-        help="forked peer process, peer thread, or both (default)",
-    )
-    b.add_argument(
-        "--cpu",
-        choices=("same", "split", "none"),
-        default="same",
-        help="both ends on one CPU (default), on two CPUs, or unpinned",
-    )
+    add_placement_options(b)
     b.add_argument(
         "--sizes",
         type=parse_sizes,

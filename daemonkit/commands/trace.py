@@ -26,6 +26,7 @@ from typing import Any
 
 from daemonkit.channels.base import PeerKind
 from daemonkit.commands.options import (
+    add_placement_options,
     add_report_option,
     parse_channels,
     parse_count,
@@ -65,18 +66,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="A,B,...",
         help="channels to trace (default: pipe; see 'daemonkit channels')",
     )
-    p.add_argument(
-        "--peer",
-        choices=("process", "thread", "both"),
-        default="both",
-        help="forked peer process, peer thread, or both (default)",
-    )
-    p.add_argument(
-        "--cpu",
-        choices=("same", "split", "none"),
-        default="same",
-        help="both ends on one CPU (default), on two CPUs, or unpinned",
-    )
+    add_placement_options(p)
     p.add_argument(
         "--size", type=_one_size, default=64, metavar="SIZE", help="message size (default 64)"
     )

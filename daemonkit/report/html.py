@@ -42,6 +42,8 @@ from daemonkit.report.load import (
 )
 from daemonkit.report.plots import bench_plots, failed_results, ok_results
 from daemonkit.report.strings import STRINGS, strings
+from daemonkit.report.trace_plots import TEXT as TRACE_TEXT
+from daemonkit.report.trace_plots import trace_plots
 
 __all__ = ["CSP", "VERDICT_CLASSES", "write_report"]
 
@@ -243,11 +245,46 @@ def _lessons_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
     return "".join(out)
 
 
+def _trace_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
+    """A ``daemonkit trace`` run: its reading, then per case the timeline and its figures."""
+    T = TRACE_TEXT.get(ctx.lang, TRACE_TEXT["en"])
+    anchor = f"{prefix}trace"
+    ctx.toc.append((0, anchor, T["section"]))
+    n = (doc.get("options") or {}).get("round_trips", "?")
+    out = [
+        f"<h2 id='{anchor}'>{_esc(T['section'])}</h2>",
+        f"<p>{_esc(T['lead'].format(n=n, date=doc_date(doc)))}</p>",
+    ]
+    if doc.get("reading"):
+        out.append(f"<p><b>{_esc(T['reading'])}:</b> {_esc(doc['reading'])}</p>")
+    foot = footer_text(machine_summary(doc), doc_date(doc))
+    threshold = ctx.S["lesson.threshold"]
+    traced = [c for c in doc["cases"] if "timeline" in c]
+    for case, plot in zip(traced, trace_plots(doc, ctx.lang, foot, ctx.font), strict=True):
+        name = f"{case['channel']} {case['peer']} {case['cpu']}"
+        side = "".join(
+            f"<div class='verdict'>{_esc(f['text'])}<div class='muted'>"
+            f"{_esc(threshold)}: {_esc(f['threshold'])}</div></div>"
+            for f in doc.get("findings", [])
+            if f.get("case") == name
+        )
+        out.append(_plot_html(plot, side, ctx, prefix))
+        ctx.toc.append((1, f"{prefix}{plot.key}", plot.title))
+    failed = [c for c in doc["cases"] if "timeline" not in c]
+    if failed:
+        rows = [[c["channel"], c["peer"], str(c.get("error") or c.get("skipped"))] for c in failed]
+        t = Table([ctx.S["col.channel"], ctx.S["col.peer"], ctx.S["col.error"]], rows)
+        out.append(f"<h3>{_esc(T['failed'])}</h3>{_table_html(t)}")
+    out.append(_machine_html(doc, ctx.S))
+    return "".join(out)
+
+
 class _Ctx:
     """What every section needs: strings, fonts, the output dir, verdicts, the TOC so far."""
 
     def __init__(self, lang: str, out_dir: Path, docs: Sequence[Doc]) -> None:
         self.S = strings(lang)
+        self.lang = lang
         self.font = cjk_font() if lang == "zh" else None
         # Without a CJK font Chinese glyphs would be drawn as empty boxes: keep plots in English.
         self.plot_S = self.S if lang != "zh" or self.font else STRINGS["en"]
@@ -283,7 +320,9 @@ def write_report(
     bodies = []
     for i, doc in enumerate(docs):
         prefix = f"d{i + 1}-" if len(docs) > 1 else ""
-        section = _bench_section if schema_kind(doc) == "bench" else _lessons_section
+        section = {"bench": _bench_section, "trace": _trace_section}.get(
+            schema_kind(doc), _lessons_section
+        )
         bodies.append(section(doc, _old_of(doc, old), ctx, prefix))
     head = [f"<h1>{_esc(S['page.title'])}</h1><p class='lead'>{_esc(S['page.lead'])}</p>"]
     if lang == "zh" and ctx.font is None:

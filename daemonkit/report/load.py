@@ -25,6 +25,7 @@ __all__ = [
     "BENCH_SCHEMA",
     "KNOWN_SCHEMAS",
     "LESSONS_SCHEMA",
+    "TRACE_SCHEMA",
     "ReportInputError",
     "check_doc",
     "doc_date",
@@ -39,7 +40,8 @@ __all__ = [
 Doc = dict[str, Any]
 BENCH_SCHEMA = "daemonkit.bench/1"
 LESSONS_SCHEMA = "daemonkit.lessons/1"
-KNOWN_SCHEMAS = (BENCH_SCHEMA, LESSONS_SCHEMA)
+TRACE_SCHEMA = "daemonkit.trace/1"
+KNOWN_SCHEMAS = (BENCH_SCHEMA, LESSONS_SCHEMA, TRACE_SCHEMA)
 
 
 class ReportInputError(DaemonkitError):
@@ -47,8 +49,8 @@ class ReportInputError(DaemonkitError):
 
 
 def schema_kind(doc: dict[str, Any]) -> str:
-    """``"bench"`` or ``"lessons"``: the family of a checked document."""
-    return "bench" if doc["schema"] == BENCH_SCHEMA else "lessons"
+    """``"bench"``, ``"lessons"`` or ``"trace"``: the family of a checked document."""
+    return {BENCH_SCHEMA: "bench", TRACE_SCHEMA: "trace"}.get(doc["schema"], "lessons")
 
 
 def check_doc(doc: object, where: str = "document") -> dict[str, Any]:
@@ -72,6 +74,10 @@ def check_doc(doc: object, where: str = "document") -> dict[str, Any]:
             missing = [k for k in ("channel", "peer", "size") if k not in r]
             if missing:
                 raise ReportInputError(f"{where}: results[{i}] lacks {', '.join(missing)}")
+    elif schema == TRACE_SCHEMA:
+        cases = doc.get("cases")
+        if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+            raise ReportInputError(f"{where}: 'cases' must be a list of objects")
     else:
         lessons = doc.get("lessons")
         if not isinstance(lessons, list) or not all(isinstance(x, dict) for x in lessons):
@@ -138,6 +144,9 @@ def merge_docs(docs: list[Doc]) -> list[Doc]:
     out: list[Doc] = []
     for doc in docs:
         kind = schema_kind(doc)
+        if kind == "trace":  # each trace run is drawn on its own (its timelines, its reading)
+            out.append(dict(doc))
+            continue
         into = next((d for d in out if schema_kind(d) == kind and same_machine(d, doc)), None)
         if into is None:
             out.append(dict(doc))

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from daemonkit.trace.analysis import AGREE_WITHIN
+from daemonkit.units import fmt_ns
 
 __all__ = ["EXTRA_SWITCHES", "OTHERS_MATTER", "WAKE_DOMINATES", "Finding", "read"]
 
@@ -37,7 +38,7 @@ Finding = dict[str, Any]  # {"case", "condition", "holds", "value", "threshold",
 
 
 def _us(ns: float | None) -> str:
-    return "?" if ns is None else f"{ns / 1000:.1f} µs"
+    return "?" if ns is None else fmt_ns(ns)
 
 
 def _pct(x: float) -> str:

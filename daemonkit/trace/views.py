@@ -27,6 +27,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from daemonkit.units import fmt_ns
+
 __all__ = ["LETTERS", "figures_table", "timeline_text"]
 
 LETTERS = {"client": "C", "peer": "P", "thread": "T", "idle": "·", "other": "o"}
@@ -41,7 +43,7 @@ _MARKS = "123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def _us(ns: float | None) -> str:
-    return "–" if ns is None else f"{ns / 1000:.1f} µs"
+    return "–" if ns is None else fmt_ns(ns)
 
 
 def timeline_text(case: dict[str, Any], width: int = 96) -> Text:
