@@ -2,7 +2,7 @@
 
 Steps of :func:`write_report`:
 
-* check every document (bench or lessons, known schema version);
+* check every document against its schema (bench, throughput, lessons);
 * pick the fonts: Chinese text in the plots needs a CJK font, and without one the plots stay in
   English while the page itself is in Chinese (the page says so);
 * draw the plots of each document, with the older run of the same schema on the same axes;
@@ -42,6 +42,7 @@ from daemonkit.report.load import (
 )
 from daemonkit.report.plots import bench_plots, failed_results, ok_results
 from daemonkit.report.strings import STRINGS, strings
+from daemonkit.report.throughput_plots import throughput_plot
 
 __all__ = ["CSP", "VERDICT_CLASSES", "write_report"]
 
@@ -243,6 +244,31 @@ def _lessons_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
     return "".join(out)
 
 
+def _throughput_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
+    S, foot = ctx.S, footer_text(machine_summary(doc), doc_date(doc))
+    out = [f"<h2 id='{prefix}throughput'>{_esc(S['sec.throughput'])}</h2>"]
+    ctx.toc.append((0, f"{prefix}throughput", S["sec.throughput"]))
+    plot = throughput_plot(doc, old, ctx.plot_S, foot, ctx.font)
+    if plot is not None:
+        out.append(_plot_html(plot, "", ctx, prefix))
+    failed = [r for r in doc["results"] if "error" in r]
+    if failed:
+        t = Table(
+            [S["col.channel"], S["col.size"], S["col.error"]],
+            [[r["channel"], fmt_bytes(r["size"]), r["error"]] for r in failed],
+        )
+        out.append(f"<h3 id='{prefix}tp-failed'>{_esc(S['sec.failed'])}</h3>{_table_html(t)}")
+    out.append(_machine_html(doc, S))
+    return "".join(out)
+
+
+SECTIONS = {
+    "bench": _bench_section,
+    "lessons": _lessons_section,
+    "throughput": _throughput_section,
+}
+
+
 class _Ctx:
     """What every section needs: strings, fonts, the output dir, verdicts, the TOC so far."""
 
@@ -267,7 +293,7 @@ def write_report(
     ``json_docs``: bench (``daemonkit.bench/1``) and/or lessons (``daemonkit.lessons/1``)
     documents, as parsed from their JSON. ``lang``: ``"en"`` or ``"zh"``. ``compare``: an older
     document; it is drawn on the same axes as the current document of the same schema.
-    Raises :class:`~daemonkit.report.load.ReportInputError` for a document we cannot read and
+    Raises :class:`~daemonkit.errors.DocumentError` for a document that does not match and
     :class:`~daemonkit.errors.UsageError` for an unknown language.
     """
     if lang not in STRINGS:
@@ -283,7 +309,7 @@ def write_report(
     bodies = []
     for i, doc in enumerate(docs):
         prefix = f"d{i + 1}-" if len(docs) > 1 else ""
-        section = _bench_section if schema_kind(doc) == "bench" else _lessons_section
+        section = SECTIONS[schema_kind(doc)]
         bodies.append(section(doc, _old_of(doc, old), ctx, prefix))
     head = [f"<h1>{_esc(S['page.title'])}</h1><p class='lead'>{_esc(S['page.lead'])}</p>"]
     if lang == "zh" and ctx.font is None:
