@@ -16,6 +16,7 @@ __all__ = [
     "DaemonStartError",
     "DaemonkitError",
     "DocumentError",
+    "NoSuchProcessError",
     "NotRunningError",
     "PeerDiedError",
     "PidfileError",
@@ -76,6 +77,12 @@ class NotRunningError(DaemonkitError):
     """The daemon is not running (LSB code 7 for actions other than status)."""
 
     exit_code = 7
+
+
+class NoSuchProcessError(DaemonkitError):
+    """The process to look at does not exist (or has exited): LSB status "not running"."""
+
+    exit_code = 3
 
 
 class ChannelError(DaemonkitError):

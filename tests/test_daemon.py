@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fixture
+from daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fixture
     BACKENDS,
     CLI,
     Daemons,

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fixture
+from daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fixture
     CLI,
     Daemons,
     daemons_fixture,

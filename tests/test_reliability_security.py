@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fixture
+from daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fixture
     Daemons,
     daemons_fixture,
     dk,
@@ -37,7 +37,7 @@ from test_reliability_bench import process_channels
 import daemonkit
 from daemonkit.channels import channel_class
 from daemonkit.cleanup import KernelObject, list_objects
-from daemonkit.runtime import default_runtime_dir
+from daemonkit.runtime import resolve_runtime_dir
 from daemonkit.service.client import open_endpoint
 
 # Channels with no name in any namespace (anonymous pipes, loopback ports, signals, eventfd).
@@ -127,7 +127,7 @@ def test_daemon_objects_are_0600_under_umask_000(daemons: Daemons) -> None:
 def test_channel_objects_are_0600_under_umask_000(name: str, umask_000: None) -> None:
     """Every named object of every channel, as the kernel lists it, while the channel is open."""
     me = os.getpid()
-    rdir = default_runtime_dir()
+    rdir = resolve_runtime_dir()
     with channel_class(name)("process", 64):
         objs = [o for o in list_objects([rdir]) if o.owner == me]
         assert objs or name in NAMELESS, f"{name}: no named object seen"

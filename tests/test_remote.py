@@ -33,8 +33,8 @@ class Served:
         self.tcp_port = tcp_port
 
     def info(self) -> dict[str, object]:
-        from daemonkit.remote._wire import parse_address
         from daemonkit.remote.client import RemoteServer
+        from daemonkit.remote.wire import parse_address
 
         with RemoteServer(parse_address(self.zmq_url), timeout=3) as server:
             return server.info()
@@ -205,8 +205,8 @@ def test_unwritable_json_is_a_one_line_error(served: Served) -> None:
 
 
 def test_a_listener_that_never_answers_times_out() -> None:
-    from daemonkit.remote._wire import Address
     from daemonkit.remote.client import NoServerError, RemoteServer
+    from daemonkit.remote.wire import Address
 
     with socket.create_server(("127.0.0.1", 0)) as s:  # the kernel accepts, nobody answers
         port = s.getsockname()[1]

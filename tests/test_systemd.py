@@ -624,3 +624,20 @@ def test_bench_against_the_daemon_systemd_started(ct: Container) -> None:
         # Per-client objects (FIFO pairs, shared memory) went with the bench's connections.
         assert daemon_objects(ct, pid, rundir) == objects
         assert ct.systemctl("is-active", DEMO).stdout.strip() == "active"
+
+
+@pytest.mark.parametrize("unit", [DEMO, FORKING])
+def test_inspect_passes_the_daemon_systemd_runs(ct: Container, unit: str) -> None:
+    """`daemonkit inspect --unit` on the daemon under the real systemd: every daemon(7) step
+    holds, whether systemd did steps 5-8 (Type=notify) or `daemonkit start` did (forking)."""
+    with running(ct, unit):
+        pid = main_pid(ct, unit)
+        done = ct.run(INSTALLED, "inspect", "--unit", unit, "--json", check=False)
+        doc = json.loads(done.stdout)
+        failed = [f for f in doc["findings"] if f["status"] != "holds"]
+        assert (done.returncode, failed) == (0, []), done.stderr
+        assert doc["pid"] == pid and len(doc["findings"]) == 14
+        details = {f["name"]: f["detail"] for f in doc["findings"]}
+        assert details["systemd unit"] == unit
+        assert details["pidfile"].endswith("its pid, locked by it")
+        assert details["parent"].startswith("init: pid 1")

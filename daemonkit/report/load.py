@@ -33,11 +33,11 @@ __all__ = [
 ]
 
 Doc = dict[str, Any]
-DRAWN = ("bench", "lessons", "throughput")  # the document families the report draws
+DRAWN = ("bench", "lessons", "throughput", "trace")  # the document families the report draws
 
 
 def schema_kind(doc: dict[str, Any]) -> str:
-    """``"bench"``, ``"throughput"`` or ``"lessons"``: the family of a checked document."""
+    """``"bench"``, ``"throughput"``, ``"lessons"`` or ``"trace"``: a checked document's family."""
     return KINDS[doc["schema"]]
 
 
@@ -95,6 +95,9 @@ def merge_docs(docs: list[Doc]) -> list[Doc]:
     out: list[Doc] = []
     for doc in docs:
         kind = schema_kind(doc)
+        if kind == "trace":  # each trace run is drawn on its own (its timelines, its reading)
+            out.append(dict(doc))
+            continue
         into = next((d for d in out if schema_kind(d) == kind and same_machine(d, doc)), None)
         if into is None:
             out.append(dict(doc))

@@ -8,6 +8,7 @@ version in ``schema`` (a ``const``), and is shipped with the package:
                           ``--connect``): ``daemonkit.bench/1``
 ``throughput.schema.json`` ``daemonkit throughput --json``: ``daemonkit.throughput/1``
 ``lessons.schema.json``   ``daemonkit lessons --json``: ``daemonkit.lessons/1``
+``trace.schema.json``     ``daemonkit trace --json``: ``daemonkit.trace/1``
 ``machine.schema.json``   the ``machine`` object the three share
 ========================  ==================================================================
 
@@ -41,6 +42,7 @@ KINDS = {
     "daemonkit.bench/1": "bench",
     "daemonkit.throughput/1": "throughput",
     "daemonkit.lessons/1": "lessons",
+    "daemonkit.trace/1": "trace",
 }
 _SHARED = ("machine",)
 _JSON_TYPES = {
