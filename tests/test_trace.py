@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from facilities import require
 from procfs import descendants
 
 from daemonkit.trace import perf
@@ -33,10 +34,13 @@ from daemonkit.trace.events import FutexWait, Switch, Wake, parse_script
 
 DAEMONKIT = [sys.executable, "-m", "daemonkit"]
 WHY = perf.missing()
-needs_trace = pytest.mark.skipif(
-    WHY is not None and os.environ.get("DAEMONKIT_REQUIRE_TRACE") != "1",
-    reason=f"cannot record the scheduler's events: {WHY}",
-)
+needs_trace = pytest.mark.usefixtures("trace_possible")
+
+
+@pytest.fixture
+def trace_possible() -> None:
+    if WHY is not None:
+        require("trace", f"cannot record the scheduler's events: {WHY}")
 
 
 def tracing_state() -> dict[str, Any]:
@@ -77,8 +81,8 @@ def trace(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 def same_cpu(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, bool]:
     """One traced run, both peers, both ends on one CPU: its document, its output, and
     whether the tracing state and /tmp were left as found."""
-    if WHY is not None and os.environ.get("DAEMONKIT_REQUIRE_TRACE") != "1":
-        pytest.skip(f"cannot record the scheduler's events: {WHY}")
+    if WHY is not None:
+        require("trace", f"cannot record the scheduler's events: {WHY}")
     out = tmp_path_factory.mktemp("trace") / "s.json"
     before, left = tracing_state(), leftovers()
     r = trace(
@@ -209,7 +213,7 @@ def _alive(pid: int) -> list[int]:
     return out
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
+@pytest.mark.needs("root")  # to drop to another user
 def test_not_root_says_what_is_missing_and_exits_77() -> None:
     r = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *DAEMONKIT, "trace"],
