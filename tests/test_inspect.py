@@ -247,3 +247,25 @@ def test_root_reads_another_users_process() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_kernel_thread_is_a_usage_error() -> None:
+    """A kernel thread has no user space (no environment, descriptors or session of its own)."""
+    from daemonkit.procinfo import read_process
+
+    kthreads = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(ProcessLookupError):
+                view = read_process(int(entry))
+                if view.kernel_thread:
+                    kthreads.append(view)
+                    break
+    if not kthreads:
+        pytest.skip("no kernel thread visible in this pid namespace")
+    res = dk("inspect", str(kthreads[0].pid))
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr == (
+        f"daemonkit: pid {kthreads[0].pid} ({kthreads[0].comm}) is a kernel thread:"
+        " daemon(7) is about processes\n"
+    )
