@@ -1,7 +1,7 @@
 """``daemonkit trace``: the scheduler's events, recorded for real, agree with the kernel's counts.
 
 What is checked (with perf and root; skipped with one line where recording cannot work, a
-failure instead under ``DAEMONKIT_REQUIRE_TRACE=1``):
+failure instead under ``DAEMONKIT_REQUIRE=trace`` or ``all``, see tests/facilities.py):
 
 * a pipe ping-pong on one CPU: every round trip switches the client out once and the peer
   once (2 per round trip in all), the trace's count agrees with getrusage(2) within 10 %,
