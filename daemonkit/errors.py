@@ -15,6 +15,7 @@ __all__ = [
     "ConfigError",
     "DaemonStartError",
     "DaemonkitError",
+    "DocumentError",
     "NoSuchProcessError",
     "NotRunningError",
     "PeerDiedError",
@@ -35,6 +36,12 @@ class UsageError(DaemonkitError):
     """Wrong command-line input (unknown channel, bad size, negative count)."""
 
     exit_code = 2
+
+
+class DocumentError(DaemonkitError):
+    """A results document that cannot be read, is not JSON, or does not match its schema."""
+
+    exit_code = 2  # bad input, like a usage error
 
 
 class ConfigError(DaemonkitError):

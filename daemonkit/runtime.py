@@ -25,6 +25,13 @@ Facts about names:
   kind of object (semaphore sets, segments, queues) has its own key space in the kernel, so
   a process claims an index per kind with :func:`claim_sysv_index` and releases it after
   ``IPC_RMID``: channels opened one after another reuse keys, two open at once never collide.
+* ``/dev/shm`` and ``/dev/mqueue`` are shared by every user, and pids are easy to guess: a
+  name made of the pid and a counter could be created first by another user, and every
+  ``O_EXCL`` create of ours would then fail (a denial of service). So ``N`` is a counter
+  followed by nine random digits: unique within the process, unguessable outside it. The
+  four System V keys of a pid cannot be hidden that way; when another user holds all four,
+  the object is made with ``IPC_PRIVATE`` instead (see
+  :func:`daemonkit.channels._ipc.create_sysv`).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import secrets
 import stat
 import tempfile
 import threading
@@ -200,7 +208,8 @@ def object_name(kind: str, *, posix: bool = False, pid: int | None = None) -> st
     ``posix=True`` gives the leading slash that shm_open(3) and mq_open(3) expect.
     """
     owner = os.getpid() if pid is None else pid
-    name = f"{NAME_PREFIX}.{owner}.{kind}.{next(_counter)}"
+    # counter + 9 random digits: unique here (fixed width), not guessable by a squatter
+    name = f"{NAME_PREFIX}.{owner}.{kind}.{next(_counter)}{secrets.randbelow(10**9):09d}"
     return "/" + name if posix else name
 
 

@@ -219,7 +219,7 @@ def lessons_doc(scale: float = 1.0, only: tuple[str, ...] = ()) -> dict[str, Any
             "hostname": "fixture",
             "kernel": "6.1.0",
             "cpu_model": "Test CPU",
-            "cpus_online": 2,
+            "cpu_count": 2,
             "cpus_allowed": [0, 1],
             "python": "3.11.2",
         },

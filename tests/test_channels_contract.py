@@ -191,3 +191,21 @@ def test_peer_killed_mid_run_is_reported_not_waited_for(name: str, kind: PeerKin
             peer.stop()
     assert peer.exit_status is not None and os.WIFSIGNALED(peer.exit_status)
     assert _kernel_state()[0::2] == (fds, sigblk)
+
+
+def test_every_registered_channel_is_under_contract() -> None:
+    """Adding a channel is one module plus one registry line: these tests then cover it, with
+    every peer kind it supports (and the peer-death test with its forked peer)."""
+    from params import parametrized
+
+    from daemonkit.channels import REGISTRY
+
+    round_trip = set(parametrized(test_channel_round_trips_and_leaves_nothing))
+    killed = set(parametrized(test_peer_killed_mid_run_is_reported_not_waited_for))
+    assert REGISTRY and list(REGISTRY) == channel_names()
+    for name in REGISTRY:
+        kinds = channel_class(name).peer_kinds
+        assert kinds, name
+        assert {(name, kind) for kind in kinds} <= round_trip, name
+        if "process" in kinds:
+            assert (name, "process") in killed, name

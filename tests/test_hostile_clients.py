@@ -71,9 +71,14 @@ def lies_for(scene: Scene, rdir: Path, status: object = None) -> dict[str, objec
         if status is not None
         else {
             "pid": "$PID",
+            "name": "daemonkit",
             "version": "6.6.6",
             "backend": "native",
             "uptime_s": 1.0,
+            "reloads": 0,
+            "runtime_dir": str(rdir),
+            "config": None,
+            "log_file": None,
             "endpoints": {c: {"echoes": 0} for c in CHANNELS.split(",")},
         },
         "reload": {"ok": True, "reloads": 1},
@@ -132,6 +137,7 @@ def commands(rdir: Path) -> list[list[str]]:
         ["status", "--json", *loc],
         ["reload", *loc],
         ["stop", "--timeout", "0.5", *loc],
+        ["restart", "--timeout", "0.5", *loc],
         [
             "bench",
             "--target",

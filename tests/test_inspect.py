@@ -227,3 +227,44 @@ def test_another_users_daemon_says_what_it_cannot_read(daemons: Daemons) -> None
 def test_inspect_is_listed_in_help() -> None:
     res = subprocess.run([*CLI, "--help"], capture_output=True, text=True, timeout=30)
     assert "inspect" in res.stdout
+
+
+def test_root_reads_another_users_process() -> None:
+    """As root, nothing of another user's process is closed: every step is judged."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: reading another user's descriptors and environment")
+    proc = subprocess.Popen(
+        ["sleep", "300"], user=65534, group=65534, extra_groups=[], start_new_session=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        code, doc = inspect_json(str(proc.pid))
+        assert by_status(doc, "unknown") == {} and doc["unreadable"] == {}
+        assert by_status(doc, "holds")["credentials"].startswith("uid 65534/65534/65534")
+        assert code == 1  # its parent is this test, which started it
+        assert by_status(doc, "fails")["parent"].startswith(f"pid {os.getpid()} (")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_kernel_thread_is_a_usage_error() -> None:
+    """A kernel thread has no user space (no environment, descriptors or session of its own)."""
+    from daemonkit.procinfo import read_process
+
+    kthreads = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(ProcessLookupError):
+                view = read_process(int(entry))
+                if view.kernel_thread:
+                    kthreads.append(view)
+                    break
+    if not kthreads:
+        pytest.skip("no kernel thread visible in this pid namespace")
+    res = dk("inspect", str(kthreads[0].pid))
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr == (
+        f"daemonkit: pid {kthreads[0].pid} ({kthreads[0].comm}) is a kernel thread:"
+        " daemon(7) is about processes\n"
+    )

@@ -29,14 +29,15 @@ Facts about errors:
 Facts about interruptions:
 
 * Ctrl-C sends SIGINT to the whole foreground process group; Python turns it into
-  ``KeyboardInterrupt`` in the main thread. While a case is set up (step 1) or torn down
-  (step 4), SIGINT is *blocked* (``pthread_sigmask``): it stays pending in the kernel and is
+  ``KeyboardInterrupt`` in the main thread; SIGTERM and SIGHUP are made to do the same
+  (:mod:`daemonkit.interrupts`). While a case is set up (step 1) or torn down (step 4),
+  all three are *blocked* (``pthread_sigmask``): one stays pending in the kernel and is
   delivered when the block ends, so it can interrupt the measurement or a wait for the other
   end but never a half-made setup or a half-done cleanup. A forked peer or thread created in
   that window inherits the blocked mask: it leaves because the client end closes
   (end-of-file) or its command pipe does, or at worst because it is killed.
 * A Ctrl-C that a C extension swallows (posix_ipc retries its wait) is still recorded
-  (:func:`daemonkit.interrupts.record_sigint`); the run stops after that case.
+  (:func:`daemonkit.interrupts.record_interrupts`); the run stops after that case.
 
 *Kernel path*: sched_setaffinity(2) for the client; pthread_sigmask(2) around steps 1 and 4;
 the rest is the target's and the channel's.
@@ -60,7 +61,7 @@ from daemonkit.bench.measure import Link, Progress, Settings, measure
 from daemonkit.bench.results import Result
 from daemonkit.channels.base import End
 from daemonkit.errors import DaemonkitError, SizeNotSupportedError
-from daemonkit.interrupts import record_sigint
+from daemonkit.interrupts import INTERRUPTS, record_interrupts
 from daemonkit.machine import CpuMode, Placement
 
 __all__ = [
@@ -68,9 +69,9 @@ __all__ = [
     "Case",
     "OtherEnd",
     "Target",
+    "interrupts_deferred",
     "run",
     "run_case",
-    "sigint_deferred",
 ]
 
 # The failures that become one case's error (and not the whole run's): see the module docstring.
@@ -103,7 +104,7 @@ class OtherEnd(Protocol):
         """Step 2: the client end (its close pushed on *stack*) once the other end is
         ready, and the CPUs the other end may run on (None when not known).
 
-        May block while the other end gets ready: SIGINT is not held here.
+        May block while the other end gets ready: interrupts are not held here.
         """
         ...
 
@@ -127,7 +128,7 @@ class Target(Protocol):
 
     def prepare(self, case: Case, place: Placement, stack: contextlib.ExitStack) -> OtherEnd:
         """Step 1: make *case*'s other end, pushing each undo on *stack* as soon as what it
-        undoes exists. Runs with SIGINT held: it must not wait long."""
+        undoes exists. Runs with interrupts held: it must not wait long."""
         ...
 
     def close(self) -> None:
@@ -150,7 +151,7 @@ def run(
     original = os.sched_getaffinity(0)
     # A Ctrl-C swallowed by a C extension (posix_ipc) is still in the record.
     with contextlib.ExitStack() as stack:
-        ctrl_c = stack.enter_context(record_sigint())
+        ctrl_c = stack.enter_context(record_interrupts())
         stack.callback(os.sched_setaffinity, 0, original)
         if place.client_cpu is not None:
             os.sched_setaffinity(0, {place.client_cpu})  # this thread; peers pin themselves
@@ -170,16 +171,18 @@ def run(
 
 
 @contextlib.contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Hold SIGINT pending in the kernel until the block ends (see the module docstring)."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+def interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP pending in the kernel until the block ends (see the
+    module docstring)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
     try:
         yield
     finally:
         # Undo only our own change: a channel made inside (signal, rt-signal) blocks its
         # signal in this thread, and restoring the whole old mask would unblock it.
-        if signal.SIGINT not in old:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # pending one: now
+        ours = set(INTERRUPTS) - old
+        if ours:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, ours)  # pending ones: now
 
 
 def run_case(
@@ -191,12 +194,12 @@ def run_case(
     other: OtherEnd | None = None
     try:
         try:
-            with sigint_deferred():
+            with interrupts_deferred():
                 other = target.prepare(case, place, stack)  # step 1
             end, peer_cpus = other.open_client(stack)  # step 2
             return measure(base, end, other.link, settings, progress, peer_cpus)  # step 3
         finally:
-            with sigint_deferred():
+            with interrupts_deferred():
                 stack.close()  # step 4: client end, other end, kernel objects, in that order
     except SizeNotSupportedError as exc:
         return replace(base, skipped=str(exc))

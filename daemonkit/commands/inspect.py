@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemonkit.errors import DaemonkitError, NoSuchProcessError, PidfileError, UsageError
+from daemonkit.errors import DaemonkitError, NoSuchProcessError, UsageError
 
 if TYPE_CHECKING:
     from daemonkit.daemon.inspect import Audit
@@ -59,7 +59,7 @@ def _pid(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from daemonkit.daemon.inspect import audit
+    from daemonkit.daemon.inspect import KernelThreadError, audit
 
     given = [x for x in (args.pid, args.pidfile, args.unit) if x is not None]
     if len(given) != 1:
@@ -75,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         result = audit(pid, pidfile)
     except ProcessLookupError:
         raise NoSuchProcessError(f"no such process: {pid}") from None
+    except KernelThreadError as exc:
+        raise UsageError(
+            f"pid {pid} ({exc}) is a kernel thread: daemon(7) is about processes"
+        ) from None
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -83,14 +87,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pidfile_pid(path: Path) -> int:
-    from daemonkit.daemon.pidfile import lock_holder, read_pid
+    from daemonkit.daemon.pidfile import read_pid
+    from daemonkit.service.locate import pidfile_holder
 
-    try:
-        pid = lock_holder(path)
-    except FileNotFoundError:
-        raise NoSuchProcessError(f"no such process: pidfile {path} does not exist") from None
-    except OSError as exc:
-        raise PidfileError(f"pidfile {path}: {exc.strerror}") from exc
+    exists, pid = pidfile_holder(path)
+    if not exists:
+        raise NoSuchProcessError(f"no such process: pidfile {path} does not exist")
     pid = pid or read_pid(path)  # unlocked: the pid written in it, to show what went wrong
     if not pid:
         raise NoSuchProcessError(f"no such process: pidfile {path} is unlocked and names none")

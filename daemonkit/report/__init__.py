@@ -27,7 +27,7 @@ def write_report(
     ``lang``: ``"en"`` or ``"zh"``. ``compare``: an older document, drawn on the same axes as
     the current document of the same schema. Raises :class:`daemonkit.errors.UsageError` (bad
     language, nothing to report, matplotlib missing) or
-    :class:`daemonkit.report.load.ReportInputError` (a document of unknown schema).
+    :class:`daemonkit.errors.DocumentError` (a document that does not match its schema).
     """
     from daemonkit.errors import UsageError
 

@@ -30,7 +30,7 @@ from daemonkit.errors import NotRunningError, PidfileError
 from daemonkit.runtime import resolve_runtime_dir
 from daemonkit.service.control import CONTROL_SOCKET, PIDFILE_NAME
 
-__all__ = ["DaemonLocation", "daemon_paths", "locate_daemon"]
+__all__ = ["DaemonLocation", "daemon_paths", "locate_daemon", "pidfile_holder"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class DaemonLocation:
 
     def again(self) -> DaemonLocation:
         """The same paths, the lock holder asked anew (e.g. while waiting for it to exit)."""
-        exists, pid = _holder(self.pidfile)
+        exists, pid = pidfile_holder(self.pidfile)
         return replace(self, pidfile_exists=exists, pid=pid)
 
 
@@ -71,12 +71,12 @@ def locate_daemon(runtime_dir: Path | None = None, pidfile: Path | None = None) 
     Raises PidfileError when the pidfile exists but cannot be opened (e.g. permission).
     """
     rdir, path = daemon_paths(runtime_dir, pidfile)
-    exists, pid = _holder(path)
+    exists, pid = pidfile_holder(path)
     return DaemonLocation(rdir, path, exists, pid)
 
 
-def _holder(pidfile: Path) -> tuple[bool, int | None]:
-    """(pidfile exists, pid holding its lock or None)."""
+def pidfile_holder(pidfile: Path) -> tuple[bool, int | None]:
+    """(pidfile exists, pid holding its lock or None); PidfileError if it cannot be opened."""
     try:
         return True, lock_holder(pidfile)
     except FileNotFoundError:

@@ -78,10 +78,23 @@ def log(msg: str) -> None:
 class Service:
     """The demo daemon: a control socket plus the echo endpoints, driven by one main loop."""
 
-    def __init__(self, opts: ServiceOptions, pidfile: Pidfile | None) -> None:
+    def __init__(self, opts: ServiceOptions) -> None:
+        # Nothing here touches the kernel: ``daemonkit start`` builds the service before the
+        # daemonizer's forks (whose step 1 closes every inherited descriptor); init() runs in
+        # the daemon. It implements :class:`daemonkit.daemon.steps.Service`.
         self.opts = opts
+
+    @property
+    def control_path(self) -> Path:
+        return self.opts.runtime_dir / CONTROL_SOCKET
+
+    # -- initialization ---------------------------------------------------------------------
+
+    def init(self, pidfile: Pidfile | None) -> None:
+        """Config, signals, control socket, endpoints. On failure undo (releasing *pidfile*,
+        which the service owns from here on) and raise."""
         self.pidfile = pidfile
-        self.notifier = Notifier()
+        self.notifier = Notifier()  # $NOTIFY_SOCKET and $WATCHDOG_PID as the daemon sees them
         self.config = Config()
         self.started = time.monotonic()
         self.first_accept: float | None = None  # monotonic: when the first client was accepted
@@ -90,21 +103,12 @@ class Service:
         self.endpoints: dict[str, Endpoint] = {}
         self.test_hooks = os.environ.get("DAEMONKIT_TEST_HOOKS") == "1"
         self._watchdog_on = self.notifier.watchdog_interval is not None
-        self._sel = selectors.DefaultSelector()
+        self._sel = selectors.DefaultSelector()  # epoll_create1(2)
         self._conns: set[Connection] = set()
         self._listener: socket.socket | None = None
         self._wake_r = self._wake_w = -1
         self._stop_requested = False
         self._stopped = False
-
-    @property
-    def control_path(self) -> Path:
-        return self.opts.runtime_dir / CONTROL_SOCKET
-
-    # -- initialization ---------------------------------------------------------------------
-
-    def init(self) -> None:
-        """Config, signals, control socket, endpoints. On failure undo and raise."""
         try:
             self.config = load_config(self.opts.config)
             if self.config.init_delay:

@@ -204,9 +204,14 @@ def check_status(reply: dict[str, object], daemon_pid: int) -> dict[str, object]
     pid = reply.get("pid")
     if type(pid) is not int or pid != daemon_pid:
         raise UntrustedError(f"status reply: pid {pid!r} is not the listener's {daemon_pid}")
-    for key in ("version", "backend"):
+    for key in ("version", "backend", "name", "runtime_dir"):
         if not isinstance(reply.get(key), str):
             raise UntrustedError(f"status reply: {key!r} is not a string")
+    for key in ("config", "log_file"):
+        if not isinstance(reply.get(key), str | None):
+            raise UntrustedError(f"status reply: {key!r} is not a path")
+    if type(reply.get("reloads")) is not int:
+        raise UntrustedError("status reply: 'reloads' is not a count")
     uptime = reply.get("uptime_s")
     if type(uptime) not in (int, float) or not 0 <= uptime < 1e10:  # type: ignore[operator]
         raise UntrustedError("status reply: 'uptime_s' is not a duration")

@@ -39,10 +39,11 @@ from daemonkit.bench.runner import Case
 from daemonkit.channels.base import End
 from daemonkit.errors import ChannelError
 from daemonkit.machine import CpuMode, Placement
+from daemonkit.service.endpoints import ENDPOINT_NAMES, REGISTRY
 
 __all__ = ["DAEMON_CHANNELS", "DaemonTarget", "find_daemon"]
 
-DAEMON_CHANNELS = ("unix-stream", "fifo", "zmq-ipc", "signal", "posix-shm")
+DAEMON_CHANNELS = ENDPOINT_NAMES
 PEER = "daemon"  # the `peer` of every result against the daemon
 
 
@@ -118,7 +119,7 @@ class DaemonTarget:
     ) -> list[Case | Result]:
         out: list[Case | Result] = []
         for name in channels:
-            payload = name != "signal"
+            payload = name not in REGISTRY or REGISTRY[name].payload
             if name not in DAEMON_CHANNELS or name not in self.serving:
                 why = (
                     "the daemon does not serve this channel"

@@ -126,7 +126,7 @@ class _RemoteEnd:
         self.link = RemoteLink(server, channel)
 
     def open_client(self, stack: contextlib.ExitStack) -> tuple[End, list[int] | None]:
-        # May wait up to the client's timeout for a connection: SIGINT is not held here.
+        # May wait up to the client's timeout for a connection: interrupts are not held here.
         return stack.enter_context(self.server.open(self.channel)), None  # CPUs not known
 
     def explain(self, message: str) -> str:
