@@ -11,6 +11,8 @@ dir filled in, go through the same checks.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +166,32 @@ def test_unit_bad_arguments_are_one_line_usage_errors(args: list[str]) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_the_wheel_ships_the_service_files(tmp_path: Path) -> None:
+    """A wheel built from this tree holds the units, the init script (executable), the logrotate
+    snippet and the license: what `daemonkit unit` reads after a plain `pip install`."""
+    import zipfile
+
+    src = tmp_path / "src"  # build from a copy: setuptools writes build/ and *.egg-info/
+    src.mkdir()
+    root = SERVICES.parent
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(root / name, src / name)
+    shutil.copytree(
+        root / "daemonkit", src / "daemonkit", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", tmp_path, src],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("daemonkit-*.whl")
+    with zipfile.ZipFile(wheel) as whl:
+        infos = {i.filename: i for i in whl.infolist()}
+        for shipped in sorted(SERVICES.iterdir()):
+            info = infos[f"daemonkit/service/units/{shipped.name}"]
+            assert whl.read(info) == shipped.read_bytes(), shipped.name
+            mode = info.external_attr >> 16
+            assert bool(mode & 0o100) == os.access(shipped, os.X_OK), shipped.name
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in infos)

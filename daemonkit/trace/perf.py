@@ -24,8 +24,8 @@ Facts about what is recorded:
   (the woken task is on its CPU's run queue), on the CPUs of the two ends, for every task:
   who else ran there is part of the picture.
 * ``syscalls:sys_enter_futex``/``sys_exit_futex`` for the two ends' threads only (a filter
-  on ``common_pid``): a thread that sleeps inside a futex wait is waiting for a lock. Between two
-  Python threads passing bytes through a pipe, that lock is the interpreter's (the GIL).
+  on ``common_pid``): a thread that sleeps inside a futex wait is waiting for a lock; the
+  futex word's address says which (:mod:`daemonkit.trace.analysis`).
 * Timestamps are CLOCK_MONOTONIC (``-k``), the clock of ``time.perf_counter_ns``: the
   events line up with the times the client took itself.
 * perf does not touch the ftrace state (``tracing_on``, ``current_tracer``, the events
@@ -142,7 +142,7 @@ class SchedRecorder:
         if why is not None:
             raise TraceUnavailableError(f"cannot record the scheduler's events: {why}")
         self._mounts = tracefs_mounts()
-        self._dir = tempfile.mkdtemp(prefix="daemonkit-trace-")  # 0700
+        self._dir = tempfile.mkdtemp(prefix=f"daemonkit-trace-{os.getpid()}-")  # 0700
         stdin_r, self._stdin_w = os.pipe2(os.O_CLOEXEC)
         ctl_r, self._ctl_w = os.pipe2(os.O_CLOEXEC)
         self._ack_r, ack_w = os.pipe2(os.O_CLOEXEC)
