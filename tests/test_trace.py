@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 from facilities import require
-from procfs import descendants
+from procfs import descendants, in_session
 
 from daemonkit.trace import perf
 from daemonkit.trace.analysis import lock_kind
@@ -85,7 +85,7 @@ def tracefs() -> Iterator[None]:
         yield
         return
     if os.geteuid() != 0:
-        pytest.skip("tracefs is not mounted and only root may mount it")
+        require("trace", "tracefs is not mounted and only root may mount it")
     subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
     try:
         yield
@@ -195,32 +195,8 @@ def test_tracing_state_and_tmp_left_as_found(same_cpu: Any) -> None:
 @needs_trace
 def test_ctrl_c_while_recording_exits_130_and_leaves_nothing(tracefs: None) -> None:
     before = tracing_state()
-    proc = subprocess.Popen(
-        [
-            *DAEMONKIT,
-            "trace",
-            "--channels",
-            "pipe",
-            "--peer",
-            "process",
-            "--cpu",
-            "split",
-            "--round-trips",
-            "2000000",
-            "--warmup",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own group: the SIGINT below is a Ctrl-C at its terminal
-    )
+    proc = _recording()
     try:
-        deadline = time.monotonic() + 60
-        while not any(b"perf" in Path(f"/proc/{p}/comm").read_bytes() for p in _alive(proc.pid)):
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
-            time.sleep(0.05)
-        time.sleep(1.0)  # perf is recording and the round trips run
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -231,6 +207,43 @@ def test_ctrl_c_while_recording_exits_130_and_leaves_nothing(tracefs: None) -> N
     assert err.strip().splitlines()[-1] == "daemonkit: interrupted"
     assert leftovers(proc.pid) == []
     assert tracing_state() == before
+
+
+@needs_trace
+def test_sigkilled_run_stops_perf_and_the_next_run_removes_its_data(tracefs: None) -> None:
+    proc = _recording()
+    os.kill(proc.pid, signal.SIGKILL)  # no cleanup runs in it
+    proc.communicate(timeout=30)
+    # perf's workload (cat) reads a pipe whose last writer was the dead process: perf stops,
+    # and the forked peer dies with its parent (PR_SET_PDEATHSIG).
+    deadline = time.monotonic() + 30
+    while in_session(proc.pid, live_only=True):
+        assert time.monotonic() < deadline, in_session(proc.pid, live_only=True)
+        time.sleep(0.1)
+    left = leftovers(proc.pid)
+    assert len(left) == 1 and "daemonkit-trace-" in left[0]  # its data directory, only
+    _, r = trace("--channels", "pipe", "--peer", "process", "--round-trips", "50")
+    assert r.returncode == 0, r.stderr
+    assert leftovers(proc.pid) == []
+
+
+def _recording() -> subprocess.Popen[str]:
+    """``daemonkit trace`` in its own session, returned once its perf is recording."""
+    proc = subprocess.Popen(
+        [*DAEMONKIT, "trace", "--peer", "process", "--cpu", "split", "--round-trips", "2000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group: a SIGINT to it is a Ctrl-C at its terminal
+    )
+    deadline = time.monotonic() + 60
+    while not any(b"perf" in Path(f"/proc/{p}/comm").read_bytes() for p in _alive(proc.pid)):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"perf did not start: {proc.communicate()}")
+        time.sleep(0.05)
+    time.sleep(1.0)  # perf is recording and the round trips run
+    return proc
 
 
 def _alive(pid: int) -> list[int]:
