@@ -1,7 +1,7 @@
 """``daemonkit trace``: the scheduler's events, recorded for real, agree with the kernel's counts.
 
 What is checked (with perf and root; skipped with one line where recording cannot work, a
-failure instead under ``DAEMONKIT_REQUIRE_TRACE=1``):
+failure instead under ``DAEMONKIT_REQUIRE=trace`` or ``all``, see tests/facilities.py):
 
 * a pipe ping-pong on one CPU: every round trip switches the client out once and the peer
   once (2 per round trip in all), the trace's count agrees with getrusage(2) within 10 %,
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from facilities import require
 from procfs import descendants, in_session
 
 from daemonkit.trace import perf
@@ -38,10 +39,13 @@ from daemonkit.trace.events import FutexWait, Switch, Wake, parse_script
 DAEMONKIT = [sys.executable, "-m", "daemonkit"]
 TRACEFS = "/sys/kernel/tracing"
 WHY = perf.missing()
-needs_trace = pytest.mark.skipif(
-    WHY is not None and os.environ.get("DAEMONKIT_REQUIRE_TRACE") != "1",
-    reason=f"cannot record the scheduler's events: {WHY}",
-)
+needs_trace = pytest.mark.usefixtures("trace_possible")
+
+
+@pytest.fixture
+def trace_possible() -> None:
+    if WHY is not None:
+        require("trace", f"cannot record the scheduler's events: {WHY}")
 
 
 def tracing_state() -> dict[str, Any]:
@@ -81,7 +85,7 @@ def tracefs() -> Iterator[None]:
         yield
         return
     if os.geteuid() != 0:
-        pytest.skip("tracefs is not mounted and only root may mount it")
+        require("trace", "tracefs is not mounted and only root may mount it")
     subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
     try:
         yield
@@ -104,8 +108,8 @@ def same_cpu(
 ) -> tuple[dict[str, Any], str, bool]:
     """One traced run, both peers, both ends on one CPU: its document, its output, and
     whether the tracing state and /tmp were left as found."""
-    if WHY is not None and os.environ.get("DAEMONKIT_REQUIRE_TRACE") != "1":
-        pytest.skip(f"cannot record the scheduler's events: {WHY}")
+    if WHY is not None:
+        require("trace", f"cannot record the scheduler's events: {WHY}")
     out = tmp_path_factory.mktemp("trace") / "s.json"
     before = tracing_state()
     pid, r = trace(
@@ -253,7 +257,7 @@ def _alive(pid: int) -> list[int]:
     return out
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
+@pytest.mark.needs("root")  # to drop to another user
 def test_not_root_says_what_is_missing_and_exits_77() -> None:
     r = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *DAEMONKIT, "trace"],
