@@ -42,6 +42,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from daemonkit.bench.distribution import encode
 from daemonkit.bench.peer import CtxSwitches, notify_roundtrips, payload_roundtrips
 from daemonkit.bench.results import CtxPerRoundtrip, EndPair, Result
 from daemonkit.bench.stats import histogram, latency
@@ -238,4 +239,5 @@ def _summarise(
         histogram=histogram(samples),
         pinning=pinning,
         verified={"sizes": n, "checksums": echo.checksums},
+        latency_hdr=encode(samples),
     )

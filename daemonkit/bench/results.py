@@ -10,13 +10,15 @@ The document (schema ``daemonkit.bench/1``)::
                   "ctx_switches_per_roundtrip": {"voluntary": {"client","peer"},
                                                  "involuntary": {"client","peer"}},
                   "error", "skipped", "histogram": {"edges_ns", "counts"},
-                  "pinning": {"client", "peer"}, "verified": {"sizes", "checksums"}}, ...]}
+                  "pinning": {"client", "peer"}, "verified": {"sizes", "checksums"},
+                  "latency_hdr": "HISTF..."}, ...]}
 
 A result that failed has ``error`` set, one that could not run (a size the channel cannot
 carry) has ``skipped`` set; both have null measurements. ``mb_per_s`` counts payload bytes
 both ways (2 x size x round trips per second, MB = 10**6 bytes) and is null for notification
-channels. Tables, CSV and comparisons are views computed from this document, never from the
-timed loop.
+channels. ``latency_hdr`` keeps every round trip as an HdrHistogram (see
+:mod:`daemonkit.bench.distribution`): comparisons draw their significance from it. Tables,
+CSV and comparisons are views computed from this document, never from the timed loop.
 
 *Kernel path*: one ``write`` (or ``read``) of the file.
 *Lifetime*: the files are the user's; nothing is removed.
@@ -93,6 +95,7 @@ class Result:
     histogram: Histogram | None = None
     pinning: dict[str, list[int]] | None = None  # CPUs each end was allowed, as obtained
     verified: dict[str, int] | None = None  # echoes whose size / content checksum was checked
+    latency_hdr: str | None = None  # every round trip, as an HdrHistogram (bench.distribution)
 
     @property
     def ok(self) -> bool:
@@ -127,6 +130,7 @@ class Result:
             histogram=_known(Histogram, hist) if hist else None,
             pinning=d.get("pinning"),
             verified=d.get("verified"),
+            latency_hdr=d.get("latency_hdr"),
         )
 
 
