@@ -55,7 +55,8 @@ FULL_WIDTH = 160
 def result_tables(run: Run, width: int = FULL_WIDTH) -> list[Table]:
     """One table per message size, rows sorted by p50, each with its ratio to the fastest;
     the full table when *width* columns hold it, else the compact one (channel, peer, size,
-    p50, p99, round trips/s, x fastest). Cells fold, they are never cut.
+    p50, p99, round trips/s, CPU time of both ends per round trip, x fastest). Cells fold,
+    they are never cut.
 
     Notification channels (no payload, size 0) join the table of the smallest size, so that
     a bare wake-up is seen beside the cheapest message.
@@ -120,10 +121,11 @@ def _new_table(title: str, compact: bool) -> Table:
 
 def _table(title: str, rows: list[Result], compact: bool) -> Table:
     t = _new_table(title, compact)
-    right: tuple[str, ...] = ("p50", "p99", "round trips/s", "x fastest")
+    right: tuple[str, ...] = ("p50", "p99", "round trips/s", "CPU/rt", "x fastest")
     if not compact:
         right = ("p50", "p90", "p99", "p99.9", "max", "round trips/s", "MB/s",
-                 "cs/rt vol c/p", "invol c/p", "x fastest")  # fmt: skip
+                 "cs/rt vol c/p", "invol c/p", "CPU µs/rt c/p", "CPU use c/p",
+                 "x fastest")  # fmt: skip
     for col in ("channel", "peer", "size"):
         t.add_column(col, overflow="fold")
     for col in right:
@@ -137,7 +139,8 @@ def _table(title: str, rows: list[Result], compact: bool) -> Table:
         ratio = f"{lat.p50 / fastest:.2f}"
         rate = fmt_count(r.roundtrips_per_s or 0)
         if compact:
-            t.add_row(r.channel, r.peer, size, fmt_ns(lat.p50), fmt_ns(lat.p99), rate, ratio)
+            cells = (fmt_ns(lat.p50), fmt_ns(lat.p99), rate, _cpu_total(r), ratio)
+            t.add_row(r.channel, r.peer, size, *cells)
             continue
         t.add_row(
             r.channel,
@@ -152,9 +155,37 @@ def _table(title: str, rows: list[Result], compact: bool) -> Table:
             "-" if r.mb_per_s is None else f"{r.mb_per_s:,.1f}",
             f"{cs.voluntary.client:.2f}/{cs.voluntary.peer:.2f}",
             f"{cs.involuntary.client:.2f}/{cs.involuntary.peer:.2f}",
+            *_cpu_cells(r),
             ratio,
         )
     return t
+
+
+def _cpu_cells(r: Result) -> tuple[str, str]:
+    """CPU µs per round trip of each end, and the share of one CPU each kept busy (its CPU
+    time over the wall time of the round trips: 1.00 is a core burnt the whole time)."""
+    cpu, lat = r.cpu_us_per_roundtrip, r.latency_ns
+    if cpu is None or lat is None or not lat.mean:
+        return "-", "-"
+    wall_us = lat.mean / 1000
+    peer_us = "?" if cpu.peer is None else _us(cpu.peer.total)
+    peer_use = "?" if cpu.peer is None else f"{cpu.peer.total / wall_us:.2f}"
+    return f"{_us(cpu.client.total)}/{peer_us}", f"{cpu.client.total / wall_us:.2f}/{peer_use}"
+
+
+def _cpu_total(r: Result) -> str:
+    """CPU time both ends used per round trip (the client's alone, marked, when the peer's
+    cannot be known)."""
+    cpu = r.cpu_us_per_roundtrip
+    if cpu is None:
+        return "-"
+    if cpu.peer is None:
+        return f"{fmt_ns(cpu.client.total * 1000)} + ?"
+    return fmt_ns((cpu.client.total + cpu.peer.total) * 1000)
+
+
+def _us(x: float) -> str:
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
 
 
 def unmeasured_lines(results: Iterable[Result]) -> list[str]:

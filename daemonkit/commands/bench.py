@@ -258,8 +258,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ]:
         out.print(line, markup=False)
     if out.width < views.FULL_WIDTH and run.results and not args.wide:
-        out.print("(compact table: --wide for p90, p99.9, max, MB/s and context switches; "
-                  "no CPU-time figure is measured yet)", markup=False)  # fmt: skip
+        out.print("(compact table: --wide for p90, p99.9, max, MB/s, context switches and "
+                  "each end's CPU time)", markup=False)  # fmt: skip
     if old is not None:
         from daemonkit.bench.compare import NOISE_MARGIN, compare_runs
         from daemonkit.commands.compare import show

@@ -88,7 +88,12 @@ def _who(v: ProcessView | None, pid: int) -> str:
 
 def _cannot(step: str, name: str, ctx: Context, part: str, why: str) -> Finding:
     reason = ctx.p.unreadable.get(part, f"/proc/{ctx.p.pid}/{part} not readable")
-    return Finding(step, name, "unknown", f"cannot read: {reason} (root can)", why)
+    # As root, a refusal comes from ptrace's access check (a non-dumpable process, another
+    # user namespace, a security module); otherwise from being another user.
+    who = "refused even to root" if os.geteuid() == 0 else "root can"
+    if "Permission denied" in reason or "Operation not permitted" in reason:
+        reason += f" ({who})"
+    return Finding(step, name, "unknown", f"cannot read: {reason}", why)
 
 
 def _is_terminal(target: str) -> bool:

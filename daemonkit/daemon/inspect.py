@@ -31,7 +31,11 @@ from typing import Any
 from daemonkit.daemon.checks import CHECKS, Context, Finding
 from daemonkit.procinfo import ProcessView, descendants, fd_holders, read_process, systemd_unit
 
-__all__ = ["Audit", "Finding", "audit"]
+__all__ = ["Audit", "Finding", "KernelThreadError", "audit"]
+
+
+class KernelThreadError(Exception):
+    """The pid is a kernel thread (``str()`` is its name): it has no user space to audit."""
 
 
 @dataclass
@@ -62,8 +66,11 @@ class Audit:
 
 
 def audit(pid: int, pidfile: Path | None = None) -> Audit:
-    """Read *pid* and judge it. Raises ``ProcessLookupError`` if there is no such process."""
+    """Read *pid* and judge it. Raises ``ProcessLookupError`` if there is no such process,
+    :class:`KernelThreadError` for a kernel thread."""
     p = read_process(pid)
+    if p.kernel_thread:
+        raise KernelThreadError(p.comm)
     ctx = Context(
         p=p,
         parent=_maybe(p.ppid) if p.ppid > 0 else None,

@@ -108,7 +108,7 @@ def _figures(case: Doc) -> Table:
             ", ".join(f"cpu{k} {fmt_ns(v)}" for k, v in ct["idle_ns_per_round_trip"].items()),
         ],
         ["other tasks", fmt_ns(ct["run_ns_per_round_trip"]["other"])],
-        ["futex sleeps" + (" (GIL)" if fs["lock"] == "gil" else ""), f"{fs['total']:.2f}"],
+        ["sleeps on a lock: all / the GIL", f"{fs['total']:.2f} / {fs['gil']:.2f}"],
     ]
     return Table(["figure", "value"], rows)
 
