@@ -34,6 +34,10 @@ FREE = {"measurements", "figures"}
 # Keys the schemas let a document leave out (older producers did not write them).
 OPTIONAL = {
     "skipped",
+    "cpu_us_per_roundtrip",  # bench fields newer than the first documents
+    "ran_on",
+    "batch_p50_ns",
+    "framed",
     "histogram",
     "pinning",
     "verified",

@@ -60,6 +60,8 @@ def _table(title: str, rows: list[Result]) -> Table:
         t.add_column(col, justify="right")
     t.add_column("cs/rt vol c/p", justify="right")
     t.add_column("invol c/p", justify="right")
+    t.add_column("CPU µs/rt c/p", justify="right")
+    t.add_column("CPU use c/p", justify="right")
     t.add_column("x fastest", justify="right")
     rows = sorted(rows, key=lambda r: r.latency_ns.p50 if r.latency_ns else 0.0)
     fastest = rows[0].latency_ns.p50 if rows[0].latency_ns else 1.0
@@ -79,9 +81,26 @@ def _table(title: str, rows: list[Result]) -> Table:
             "-" if r.mb_per_s is None else f"{r.mb_per_s:,.1f}",
             f"{cs.voluntary.client:.2f}/{cs.voluntary.peer:.2f}",
             f"{cs.involuntary.client:.2f}/{cs.involuntary.peer:.2f}",
+            *_cpu_cells(r),
             f"{lat.p50 / fastest:.2f}",
         )
     return t
+
+
+def _cpu_cells(r: Result) -> tuple[str, str]:
+    """CPU µs per round trip of each end, and the share of one CPU each kept busy (its CPU
+    time over the wall time of the round trips: 1.00 is a core burnt the whole time)."""
+    cpu, lat = r.cpu_us_per_roundtrip, r.latency_ns
+    if cpu is None or lat is None or not lat.mean:
+        return "-", "-"
+    wall_us = lat.mean / 1000
+    peer_us = "?" if cpu.peer is None else _us(cpu.peer.total)
+    peer_use = "?" if cpu.peer is None else f"{cpu.peer.total / wall_us:.2f}"
+    return f"{_us(cpu.client.total)}/{peer_us}", f"{cpu.client.total / wall_us:.2f}/{peer_use}"
+
+
+def _us(x: float) -> str:
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
 
 
 def unmeasured_lines(results: Iterable[Result]) -> list[str]:
