@@ -43,6 +43,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from daemonkit.bench.distribution import encode
 from daemonkit.bench.peer import (
     CtxSwitches,
     exact_roundtrips,
@@ -319,4 +320,5 @@ def _summarise(
         batch_p50_ns=[round(x, 1) for x in totals.batch_p50_ns],
         framed=echo.framed,
         verified={"sizes": n, "checksums": echo.checksums},
+        latency_hdr=encode(samples),
     )

@@ -14,7 +14,8 @@ The document (schema ``daemonkit.bench/1``)::
                   "cpu_us_per_roundtrip": {"client": {"user","system"},
                                            "peer": {"user","system"} | null},
                   "ran_on": {"client": [cpu...], "peer": [cpu...]},
-                  "batch_p50_ns": [...], "framed": bool | null}, ...]}
+                  "batch_p50_ns": [...], "framed": bool | null,
+                  "latency_hdr": "HISTF..."}, ...]}
 
 A result that failed has ``error`` set, one that could not run (a size the channel cannot
 carry) has ``skipped`` set; both have null measurements. ``mb_per_s`` counts payload bytes
@@ -27,8 +28,10 @@ peer's own), the peer's process or thread; ``peer`` is null when the other end c
 the median of each timed batch, whose spread says how steady the run was. ``framed`` says
 whether a byte stream carried a length header with each message (true), or, both sides
 knowing the size, exactly the message's bytes (false, a 0-byte message as a 1-byte token);
-null for channels that keep message boundaries themselves. Tables, CSV and comparisons are
-views computed from this document, never from the timed loop.
+null for channels that keep message boundaries themselves. ``latency_hdr`` keeps every
+round trip as an HdrHistogram (see :mod:`daemonkit.bench.distribution`): comparisons draw
+their significance from it. Tables, CSV and comparisons are views computed from this
+document, never from the timed loop.
 
 *Kernel path*: one ``write`` (or ``read``) of the file.
 *Lifetime*: the files are the user's; nothing is removed.
@@ -131,6 +134,7 @@ class Result:
     ran_on: dict[str, list[int]] | None = None  # CPUs each end was seen on, read back
     batch_p50_ns: list[float] | None = None  # the median of each timed batch
     framed: bool | None = None  # a byte stream's length header travelled (None: not a stream)
+    latency_hdr: str | None = None  # every round trip, as an HdrHistogram (bench.distribution)
 
     @property
     def ok(self) -> bool:
@@ -169,6 +173,7 @@ class Result:
             ran_on=d.get("ran_on"),
             batch_p50_ns=d.get("batch_p50_ns"),
             framed=d.get("framed"),
+            latency_hdr=d.get("latency_hdr"),
         )
 
 
