@@ -3,9 +3,9 @@ fold runs from one machine together.
 
 A report is a view of data that was measured before: the versioned JSON written by
 ``daemonkit bench --json`` (schema ``daemonkit.bench/1``) and ``daemonkit lessons --json``
-(``daemonkit.lessons/1``). Nothing here measures; it only checks that a document is one of
-ours and of a version this code knows, so that a plot never draws a guess from a field that
-means something else.
+(``daemonkit.lessons/1`` and ``/2``). Nothing here measures; it only checks that a document
+is one of ours and of a version this code knows, so that a plot never draws a guess from a
+field that means something else.
 
 *Kernel path*: one ``open``/``read`` per file; nothing else touches the kernel.
 *Lifetime*: the documents live in memory for the length of the report.
@@ -25,6 +25,7 @@ __all__ = [
     "BENCH_SCHEMA",
     "KNOWN_SCHEMAS",
     "LESSONS_SCHEMA",
+    "LESSONS_SCHEMAS",
     "ReportInputError",
     "check_doc",
     "doc_date",
@@ -38,8 +39,9 @@ __all__ = [
 
 Doc = dict[str, Any]
 BENCH_SCHEMA = "daemonkit.bench/1"
-LESSONS_SCHEMA = "daemonkit.lessons/1"
-KNOWN_SCHEMAS = (BENCH_SCHEMA, LESSONS_SCHEMA)
+LESSONS_SCHEMA = "daemonkit.lessons/2"  # verdicts as keys and figures, rendered when shown
+LESSONS_SCHEMAS = ("daemonkit.lessons/1", LESSONS_SCHEMA)  # /1: sentences frozen in its language
+KNOWN_SCHEMAS = (BENCH_SCHEMA, *LESSONS_SCHEMAS)
 
 
 class ReportInputError(DaemonkitError):
