@@ -1,11 +1,11 @@
 """The contract every lesson module keeps: one small typed protocol, one registry.
 
-A lesson is a module (``ctx_switch``, ``creation``, ...) with a name, the claims it tests and
-four functions: ``steps`` (how often ``run`` ticks), ``run`` (measure, return the typed
-measurements, a JSON-shaped ``TypedDict`` of the lesson), ``verdicts`` (a pure function of the
-measurements and the machine facts) and ``tables`` (the terminal view). The module itself
-satisfies :class:`Lesson`, so ``mypy`` checks every lesson against it where :data:`LESSONS`
-names them.
+A lesson is a module (``ctx_switch``, ``creation``, ...) with a name, the claims it tests,
+its own words (``TEXT``, both languages) and four functions: ``steps`` (how often ``run``
+ticks), ``run`` (measure; the measurements are JSON data, stored as they are), ``verdicts`` (a
+pure function of the measurements and the machine facts) and ``tables`` (the terminal view).
+The module itself satisfies :class:`Lesson`, so ``mypy`` checks every lesson against it where
+:func:`load` hands one out.
 
 Kernel path: none. Lifetime: none.
 See also: PEP 544 (protocols; modules as implementations), :mod:`daemonkit.lessons.verdict`.
@@ -42,6 +42,7 @@ class Lesson(Protocol):
 
     NAME: str
     CLAIMS: tuple[str, ...]
+    TEXT: dict[str, dict[str, str]]  # {"en": {...}, "zh": {...}}: the lesson's own words
 
     def steps(self, quick: bool) -> int: ...
 

@@ -218,7 +218,7 @@ def decisions(m: Mapping[str, Any]) -> dict[int, tuple[Decision, str, str]]:
         if t is None or p is None:
             continue
         ci = ratio_of_medians([(p[1]["samples"], t[1]["samples"])])
-        out[size] = (Decision("c4", ci, CHEAPER), p[0], t[0])
+        out[size] = (Decision("c4", ci, CHEAPER, fmt_size(size)), p[0], t[0])
     return out
 
 
@@ -234,11 +234,6 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
     label: Label = combine(d.label for d, _, _ in ds.values()) if ds else "inconclusive"
     figures: dict[str, Any] = {
         "ratios": ratios or ["-"],
-        "decided": [
-            f"{fmt_size(s)}: {d.ci.point:.2f}× [{d.ci.lo:.2f}–{d.ci.hi:.2f}]"
-            for s, (d, _, _) in ds.items()
-        ],
-        "labels": [f"{fmt_size(s)}: {d.label}" for s, (d, _, _) in ds.items()],
         "small": fmt_size(m["sizes"][0]),
         "large": fmt_size(m["sizes"][-1]),
     }
@@ -250,10 +245,6 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
             for p in split
         ]
         extra.append("verdict.communication.split")
-    # The shown decision: the deciding size whose interval is widest in doubt, else the first.
-    shown = next((d for d, _, _ in ds.values() if d.label == "inconclusive"), None)
-    if shown is None and ds:
-        shown = next(iter(ds.values()))[0]
     why = explain(m, facts, ds)
     return [
         Verdict(
@@ -264,7 +255,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
             figures,
             tuple(extra),
             why,
-            shown,
+            tuple(d for d, _, _ in ds.values()),
         )
     ]
 
@@ -346,7 +337,7 @@ TEXT: dict[str, dict[str, str]] = {
         "cm.group.process": "processes, bytes through the kernel",
         "cm.group.control": "threads, through the kernel",
         "verdict.communication": "Best process route / best thread handoff, both ends on one "
-        "CPU: {ratios}. Decided at {small} and {large}: {decided}.",
+        "CPU: {ratios}. Decided at {small} and at {large}.",
         "threshold.communication": "'communicate cheaply' is read as the process/thread ratio of "
         "round trips at the smallest and the largest message; both alike give that label, "
         "different labels give partly holds",
@@ -387,7 +378,7 @@ TEXT: dict[str, dict[str, str]] = {
         "cm.group.process": "进程之间，数据经内核复制",
         "cm.group.control": "线程之间，经过内核",
         "verdict.communication": "两端绑定在同一 CPU 上时，最快进程通道与最快线程交接之比："
-        "{ratios}。判定依据为 {small} 和 {large}：{decided}。",
+        "{ratios}。判定依据为 {small} 和 {large} 两点。",
         "threshold.communication": "“通信代价低”按最小和最大消息下进程与线程往返时间之比判断；两"
         "者结论相同即为该结论，不同则为部分成立",
         "q.c4": "最快的进程通道与最快的线程交接的往返时间之比",

@@ -106,7 +106,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
     pairs = [
         (size[k]["samples"], size["thread"]["samples"]) for size in m["sizes"] for k in METHODS[1:]
     ]
-    d = Decision("c3b", ratio_of_medians(pairs), MORE)
+    d = Decision("c3b", ratio_of_medians(pairs), MORE, "fork, fork+exec, posix_spawn")
     small, big = m["sizes"][0], m["sizes"][-1]
 
     def ratio(size: Mapping[str, Any], k: str) -> float:
@@ -132,7 +132,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
             "threshold.creation",
             figures,
             why=explain(m),
-            decision=d,
+            decisions=(d,),
         )
     ]
 

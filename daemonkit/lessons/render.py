@@ -48,7 +48,9 @@ def _decision_lines(d: Mapping[str, Any], lang: str) -> tuple[str, str]:
     q = tr(lang, "q." + d["quantity"])
     interval = tr(
         lang,
-        "ui.interval",
+        "ui.interval.at" if d.get("where") else "ui.interval",
+        where=d.get("where", ""),
+        label=tr(lang, "label." + d["label"]),
         quantity=q,
         point=fmt_quantity(ci["point"], unit),
         lo=fmt_quantity(ci["lo"], unit),
@@ -77,11 +79,10 @@ def render_verdict(v: Mapping[str, Any], lang: str) -> dict[str, Any]:
     gap = _SENTENCE_GAP[lang]
     text = gap.join(tr(lang, k, **figures) for k in (v["text"], *v.get("extra", ())))
     threshold = tr(lang, v["threshold"], **figures)
-    interval = ""
-    d = v.get("decision")
-    if d:
-        interval, bands = _decision_lines(d, lang)
-        threshold += tr(lang, "ui.then") + bands
+    lines = [_decision_lines(d, lang) for d in v.get("decisions") or ()]
+    interval = gap.join(line for line, _ in lines)
+    if lines:  # one claim's decisions share its bands
+        threshold += tr(lang, "ui.then") + lines[0][1]
     return {
         "claim": v["claim"],
         "label": v["label"],

@@ -49,6 +49,8 @@ FRAME: dict[str, dict[str, str]] = {
         "ui.seconds": "{name} took {s:.1f} s",
         "ui.json": "results written to {path}",
         "ui.interval": "{quantity}: {point}, {level} % interval {lo} to {hi} ({n} repeats).",
+        "ui.interval.at": "At {where}, {quantity}: {point}, {level} % interval {lo} to {hi} "
+        "({n} repeats): {label}.",
         "ui.straddles": "The interval straddles the boundary {b}, so this run cannot decide.",
         "ui.undefined": "The quantity is undefined in part of the resamples (a cost that is not "
         "positive), so this run cannot decide.",
@@ -83,6 +85,8 @@ FRAME: dict[str, dict[str, str]] = {
         "ui.seconds": "{name} 用时 {s:.1f} 秒",
         "ui.json": "结果已写入 {path}",
         "ui.interval": "{quantity}：{point}，{level}% 置信区间为 {lo}～{hi}（重复 {n} 次）。",
+        "ui.interval.at": "{where} 处，{quantity}：{point}，{level}% 置信区间为 {lo}～{hi}"
+        "（重复 {n} 次）：{label}。",
         "ui.straddles": "区间跨过了分界 {b}，本次运行无法判定。",
         "ui.undefined": "部分重抽样中该量没有定义（开销不为正），本次运行无法判定。",
         "ui.bands": "{quantity} ≥ {holds} 为成立，在 {partly} 与 {holds} 之间为部分成立，低于 "

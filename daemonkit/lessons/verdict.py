@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 __all__ = [
     "LEVEL",
+    "Arr",
     "Bands",
     "Decision",
     "Interval",
@@ -111,6 +112,7 @@ class Decision:
     quantity: str
     ci: Interval
     bands: Bands
+    where: str = ""  # the measured point it decides, language-neutral ("0 B", "512×4 KiB")
 
     @property
     def label(self) -> Label:
@@ -127,6 +129,7 @@ class Decision:
     def as_dict(self) -> dict[str, Any]:
         return {
             "quantity": self.quantity,
+            "where": self.where,
             "label": self.label,
             "interval": self.ci.as_dict(),
             "bands": self.bands.as_dict(),
@@ -209,8 +212,8 @@ class Verdict:
 
     ``text`` and ``threshold`` are string-table keys; ``extra`` further sentences; ``why`` the
     "why on this machine" paragraphs, each chosen by a computed condition. ``figures`` are
-    language-neutral (numbers, sizes, times, lists joined at display time). ``decision`` is
-    the interval and bands when the claim is decided on a measured quantity.
+    language-neutral (numbers, sizes, times, lists joined at display time). ``decisions`` are
+    the intervals and bands the label was decided on (none for a yes/no claim).
     """
 
     claim: str
@@ -220,7 +223,7 @@ class Verdict:
     figures: dict[str, Any] = field(default_factory=dict)
     extra: tuple[str, ...] = ()
     why: tuple[str, ...] = ()
-    decision: Decision | None = None
+    decisions: tuple[Decision, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -231,5 +234,5 @@ class Verdict:
             "extra": list(self.extra),
             "why": list(self.why),
             "figures": self.figures,
-            "decision": self.decision.as_dict() if self.decision else None,
+            "decisions": [d.as_dict() for d in self.decisions],
         }
