@@ -18,17 +18,21 @@ from typing import NoReturn
 
 from daemonkit import __version__
 from daemonkit.errors import DaemonkitError
-from daemonkit.interrupts import SigintRecord, record_sigint
+from daemonkit.interrupts import INTERRUPTS, InterruptRecord, record_interrupts
 
 __all__ = ["ArgumentParser", "main"]
 
 # Modules that provide sub-commands, in the order --help lists them.
 COMMAND_MODULES = (
-    "daemonkit.commands.service",  # start stop status reload run
+    "daemonkit.commands.service",  # start restart stop status reload run
     "daemonkit.commands.bench",  # bench channels cleanup
     "daemonkit.commands.lessons",  # lessons
     "daemonkit.commands.report",  # report
     "daemonkit.commands.remote",  # serve throughput
+    "daemonkit.commands.inspect",  # inspect
+    "daemonkit.commands.startup",  # startup
+    "daemonkit.commands.trace",  # trace
+    "daemonkit.commands.unit",  # unit
 )
 
 
@@ -53,17 +57,18 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; the process's SIGINT handling is put back as it was afterwards."""
+    """Run one command; the process's handling of SIGINT, SIGTERM and SIGHUP is put back as it
+    was afterwards."""
     old_hook = sys.unraisablehook
     sys.unraisablehook = _quiet_interrupt
     try:
-        with record_sigint() as ctrl_c:
+        with record_interrupts() as ctrl_c:
             return _run(argv, ctrl_c)
     finally:
         sys.unraisablehook = old_hook
 
 
-def _run(argv: Sequence[str] | None, ctrl_c: SigintRecord) -> int:
+def _run(argv: Sequence[str] | None, ctrl_c: InterruptRecord) -> int:
     interrupted = False
     try:
         # Inside the try: a Ctrl-C while the command modules are still importing is an
@@ -80,7 +85,11 @@ def _run(argv: Sequence[str] | None, ctrl_c: SigintRecord) -> int:
     except BrokenPipeError:
         # Output piped into a reader that went away (e.g. `daemonkit channels | head`).
         return 0
-    if interrupted or ctrl_c.seen:
+    if ctrl_c.seen:
+        why = "" if ctrl_c.signum == signal.SIGINT else f" ({ctrl_c.name})"
+        print(f"daemonkit: interrupted{why}", file=sys.stderr)
+        return ctrl_c.exit_code
+    if interrupted:  # a KeyboardInterrupt raised by hand, not by a signal
         print("daemonkit: interrupted", file=sys.stderr)
         return INTERRUPTED
     return code
@@ -91,9 +100,10 @@ def _run(argv: Sequence[str] | None, ctrl_c: SigintRecord) -> int:
 # ends with 130 and one line whichever way the command came back.
 
 INTERRUPTED = 128 + signal.SIGINT
+INTERRUPTED_CODES = frozenset(128 + sig for sig in INTERRUPTS)  # 130, 143, 129
 
 
 def _quiet_interrupt(unraisable: sys.UnraisableHookArgs) -> None:
     if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-        return  # recorded by record_sigint: no "Exception ignored" traceback for a Ctrl-C
+        return  # recorded by record_interrupts: no "Exception ignored" traceback for a Ctrl-C
     sys.__unraisablehook__(unraisable)

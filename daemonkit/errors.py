@@ -15,6 +15,8 @@ __all__ = [
     "ConfigError",
     "DaemonStartError",
     "DaemonkitError",
+    "DocumentError",
+    "NoSuchProcessError",
     "NotRunningError",
     "PeerDiedError",
     "PidfileError",
@@ -34,6 +36,12 @@ class UsageError(DaemonkitError):
     """Wrong command-line input (unknown channel, bad size, negative count)."""
 
     exit_code = 2
+
+
+class DocumentError(DaemonkitError):
+    """A results document that cannot be read, is not JSON, or does not match its schema."""
+
+    exit_code = 2  # bad input, like a usage error
 
 
 class ConfigError(DaemonkitError):
@@ -69,6 +77,12 @@ class NotRunningError(DaemonkitError):
     """The daemon is not running (LSB code 7 for actions other than status)."""
 
     exit_code = 7
+
+
+class NoSuchProcessError(DaemonkitError):
+    """The process to look at does not exist (or has exited): LSB status "not running"."""
+
+    exit_code = 3
 
 
 class ChannelError(DaemonkitError):

@@ -1,17 +1,24 @@
-"""A Ctrl-C that is remembered even where Python drops it.
+"""Interruptions: SIGINT, SIGTERM and SIGHUP end a command the same way, and are remembered
+even where Python drops them.
 
-Facts about SIGINT in CPython:
+Facts about the three signals:
 
-* The C-level handler only sets a flag; the interpreter later runs the Python handler in the
-  main thread, and the default one raises ``KeyboardInterrupt`` wherever that thread is.
-* Raised inside a weakref callback or a ``__del__`` it is printed as "Exception ignored" and
-  dropped; a C extension that checks signals itself (posix_ipc on EINTR) may replace it with
-  its own exception. The command then runs on as if nothing had happened.
-
-So while :func:`record_sigint` is active, each SIGINT is first written down in a record and
-then handled exactly as before (the previous handler runs: normally ``KeyboardInterrupt``).
-Whoever holds the record can tell afterwards that the user asked to stop, whichever way the
-exception went. A SIGINT that is ignored (``nohup``, a background job) is left ignored.
+* SIGINT is Ctrl-C (the terminal sends it to the whole foreground process group); SIGTERM is
+  what ``kill``, ``timeout`` and service managers send; SIGHUP comes when the terminal goes
+  away (an ssh session dropped). The default action of SIGTERM and SIGHUP is death on the
+  spot: no ``finally`` runs, and every kernel-persistent object the command made (shared
+  memory, semaphores, message queues) stays behind. So while :func:`record_interrupts` is
+  active, all three unwind the command like Ctrl-C (``KeyboardInterrupt``): cleanup runs,
+  and the command exits with 128 + the signal's number (130, 143, 129), as a shell reports a
+  death by that signal.
+* CPython's C-level handler only sets a flag; the interpreter later runs the Python handler in
+  the main thread. An exception it raises inside a weakref callback or a ``__del__`` is
+  printed as "Exception ignored" and dropped; a C extension that checks signals itself
+  (posix_ipc on EINTR) may replace it with its own exception. The command then runs on as if
+  nothing had happened. So each signal is first written down in a record, and whoever holds
+  the record can tell afterwards that it came, whichever way the exception went.
+* A signal that is ignored (``nohup`` ignores SIGHUP, a background job SIGINT) is left
+  ignored; one whose handler was set from C is left alone.
 
 See also: signal(7), the ``signal`` module's notes on handlers and the main thread.
 """
@@ -20,39 +27,69 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 
-__all__ = ["SigintRecord", "record_sigint"]
+__all__ = ["INTERRUPTS", "InterruptRecord", "record_interrupts"]
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
-class SigintRecord:
-    """Whether SIGINT arrived while the record was active."""
+class InterruptRecord:
+    """The first interrupting signal that arrived while the record was active, if any."""
 
-    seen: bool = False
+    signum: int | None = None
+
+    @property
+    def seen(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number: what a shell reports for a death by that signal."""
+        assert self.signum is not None
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        assert self.signum is not None
+        return signal.Signals(self.signum).name
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # the default action, made an unwinding one
 
 
 @contextlib.contextmanager
-def record_sigint() -> Iterator[SigintRecord]:
-    """Record every SIGINT in the yielded record, then pass it to the handler that was there.
+def record_interrupts() -> Iterator[InterruptRecord]:
+    """Record SIGINT, SIGTERM and SIGHUP in the yielded record, then pass each to the handler
+    that was there (SIGINT's default raises ``KeyboardInterrupt``; SIGTERM's and SIGHUP's
+    default, death, becomes ``KeyboardInterrupt`` too).
 
     Must be entered in the main thread (only it may set signal handlers). Nests: an inner
     record passes the signal on to the outer one, so both see it.
     """
-    record = SigintRecord()
-    previous = signal.getsignal(signal.SIGINT)
-    if not callable(previous):  # SIG_IGN or SIG_DFL (or set from C): not ours to change
-        yield record
-        return
+    record = InterruptRecord()
+    restore: list[tuple[int, Callable[[int, FrameType | None], object] | int]] = []
 
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        record.seen = True
-        previous(signum, frame)  # normally raises KeyboardInterrupt
+    def install(sig: int, previous: Callable[[int, FrameType | None], object]) -> None:
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if record.signum is None:
+                record.signum = signum
+            previous(signum, frame)  # normally raises KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, on_sigint)
+        signal.signal(sig, on_signal)
+
     try:
+        for sig in INTERRUPTS:
+            previous = signal.getsignal(sig)
+            if previous is None or previous == signal.SIG_IGN:
+                continue  # set from C, or ignored (nohup): not ours to change
+            restore.append((sig, previous))
+            install(sig, _interrupt if previous == signal.SIG_DFL else previous)  # type: ignore[arg-type]
         yield record
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in reversed(restore):
+            signal.signal(signum, handler)

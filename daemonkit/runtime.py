@@ -6,8 +6,13 @@ Facts about runtime directories:
   Anyone who can write to that directory could replace a socket or plant a pidfile, so a
   directory that already exists is used only if it is a real directory (not a symlink), owned by
   the expected user, and not writable by group or others.
-* Default location: ``$XDG_RUNTIME_DIR/daemonkit`` (a per-user tmpfs made by systemd-logind),
-  ``/run/daemonkit`` for root, otherwise ``daemonkit-UID`` under the system temp dir.
+* Which directory, first found: ``--runtime-dir``; ``$DAEMONKIT_RUNTIME_DIR``; ``runtime_dir``
+  in the settings file (``$DAEMONKIT_SETTINGS``, else ``$XDG_CONFIG_HOME/daemonkit/settings.toml``
+  or ``~/.config/daemonkit/settings.toml``); ``$XDG_RUNTIME_DIR/daemonkit`` (a per-user tmpfs
+  made by systemd-logind); ``/run/daemonkit`` for root; otherwise ``daemonkit-UID`` under the
+  system temp dir. So an admin names it once, not on every call. Every command, channel and
+  test asks :func:`resolve_runtime_dir`, so they all agree on it; a path that exists and is
+  not a directory is refused there, as a usage error, before anything looks inside it.
 
 Facts about names:
 
@@ -20,6 +25,13 @@ Facts about names:
   kind of object (semaphore sets, segments, queues) has its own key space in the kernel, so
   a process claims an index per kind with :func:`claim_sysv_index` and releases it after
   ``IPC_RMID``: channels opened one after another reuse keys, two open at once never collide.
+* ``/dev/shm`` and ``/dev/mqueue`` are shared by every user, and pids are easy to guess: a
+  name made of the pid and a counter could be created first by another user, and every
+  ``O_EXCL`` create of ours would then fail (a denial of service). So ``N`` is a counter
+  followed by nine random digits: unique within the process, unguessable outside it. The
+  four System V keys of a pid cannot be hidden that way; when another user holds all four,
+  the object is made with ``IPC_PRIVATE`` instead (see
+  :func:`daemonkit.channels._ipc.create_sysv`).
 """
 
 from __future__ import annotations
@@ -27,20 +39,22 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import secrets
 import stat
 import tempfile
 import threading
+import tomllib
 from pathlib import Path
 from typing import Literal
 
-from daemonkit.errors import RuntimeDirError
+from daemonkit.errors import ConfigError, RuntimeDirError, UsageError
 
 __all__ = [
     "NAME_PREFIX",
+    "RUNTIME_DIR_ENV",
     "SYSV_KEY_BASE",
     "SysvKind",
     "claim_sysv_index",
-    "default_runtime_dir",
     "ensure_private_dir",
     "object_name",
     "owner_of_name",
@@ -48,10 +62,14 @@ __all__ = [
     "pid_alive",
     "proc_stat",
     "release_sysv_index",
+    "resolve_runtime_dir",
+    "settings_path",
     "sysv_key",
+    "unsafe_dir",
 ]
 
 NAME_PREFIX = "dk"
+RUNTIME_DIR_ENV = "DAEMONKIT_RUNTIME_DIR"  # names the runtime dir once for every command
 SYSV_KEY_BASE = 0x44000000  # top byte 'D'; keys 0x44000000..0x44FFFFFF are daemonkit's
 _SYSV_PID_BITS = 22  # Linux pid_max is at most 2**22 (PID_MAX_LIMIT)
 _NAME_RE = re.compile(rf"^/?{NAME_PREFIX}\.(\d+)\.")
@@ -73,14 +91,67 @@ def _forget_sysv_claims() -> None:
 os.register_at_fork(after_in_child=_forget_sysv_claims)
 
 
-def default_runtime_dir() -> Path:
-    """The runtime directory used when ``--runtime-dir`` is not given."""
+def resolve_runtime_dir(arg: Path | None = None) -> Path:
+    """The runtime directory, absolute: *arg* (``--runtime-dir``) if given, else the first of
+    ``$DAEMONKIT_RUNTIME_DIR``, the settings file's ``runtime_dir``, the default.
+
+    Absolute because a daemon changes directory (daemon(7) step 11) before it uses the path.
+    Nothing is created here (:func:`ensure_private_dir` does that for whoever writes into the
+    directory); an existing non-directory is a :class:`UsageError` naming where it came from.
+    """
+    if arg is not None:
+        return _a_directory(Path(arg), "--runtime-dir")
+    env = os.environ.get(RUNTIME_DIR_ENV)
+    if env:
+        return _a_directory(Path(env), RUNTIME_DIR_ENV)
+    settings = settings_path()
+    configured = _settings_runtime_dir(settings)
+    if configured is not None:
+        return _a_directory(configured, f"runtime_dir in {settings}")
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
-        return Path(xdg) / "daemonkit"
+        return Path(os.path.abspath(Path(xdg) / "daemonkit"))
     if os.geteuid() == 0:
         return Path("/run/daemonkit")
-    return Path(tempfile.gettempdir()) / f"daemonkit-{os.geteuid()}"
+    return Path(tempfile.gettempdir()).absolute() / f"daemonkit-{os.geteuid()}"
+
+
+def _a_directory(path: Path, source: str) -> Path:
+    path = Path(os.path.abspath(path.expanduser()))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{source}: {path} is not a directory")
+    return path
+
+
+def settings_path() -> Path:
+    """Where the user's settings file is (it need not exist)."""
+    named = os.environ.get("DAEMONKIT_SETTINGS")
+    if named:
+        return Path(named)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "daemonkit" / "settings.toml"
+
+
+def _settings_runtime_dir(path: Path) -> Path | None:
+    """``runtime_dir`` from the settings file (TOML, that one key), None if no file or key."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"settings {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings {path}: {exc}") from exc
+    unknown = sorted(set(data) - {"runtime_dir"})
+    if unknown:
+        raise ConfigError(f"settings {path}: unknown key {unknown[0]!r}")
+    value = data.get("runtime_dir")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"settings {path}: runtime_dir must be a non-empty string")
+    return Path(value)
 
 
 def ensure_private_dir(path: Path, uid: int | None = None, gid: int | None = None) -> Path:
@@ -107,19 +178,28 @@ def ensure_private_dir(path: Path, uid: int | None = None, gid: int | None = Non
         st = os.lstat(path)
     except OSError as exc:
         raise RuntimeDirError(f"runtime dir {path}: {exc.strerror}") from exc
-    if stat.S_ISLNK(st.st_mode):
-        raise RuntimeDirError(f"runtime dir {path}: is a symlink, refusing to follow it")
-    if not stat.S_ISDIR(st.st_mode):
-        raise RuntimeDirError(f"runtime dir {path}: not a directory")
+    unsafe = unsafe_dir(st)
+    if unsafe:
+        raise RuntimeDirError(f"runtime dir {path}: {unsafe}")
     if st.st_uid != uid:
         raise RuntimeDirError(f"runtime dir {path}: owned by uid {st.st_uid}, not {uid}")
-    if st.st_mode & 0o022:
-        raise RuntimeDirError(
-            f"runtime dir {path}: writable by group or others (mode {st.st_mode & 0o777:o})"
-        )
     if not os.access(path, os.W_OK | os.X_OK):
         raise RuntimeDirError(f"runtime dir {path}: not writable")
     return path
+
+
+def unsafe_dir(st: os.stat_result) -> str | None:
+    """Why a directory with lstat(2) result *st* is no safe runtime dir, or None if it is:
+    a symlink (whoever made it chooses where it leads), not a directory, or writable by
+    group or others (who could replace a socket or plant a pidfile). The owner is the
+    caller's to check: who may own it depends on who asks."""
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symlink, refusing to follow it"
+    if not stat.S_ISDIR(st.st_mode):
+        return "not a directory"
+    if st.st_mode & 0o022:
+        return f"writable by group or others (mode {st.st_mode & 0o777:o})"
+    return None
 
 
 def object_name(kind: str, *, posix: bool = False, pid: int | None = None) -> str:
@@ -128,7 +208,8 @@ def object_name(kind: str, *, posix: bool = False, pid: int | None = None) -> st
     ``posix=True`` gives the leading slash that shm_open(3) and mq_open(3) expect.
     """
     owner = os.getpid() if pid is None else pid
-    name = f"{NAME_PREFIX}.{owner}.{kind}.{next(_counter)}"
+    # counter + 9 random digits: unique here (fixed width), not guessable by a squatter
+    name = f"{NAME_PREFIX}.{owner}.{kind}.{next(_counter)}{secrets.randbelow(10**9):09d}"
     return "/" + name if posix else name
 
 

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from test_daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fixture
+from daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fixture
     Daemons,
     daemons_fixture,
 )
 
-from daemonkit.bench.target import DAEMON_CHANNELS
+from daemonkit.bench.targets.daemon import DAEMON_CHANNELS
 from daemonkit.cleanup import list_objects
 from daemonkit.cli import main
 

@@ -230,7 +230,8 @@ def test_compare_rejects_a_file_that_is_not_a_bench_document(
 ) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema": "something/2"}')
-    assert main(["bench", "--channels", "pipe", "--compare", str(bad)]) == 1
+    # An input document that does not match its schema: exit 2, like a usage error.
+    assert main(["bench", "--channels", "pipe", "--compare", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("daemonkit: ") and err.count("\n") == 1 and "schema" in err
 

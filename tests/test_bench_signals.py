@@ -21,7 +21,7 @@ from procfs import children, in_session
 
 from daemonkit.channels import channel_class
 from daemonkit.cleanup import list_objects
-from daemonkit.runtime import default_runtime_dir
+from daemonkit.runtime import resolve_runtime_dir
 
 
 def _pipe_fds(pid: int) -> int:
@@ -36,7 +36,7 @@ def _pipe_fds(pid: int) -> int:
 
 
 def _objects_of(pid: int) -> list[object]:
-    return [o for o in list_objects([default_runtime_dir()]) if o.owner == pid]
+    return [o for o in list_objects([resolve_runtime_dir()]) if o.owner == pid]
 
 
 def _wait_for(cond: Callable[[], bool], proc: subprocess.Popen[str], what: str) -> None:

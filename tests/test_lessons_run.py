@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from facilities import require
 from procfs import descendants
 
 from daemonkit.lessons import (
@@ -246,7 +247,7 @@ def test_perf_attach_counts_where_the_counters_exist() -> None:
 
     reason = _perf.probe(["context-switches"])
     if reason is not None:
-        pytest.skip(f"perf cannot count here: {reason}")
+        require("perf", f"perf cannot count here: {reason}")
     with _perf.attach([os.getpid()], ["context-switches"]) as counts:
         for _ in range(20):
             time.sleep(0.002)  # each sleep blocks: one voluntary switch

@@ -30,6 +30,7 @@ from daemonkit.lessons.verdict import (
     decide,
     ratio_of_medians,
 )
+from daemonkit.machine import describe
 
 FAR = Bands(partly=1.25, holds=2.0)
 
@@ -180,7 +181,7 @@ def _c5_doc() -> dict[str, Any]:
     }
     vs = semaphore_vs_signal.verdicts(m, {})
     result = LessonResult("semaphore-vs-signal", ("C5",), m, vs, 0.1)
-    return to_json([result], "en", quick=True, machine={"hostname": "h"})
+    return to_json([result], "en", quick=True, machine=describe())
 
 
 def test_the_document_stores_keys_and_figures_not_sentences() -> None:

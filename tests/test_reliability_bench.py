@@ -27,7 +27,7 @@ import pytest
 
 from daemonkit.channels import channel_class, channel_names
 from daemonkit.cleanup import list_objects
-from daemonkit.runtime import default_runtime_dir, pid_alive, proc_stat
+from daemonkit.runtime import pid_alive, proc_stat, resolve_runtime_dir
 
 SEED = int(os.environ.get("DK_RELIABILITY_SEED", "20261127"))
 CLI = [sys.executable, "-m", "daemonkit"]
@@ -62,7 +62,7 @@ def _left_alive(run: Run) -> list[int]:
 
 
 def _objects_of(pids: set[int]) -> list[object]:
-    return [o for o in list_objects([default_runtime_dir()]) if o.owner in pids]
+    return [o for o in list_objects([resolve_runtime_dir()]) if o.owner in pids]
 
 
 @dataclass
@@ -187,7 +187,7 @@ def test_fifty_peer_kills_across_all_channels(tmp_path: Path) -> None:
 
 
 def test_runner_killed_then_cleanup_removes_its_leftovers_and_only_those() -> None:
-    rdir = default_runtime_dir()
+    rdir = resolve_runtime_dir()
     run = _start(
         "bench", "--channels", "posix-shm", "--peer", "process", "--duration", "30",
         "--warmup", "10",

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import zmq
+from facilities import need
 from netns import ready_line, serve_ports
 
 from daemonkit.cli import main
@@ -33,8 +34,8 @@ class Served:
         self.tcp_port = tcp_port
 
     def info(self) -> dict[str, object]:
-        from daemonkit.remote._wire import parse_address
         from daemonkit.remote.client import RemoteServer
+        from daemonkit.remote.wire import parse_address
 
         with RemoteServer(parse_address(self.zmq_url), timeout=3) as server:
             return server.info()
@@ -205,8 +206,8 @@ def test_unwritable_json_is_a_one_line_error(served: Served) -> None:
 
 
 def test_a_listener_that_never_answers_times_out() -> None:
-    from daemonkit.remote._wire import Address
     from daemonkit.remote.client import NoServerError, RemoteServer
+    from daemonkit.remote.wire import Address
 
     with socket.create_server(("127.0.0.1", 0)) as s:  # the kernel accepts, nobody answers
         port = s.getsockname()[1]
@@ -409,8 +410,7 @@ def test_a_server_that_stops_answering_fails_the_case_in_bounded_time(served: Se
 
 
 def test_ipv6_loopback() -> None:
-    if not socket.has_ipv6 or not Path("/proc/net/if_inet6").read_text().strip():
-        pytest.skip("no IPv6 on this machine")
+    need("ipv6")
     argv = [*DK, "serve", "--bind", "tcp://[::1]:0", "--tcp-port", "0"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = ready_line(proc, 10)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fixture
+from daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fixture
     CLI,
     Daemons,
     daemons_fixture,

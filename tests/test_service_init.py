@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_daemon_support import Daemons, daemons_fixture, gone  # noqa: F401 -- a fixture
+from daemon_support import Daemons, daemons_fixture, gone  # noqa: F401 -- a fixture
 
 SCRIPT = Path(__file__).resolve().parent.parent / "services" / "daemonkit-init"
 

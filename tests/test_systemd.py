@@ -10,7 +10,6 @@ what the kernel shows inside the container (``/proc``, the runtime directory).
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from facilities import require
 from systemd_container import (
     Container,
     Unavailable,
@@ -41,9 +41,7 @@ INSTALLED = "/usr/local/bin/daemonkit"
 
 def _cannot_run(reason: str) -> None:
     """Skip with the reason; where CI promises the container works, fail instead."""
-    if os.environ.get("DAEMONKIT_REQUIRE_SYSTEMD") == "1":
-        pytest.fail(f"systemd container required but unavailable: {reason}", pytrace=False)
-    pytest.skip(f"cannot boot systemd in a container: {reason}")
+    require("systemd", f"cannot boot systemd in a container: {reason}")
 
 
 @pytest.fixture(scope="module")
@@ -624,3 +622,20 @@ def test_bench_against_the_daemon_systemd_started(ct: Container) -> None:
         # Per-client objects (FIFO pairs, shared memory) went with the bench's connections.
         assert daemon_objects(ct, pid, rundir) == objects
         assert ct.systemctl("is-active", DEMO).stdout.strip() == "active"
+
+
+@pytest.mark.parametrize("unit", [DEMO, FORKING])
+def test_inspect_passes_the_daemon_systemd_runs(ct: Container, unit: str) -> None:
+    """`daemonkit inspect --unit` on the daemon under the real systemd: every daemon(7) step
+    holds, whether systemd did steps 5-8 (Type=notify) or `daemonkit start` did (forking)."""
+    with running(ct, unit):
+        pid = main_pid(ct, unit)
+        done = ct.run(INSTALLED, "inspect", "--unit", unit, "--json", check=False)
+        doc = json.loads(done.stdout)
+        failed = [f for f in doc["findings"] if f["status"] != "holds"]
+        assert (done.returncode, failed) == (0, []), done.stderr
+        assert doc["pid"] == pid and len(doc["findings"]) == 14
+        details = {f["name"]: f["detail"] for f in doc["findings"]}
+        assert details["systemd unit"] == unit
+        assert details["pidfile"].endswith("its pid, locked by it")
+        assert details["parent"].startswith("init: pid 1")

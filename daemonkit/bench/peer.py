@@ -37,6 +37,7 @@ from typing import Any
 from daemonkit._libc import errno_error, libc
 from daemonkit.channels.base import Channel, NotifyEnd, PayloadEnd, PeerKind
 from daemonkit.errors import ChannelError, PeerDiedError
+from daemonkit.interrupts import INTERRUPTS
 
 __all__ = ["CtxSwitches", "Peer", "notify_roundtrips", "payload_roundtrips"]
 
@@ -154,9 +155,9 @@ class Peer:
                 code = 0
                 try:
                     _die_with(parent)
-                    # A runner may fork with SIGINT blocked (so that Ctrl-C cannot split its
-                    # setup); the peer process must still end with its group on Ctrl-C.
-                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+                    # A runner may fork with SIGINT, SIGTERM and SIGHUP blocked (so that none
+                    # can split its setup); the peer process must still end with its group.
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
                     os.close(self._cmd_w)
                     os.close(self._rep_r)
                     self._serve()

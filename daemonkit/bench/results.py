@@ -29,12 +29,13 @@ import csv
 import io
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from daemonkit.bench.stats import Histogram, Latency
 from daemonkit.errors import DaemonkitError
+from daemonkit.schemas import load_document
 
 __all__ = [
     "CSV_COLUMNS",
@@ -44,15 +45,17 @@ __all__ = [
     "EndPair",
     "Result",
     "Run",
+    "from_json",
     "load",
     "to_csv",
 ]
 
 SCHEMA = "daemonkit.bench/1"
+_T = TypeVar("_T")
 
 
 class BenchFileError(DaemonkitError):
-    """A results file that cannot be read or is not a ``daemonkit.bench/1`` document."""
+    """A results file that cannot be written."""
 
 
 @dataclass(frozen=True)
@@ -109,20 +112,27 @@ class Result:
             size=d["size"],
             payload=d["payload"],
             iterations=d["iterations"],
-            latency_ns=Latency(**lat) if lat else None,
+            latency_ns=_known(Latency, lat) if lat else None,
             roundtrips_per_s=d["roundtrips_per_s"],
             mb_per_s=d["mb_per_s"],
             ctx_switches_per_roundtrip=(
-                CtxPerRoundtrip(EndPair(**cs["voluntary"]), EndPair(**cs["involuntary"]))
+                CtxPerRoundtrip(
+                    _known(EndPair, cs["voluntary"]), _known(EndPair, cs["involuntary"])
+                )
                 if cs
                 else None
             ),
             error=d["error"],
             skipped=d.get("skipped"),
-            histogram=Histogram(**hist) if hist else None,
+            histogram=_known(Histogram, hist) if hist else None,
             pinning=d.get("pinning"),
             verified=d.get("verified"),
         )
+
+
+def _known(cls: type[_T], d: dict[str, Any]) -> _T:
+    """*cls* built from the fields it has; keys a newer version added are left aside."""
+    return cls(**{f.name: d[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
 
 @dataclass
@@ -173,27 +183,21 @@ def _write(path: Path, text: str) -> None:
 
 
 def load(path: Path) -> Run:
-    """Read a results file; a missing, foreign or malformed file is a one-line error."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BenchFileError(f"{path}: {exc.strerror}") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BenchFileError(f"{path}: not JSON ({exc})") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        found = doc.get("schema") if isinstance(doc, dict) else None
-        raise BenchFileError(f"{path}: schema {found!r} is not {SCHEMA!r}")
-    try:
-        return Run(
-            created=doc["created"],
-            command=doc["command"],
-            options=doc["options"],
-            machine=doc["machine"],
-            timer_overhead_ns=doc["timer_overhead_ns"],
-            results=[Result.from_json(r) for r in doc["results"]],
-        )
-    except (KeyError, TypeError) as exc:
-        raise BenchFileError(f"{path}: malformed {SCHEMA} document ({exc!r})") from exc
+    """Read a results file, checked against its schema (:mod:`daemonkit.schemas`); a
+    missing, foreign or malformed file is a one-line error with exit status 2."""
+    return from_json(load_document(path, ("bench",))[1])
+
+
+def from_json(doc: dict[str, Any]) -> Run:
+    """The :class:`Run` of a parsed document that matches the bench schema."""
+    return Run(
+        created=doc["created"],
+        command=doc["command"],
+        options=doc["options"],
+        machine=doc["machine"],
+        timer_overhead_ns=doc["timer_overhead_ns"],
+        results=[Result.from_json(r) for r in doc["results"]],
+    )
 
 
 # -- CSV: one flat row per result ------------------------------------------------------------

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from daemonkit.bench.results import Result, Run
 from daemonkit.machine import identity_differences, noted_differences
+from daemonkit.units import fmt_count, fmt_ns, fmt_size, fmt_size_short
 
 __all__ = ["compare_table", "console", "machine_lines", "result_tables", "unmeasured_lines"]
 
@@ -27,23 +28,6 @@ def console(stderr: bool = False) -> Console:
     if not c.is_terminal:
         c = Console(stderr=stderr, highlight=False, width=160)
     return c
-
-
-def _us(ns: float) -> str:
-    return f"{ns / 1000:,.2f}"
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("M", 1 << 20), ("K", 1 << 10)):
-        if n >= scale and n % scale == 0:
-            return f"{n // scale}{unit}"
-    return str(n)
-
-
-def _bytes(n: int) -> str:
-    """64 -> "64 B", 4096 -> "4 KiB", 1048576 -> "1 MiB"."""
-    short = _size(n)
-    return short.replace("K", " KiB").replace("M", " MiB") if short[-1] in "KM" else f"{n} B"
 
 
 def result_tables(run: Run) -> list[Table]:
@@ -61,7 +45,7 @@ def result_tables(run: Run) -> list[Table]:
     for size, rows in groups.items():
         if not rows:
             continue
-        title = f"round trips of {_bytes(size)} messages"
+        title = f"round trips of {fmt_size(size)} messages"
         if any(not r.payload for r in rows):
             title += " (and notification channels: no payload)"
         tables.append(_table(title, rows))
@@ -72,7 +56,7 @@ def _table(title: str, rows: list[Result]) -> Table:
     t = Table(title=title, title_justify="left")
     for col in ("channel", "peer", "size"):
         t.add_column(col)
-    for col in ("p50 µs", "p90", "p99", "p99.9", "max", "round trips/s", "MB/s"):
+    for col in ("p50", "p90", "p99", "p99.9", "max", "round trips/s", "MB/s"):
         t.add_column(col, justify="right")
     t.add_column("cs/rt vol c/p", justify="right")
     t.add_column("invol c/p", justify="right")
@@ -85,13 +69,13 @@ def _table(title: str, rows: list[Result]) -> Table:
         t.add_row(
             r.channel,
             r.peer,
-            _size(r.size) if r.payload else "-",
-            _us(lat.p50),
-            _us(lat.p90),
-            _us(lat.p99),
-            _us(lat.p999),
-            _us(lat.max),
-            f"{r.roundtrips_per_s:,.0f}",
+            fmt_size_short(r.size) if r.payload else "-",
+            fmt_ns(lat.p50),
+            fmt_ns(lat.p90),
+            fmt_ns(lat.p99),
+            fmt_ns(lat.p999),
+            fmt_ns(lat.max),
+            fmt_count(r.roundtrips_per_s or 0),
             "-" if r.mb_per_s is None else f"{r.mb_per_s:,.1f}",
             f"{cs.voluntary.client:.2f}/{cs.voluntary.peer:.2f}",
             f"{cs.involuntary.client:.2f}/{cs.involuntary.peer:.2f}",
@@ -105,9 +89,9 @@ def unmeasured_lines(results: Iterable[Result]) -> list[str]:
     lines = []
     for r in results:
         if r.error is not None:
-            lines.append(f"FAILED  {r.channel} {r.peer} {_bytes(r.size)}: {r.error}")
+            lines.append(f"FAILED  {r.channel} {r.peer} {fmt_size(r.size)}: {r.error}")
         elif r.skipped is not None:
-            lines.append(f"skipped {r.channel} {r.peer} {_bytes(r.size)}: {r.skipped}")
+            lines.append(f"skipped {r.channel} {r.peer} {fmt_size(r.size)}: {r.skipped}")
     return lines
 
 
@@ -133,7 +117,7 @@ def compare_table(old: Run, new: Run, old_name: str) -> tuple[Table, list[str]]:
     t = Table(title=f"compared with {old_name} (p50; ratio new/old)", title_justify="left")
     for col in ("channel", "peer", "cpu", "size"):
         t.add_column(col)
-    for col in ("old p50 µs", "new p50 µs", "new/old"):
+    for col in ("old p50", "new p50", "new/old"):
         t.add_column(col, justify="right")
     before = {r.key: r for r in old.results if r.latency_ns}
     notes = [f"differs: {d}" for d in identity_differences(old.machine, new.machine)]
@@ -150,9 +134,9 @@ def compare_table(old: Run, new: Run, old_name: str) -> tuple[Table, list[str]]:
             r.channel,
             r.peer if o.peer == r.peer else f"{r.peer} vs {o.peer}",
             r.cpu,
-            _size(r.size),
-            _us(o.latency_ns.p50),
-            _us(r.latency_ns.p50),
+            fmt_size_short(r.size),
+            fmt_ns(o.latency_ns.p50),
+            fmt_ns(r.latency_ns.p50),
             f"{ratio:.2f} ({verdict})",
         )
     if not matched:

@@ -4,10 +4,10 @@ Facts about endpoint files:
 
 * They live in the runtime directory (0700, checked by :func:`ensure_private_dir`), named
   ``dk.PID.KIND.N``, so that ``daemonkit cleanup`` recognises those of a dead owner.
-* A socket file is made by ``bind(2)`` with the mode of the socket's inode, less the umask;
-  ``fchmod(2)`` on the socket *before* ``bind`` gives 0600 with no window in which the file
-  exists with wider permissions (Linux). ``connect(2)`` to a socket file needs write
-  permission on it, so 0600 admits only the owner (and root).
+* A socket file is made 0600 from its birth by
+  :func:`daemonkit.channels.socket_file.bind_private` (the one place that says how and why);
+  ``connect(2)`` to a socket file needs write permission on it, so 0600 admits only the
+  owner (and root).
 * Closing the last descriptor of a bound socket does not remove its file: the creator unlinks.
 
 Facts about connecting stream sockets before anyone accepts:
@@ -30,20 +30,14 @@ from pathlib import Path
 from daemonkit.channels._stream import FdStreamEnd
 from daemonkit.channels.base import Channel, PayloadEnd, Role
 from daemonkit.errors import ChannelError
-from daemonkit.runtime import default_runtime_dir, ensure_private_dir, object_name
+from daemonkit.runtime import ensure_private_dir, object_name, resolve_runtime_dir
 
-__all__ = ["AcceptedStreamChannel", "bind_private", "endpoint_path", "remove_endpoint"]
+__all__ = ["AcceptedStreamChannel", "endpoint_path", "remove_endpoint"]
 
 
 def endpoint_path(kind: str) -> Path:
     """A fresh path ``RUNTIME_DIR/dk.PID.KIND.N`` for a FIFO or a socket file."""
-    return ensure_private_dir(default_runtime_dir()) / object_name(kind)
-
-
-def bind_private(sock: socket.socket, path: Path) -> None:
-    """Bind an ``AF_UNIX`` socket to *path*, created 0600 from the start."""
-    os.fchmod(sock.fileno(), 0o600)  # the inode's mode is what bind() gives the new file
-    sock.bind(os.fspath(path))
+    return ensure_private_dir(resolve_runtime_dir()) / object_name(kind)
 
 
 def remove_endpoint(path: Path | None) -> None:

@@ -94,11 +94,17 @@ class SysvObject(Generic[T]):
             release_sysv_index(self.kind, self.index)
 
 
+_PRIVATE_INDEX = -1  # an IPC_PRIVATE object holds no index of ours
+
+
 def create_sysv(channel: str, kind: SysvKind, make: Callable[[int], T]) -> SysvObject[T]:
     """Create a System V object of *kind* with ``make(key)`` under a free key of ours.
 
     *make* must pass ``IPC_CREX``: a key that exists already belongs to a dead process that
-    had our pid (pids are reused), and is skipped, not adopted.
+    had our pid (pids are reused), or to another user squatting our keys, and is skipped,
+    not adopted. When the keys left are all taken that way, the object is made with
+    ``IPC_PRIVATE`` (a key no one else can ever name): the channel works, but after a crash
+    ``daemonkit cleanup`` cannot tell the object is ours (``ipcs`` shows its creator's uid).
     """
     what = {"sem": "semget", "shm": "shmget", "msg": "msgget"}[kind]
     taken: set[int] = set()
@@ -111,9 +117,14 @@ def create_sysv(channel: str, kind: SysvKind, make: Callable[[int], T]) -> SysvO
         except (sysv_ipc.Error, OSError, ValueError) as exc:
             release_sysv_index(kind, index)
             raise ChannelError(channel, f"{what}: {exc}") from exc
-    raise ChannelError(
-        channel, f"{what}: no free System V key (a process has four, see runtime.sysv_key)"
-    )
+    if not taken:  # all four held by this process's own open channels: a limit of ours
+        raise ChannelError(
+            channel, f"{what}: no free System V key (a process has four, see runtime.sysv_key)"
+        )
+    try:  # keys taken in the kernel by someone else: a name no one can squat
+        return SysvObject(kind, _PRIVATE_INDEX, make(sysv_ipc.IPC_PRIVATE))
+    except (sysv_ipc.Error, OSError, ValueError) as exc:
+        raise ChannelError(channel, f"{what}: {exc}") from exc
 
 
 def sysv_interrupted(exc: sysv_ipc.Error, channel: str, what: str) -> None:

@@ -2,10 +2,10 @@
 
 A byte stream has no message boundaries: a 1 MiB write to a pipe arrives as many reads of at
 most the pipe's capacity (64 KiB by default, pipe(7)), and writes larger than ``PIPE_BUF``
-(4096 bytes) are not atomic. So each message is sent as a 4-byte native-endian length (both
-ends run on this machine) followed by the bytes, in one ``writev(2)``; the reader reads exactly
-the header and then exactly that many bytes, straight into the caller's buffer (no slicing, no
-new ``bytes`` objects). A zero-byte message is the header alone, so it still wakes the reader.
+(4096 bytes) are not atomic. So each message is sent as a frame
+(:data:`daemonkit.channels.framing.FRAME_HEADER`, then the bytes) in one ``writev(2)``; the
+reader reads exactly the header and then exactly that many bytes, straight into the caller's
+buffer (no slicing, no new ``bytes`` objects).
 
 Reads and writes go through ``os.readv``/``os.writev`` on the raw descriptor whatever it is
 (pipe, FIFO, ``AF_UNIX`` or TCP socket): the kernel path is the same ``read``/``write`` family.
@@ -14,16 +14,15 @@ Reads and writes go through ``os.readv``/``os.writev`` on the raw descriptor wha
 from __future__ import annotations
 
 import os
-import struct
 
 from daemonkit.channels.base import PayloadEnd
+from daemonkit.channels.framing import FRAME_HEADER
 from daemonkit.errors import PeerDiedError
 
 __all__ = ["FdStreamEnd"]
 
-_HEADER = struct.Struct("=I")
-_HSIZE = _HEADER.size
-_pack, _unpack_from = _HEADER.pack, _HEADER.unpack_from
+_HSIZE = FRAME_HEADER.size
+_pack, _unpack_from = FRAME_HEADER.pack, FRAME_HEADER.unpack_from
 _readv, _writev = os.readv, os.writev  # bound once: no attribute lookup per message
 
 

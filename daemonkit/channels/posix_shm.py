@@ -4,11 +4,12 @@ Kernel path: ``shm_open(3)`` creates ``/dev/shm/NAME`` (a tmpfs file), ``ftrunca
 it, ``fallocate(2)`` reserves its pages, ``mmap(2)`` maps it; a forked peer inherits the
 mapping. The bytes never pass through a system call: ``send`` copies the message into the
 mapping by memoryview slice assignment (copy 1, a ``memcpy``) and stores its length in the
-first 8 bytes; ``recv_into`` copies it out into the caller's buffer (copy 2). No allocation
-per message. The handoff is two named POSIX semaphores (see :mod:`daemonkit.channels.posix_sem`):
-futex-based, so a post enters the kernel only to wake a sleeping peer. Their atomic
-operations also order the memory accesses: what was written before a post is visible after
-the matching wait. Shared memory carries the bytes, the semaphores carry the "your turn".
+length word (:mod:`daemonkit.channels.shm_layout`); ``recv_into`` copies it out into the
+caller's buffer (copy 2). No allocation per message. The handoff is two named POSIX semaphores
+(see :mod:`daemonkit.channels.posix_sem`): futex-based, so a post enters the kernel only to wake
+a sleeping peer. Their atomic operations also order the memory accesses: what was written before
+a post is visible after the matching wait. Shared memory carries the bytes, the semaphores carry
+the "your turn".
 
 Facts about the single buffer:
 
@@ -40,12 +41,11 @@ import posix_ipc
 from daemonkit.channels._ipc import MODE, LocalHandles
 from daemonkit.channels.base import Channel, PayloadEnd, PeerKind, Role
 from daemonkit.channels.posix_sem import PosixSemEnd, SemaphorePair
+from daemonkit.channels.shm_layout import buffer_size, split
 from daemonkit.errors import ChannelError, SizeNotSupportedError
 from daemonkit.runtime import object_name
 
 __all__ = ["PosixShmChannel"]
-
-_HEADER = 8  # the message length, one native unsigned 64-bit word at offset 0
 
 
 class _ShmEnd(PayloadEnd):
@@ -54,8 +54,7 @@ class _ShmEnd(PayloadEnd):
     def __init__(self, view: memoryview, turns: PosixSemEnd, channel: str) -> None:
         self._channel = channel
         self._turns = turns
-        self._length = view[:_HEADER].cast("Q")
-        self._data = view[_HEADER:]
+        self._length, self._data = split(view)  # views of the shared pages: no copies
 
     def send(self, data: memoryview) -> None:
         n = len(data)
@@ -90,7 +89,7 @@ class PosixShmChannel(Channel):
         self._handles = LocalHandles()
         name = object_name(self.name, posix=True)
         try:
-            self._view = self._map_buffer(name, _HEADER + max_size)
+            self._view = self._map_buffer(name, buffer_size(max_size))
             self._pair = SemaphorePair(self.name, name, self._handles)
         except ChannelError:
             self.close()

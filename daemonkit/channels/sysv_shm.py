@@ -1,12 +1,12 @@
 """``sysv-shm``: a System V shared memory segment, handed back and forth by one semaphore.
 
-Kernel path: ``shmget(2)`` makes the segment and ``shmat(2)`` maps it into the creator; a
-forked peer inherits the attachment. The bytes never pass through a system call: ``send``
-copies the message into the segment (copy 1, a ``memcpy`` in user space) and writes its length
-in the first 8 bytes; ``recv_into`` copies it out into the caller's buffer (copy 2). The kernel
-only runs the handoff, ``semop(2)`` on one semaphore (see below), which also orders the memory
-accesses: a system call is a full barrier. Shared memory carries the bytes, the semaphore
-carries the "your turn": neither does the other's job.
+Kernel path: ``shmget(2)`` makes the segment and ``shmat(2)`` maps it into the creator; a forked
+peer inherits the attachment. The bytes never pass through a system call: ``send`` copies the
+message into the segment (copy 1, a ``memcpy`` in user space) and writes its length in the
+length word (:mod:`daemonkit.channels.shm_layout`); ``recv_into`` copies it out into the
+caller's buffer (copy 2). The kernel only runs the handoff, ``semop(2)`` on one semaphore (see
+below), which also orders the memory accesses: a system call is a full barrier. Shared memory
+carries the bytes, the semaphore carries the "your turn": neither does the other's job.
 
 Facts about the one-semaphore handoff (a System V feature POSIX semaphores lack):
 
@@ -43,11 +43,10 @@ from daemonkit.channels._ipc import (
     sysv_interrupted,
 )
 from daemonkit.channels.base import Channel, PayloadEnd, PeerKind, Role
+from daemonkit.channels.shm_layout import LENGTH_SIZE, buffer_size, split
 from daemonkit.errors import ChannelError, SizeNotSupportedError
 
 __all__ = ["SysvShmChannel"]
-
-_HEADER = 8  # the message length, one native unsigned 64-bit word at offset 0
 
 
 class _ShmEnd(PayloadEnd):
@@ -56,8 +55,7 @@ class _ShmEnd(PayloadEnd):
     def __init__(self, ch: SysvShmChannel, role: Role) -> None:
         self._channel = ch.name
         self._client = role == "client"
-        self._length = ch._view[:_HEADER].cast("Q")  # views of the segment: no copies
-        self._data = ch._view[_HEADER:]
+        self._length, self._data = split(ch._view)  # views of the segment: no copies
         self._sem = ch._sem
         self._handles = ch._handles
         self._handles.end_opened()
@@ -107,14 +105,14 @@ class SysvShmChannel(Channel):
 
     @classmethod
     def max_message_size(cls) -> int | None:
-        return read_limit("/proc/sys/kernel/shmmax") - _HEADER  # shmget's EINVAL limit
+        return read_limit("/proc/sys/kernel/shmmax") - LENGTH_SIZE  # shmget's EINVAL limit
 
     def __init__(self, peer: PeerKind, max_size: int = 0) -> None:
         super().__init__(peer, max_size)
         self._handles = LocalHandles()
         if max_size > (limit := self.max_message_size() or 0):
             raise SizeNotSupportedError(
-                self.name, f"{max_size} bytes > kernel.shmmax - {_HEADER} = {limit}"
+                self.name, f"{max_size} bytes > kernel.shmmax - {LENGTH_SIZE} = {limit}"
             )
         try:
             # shmget(key, 8 + size, IPC_CREAT|IPC_EXCL|0600) + shmat: zero-filled pages
@@ -130,7 +128,7 @@ class SysvShmChannel(Channel):
             raise
 
     def _new_segment(self, key: int) -> sysv_ipc.SharedMemory:
-        return sysv_ipc.SharedMemory(key, sysv_ipc.IPC_CREX, MODE, _HEADER + self.max_size)
+        return sysv_ipc.SharedMemory(key, sysv_ipc.IPC_CREX, MODE, buffer_size(self.max_size))
 
     @staticmethod
     def _new_semaphore(key: int) -> sysv_ipc.Semaphore:

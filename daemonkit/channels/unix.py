@@ -30,13 +30,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from daemonkit.channels._endpoints import (
-    AcceptedStreamChannel,
-    bind_private,
-    endpoint_path,
-    remove_endpoint,
-)
+from daemonkit.channels._endpoints import AcceptedStreamChannel, endpoint_path, remove_endpoint
 from daemonkit.channels.base import Channel, PayloadEnd, PeerKind, Role
+from daemonkit.channels.socket_file import bind_private
 from daemonkit.errors import ChannelError, PeerDiedError, SizeNotSupportedError
 
 __all__ = ["UnixDgramChannel", "UnixStreamChannel"]

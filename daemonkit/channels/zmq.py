@@ -52,8 +52,9 @@ from pathlib import Path
 
 import zmq
 
-from daemonkit.channels._endpoints import bind_private, endpoint_path, remove_endpoint
+from daemonkit.channels._endpoints import endpoint_path, remove_endpoint
 from daemonkit.channels.base import THREAD_ONLY, Channel, PayloadEnd, PeerKind, Role
+from daemonkit.channels.socket_file import adopt_listener, bind_private
 from daemonkit.errors import ChannelError
 from daemonkit.runtime import object_name
 
@@ -126,8 +127,7 @@ class _ListeningZmqChannel(Channel):
         sock = _socket(self.name, ctx, role)
         try:
             if role == "server":
-                sock.setsockopt(zmq.USE_FD, fd)  # libzmq takes the descriptor over
-                sock.bind(self.endpoint)
+                adopt_listener(sock, fd, self.endpoint)  # libzmq takes the descriptor over
             else:
                 sock.connect(self.endpoint)
         except zmq.ZMQError as exc:

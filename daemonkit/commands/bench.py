@@ -5,9 +5,9 @@ hand between batches: no refresh thread runs while peers are forked), then write
 CSV views and prints the table. ``channels`` lists the registry. ``cleanup`` removes what
 processes that died without cleaning up left in the kernel and in the runtime directory.
 
-*Kernel path*: see :mod:`daemonkit.bench.runner` (bench) and :mod:`daemonkit.cleanup`
-(``shm_unlink``, ``mq_unlink``, ``sem_unlink``, ``shmctl``/``semctl``/``msgctl`` with
-``IPC_RMID``, ``unlink`` of runtime files).
+*Kernel path*: see :mod:`daemonkit.bench.runner` and its targets (bench) and
+:mod:`daemonkit.cleanup` (``shm_unlink``, ``mq_unlink``, ``sem_unlink``,
+``shmctl``/``semctl``/``msgctl`` with ``IPC_RMID``, ``unlink`` of runtime files).
 *Lifetime*: ``cleanup`` removes only objects whose owner pid (in the name or System V key) no
 longer exists; ``--dry-run`` removes nothing.
 *See also*: sysvipc(7), shm_overview(7), mq_overview(7), sem_overview(7).
@@ -20,11 +20,12 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemonkit.channels import channel_class, channel_names
 from daemonkit.channels.base import PeerKind
 from daemonkit.commands.options import (
+    add_placement_options,
     add_report_option,
     parse_channels,
     parse_count,
@@ -34,7 +35,13 @@ from daemonkit.commands.options import (
     prepare_out_dir,
 )
 from daemonkit.errors import DaemonkitError, RuntimeDirError, UsageError
-from daemonkit.remote._wire import REMOTE_CHANNELS
+from daemonkit.remote.wire import REMOTE_CHANNELS
+
+if TYPE_CHECKING:
+    from daemonkit.bench.measure import Settings
+    from daemonkit.bench.results import Result
+    from daemonkit.bench.runner import Case, Target
+    from daemonkit.machine import Placement
 
 __all__ = ["register"]
 
@@ -64,18 +71,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="A,B,...",
         help="channels to measure (default: all; see 'daemonkit channels')",
     )
-    b.add_argument(
-        "--peer",
-        choices=("process", "thread", "both"),
-        default="both",
-        help="forked peer process, peer thread, or both (default)",
-    )
-    b.add_argument(
-        "--cpu",
-        choices=("same", "split", "none"),
-        default="same",
-        help="both ends on one CPU (default), on two CPUs, or unpinned",
-    )
+    add_placement_options(b)
     b.add_argument(
         "--sizes",
         type=parse_sizes,
@@ -161,7 +157,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from daemonkit import machine
-    from daemonkit.bench import results, runner, stats, views
+    from daemonkit.bench import results, stats, views
+    from daemonkit.bench.measure import Settings
 
     base = QUICK if args.quick else DEFAULTS
     iterations = None if args.duration else (args.iterations or base["iterations"])
@@ -173,7 +170,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.connect:
         default_channels = list(REMOTE_CHANNELS)
     elif args.target == "daemon":
-        from daemonkit.bench.target import DAEMON_CHANNELS
+        from daemonkit.bench.targets.daemon import DAEMON_CHANNELS
 
         default_channels = list(DAEMON_CHANNELS)
     channels = args.channels or default_channels
@@ -195,27 +192,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
             )
 
     place = machine.placement(args.cpu)
-    driver: Any = runner
-    if args.connect:  # the peer is a `daemonkit serve`, maybe on another host
-        from daemonkit.remote.measure import RemoteRunner
-
-        driver = RemoteRunner(args.connect)
-        cases = driver.plan(channels, args.sizes, args.cpu)
-        here["remote_peer"] = driver.info["machine"]
-    elif args.target == "daemon":  # the peer is the running demo daemon
-        from daemonkit.bench.target import DaemonTarget
-        from daemonkit.runtime import default_runtime_dir
-        from daemonkit.service.control import PIDFILE_NAME
-
-        rdir = Path(os.path.abspath(args.runtime_dir or default_runtime_dir()))
-        driver = DaemonTarget(rdir, Path(os.path.abspath(args.pidfile or rdir / PIDFILE_NAME)))
-        cases = driver.plan(channels, args.sizes, args.cpu)
-        here["daemon"] = {k: driver.info.get(k) for k in ("pid", "version", "backend")}
-    else:
-        cases = runner.plan(channels, peers, args.sizes, args.cpu)
-    settings = runner.Settings(iterations, args.duration, warmup)
-    overhead = stats.timer_overhead_ns()
-    found = _run_with_progress(driver, views, cases, settings, place)
+    settings = Settings(iterations, args.duration, warmup)
+    target = _target(args, peers)
+    try:
+        cases = target.plan(channels, args.sizes, args.cpu)
+        here.update(target.metadata())
+        overhead = stats.timer_overhead_ns()
+        found = _run_with_progress(target, cases, settings, place)
+    finally:
+        target.close()
 
     here["pinning"] = {
         "mode": place.mode,
@@ -271,15 +256,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 1 if any(r.error for r in run.results) else 0
 
 
+def _target(args: argparse.Namespace, peers: list[PeerKind]) -> Target:
+    """Where the other ends live: a ``daemonkit serve``, the running daemon, or here."""
+    if args.connect:
+        from daemonkit.bench.targets.remote import RemoteTarget
+
+        return RemoteTarget(args.connect)
+    if args.target == "daemon":
+        from daemonkit.bench.targets.daemon import DaemonTarget
+
+        return DaemonTarget(args.runtime_dir, args.pidfile)
+    from daemonkit.bench.targets.local import LocalTarget
+
+    return LocalTarget(peers)
+
+
 def _run_with_progress(
-    runner: Any, views: Any, cases: list[Any], settings: Any, place: Any
-) -> list[Any]:
+    target: Target, cases: list[Case | Result], settings: Settings, place: Placement
+) -> list[Result]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from daemonkit.bench import runner, views
 
     err = views.console(stderr=True)
     if not err.is_terminal:  # a log file or a pipe: no bar to draw
-        done: list[Any] = runner.run(cases, settings, place)
-        return done
+        return runner.run(target, cases, settings, place)
     # auto_refresh=False: rich would otherwise run a refresh thread, alive across fork().
     with Progress(
         TextColumn("{task.description:<40}"),
@@ -296,8 +297,7 @@ def _run_with_progress(
             bar.update(task, completed=i + frac, description=what)
             bar.refresh()
 
-        found: list[Any] = runner.run(cases, settings, place, on_progress)
-    return found
+        return runner.run(target, cases, settings, place, on_progress)
 
 
 # -- channels ---------------------------------------------------------------------------------
@@ -321,9 +321,9 @@ def cmd_channels(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from daemonkit.cleanup import list_objects, remove_object
-    from daemonkit.runtime import default_runtime_dir, ensure_private_dir
+    from daemonkit.runtime import ensure_private_dir, resolve_runtime_dir
 
-    rdir: Path = args.runtime_dir or default_runtime_dir()
+    rdir = resolve_runtime_dir(args.runtime_dir)
     dirs = []
     try:
         os.lstat(rdir)  # not Path.exists(): a parent we may not search is an error, not "absent"

@@ -18,6 +18,7 @@ from daemonkit.errors import DaemonkitError
 
 __all__ = [
     "MAX_SIZE",
+    "add_placement_options",
     "add_report_option",
     "parse_channels",
     "parse_count",
@@ -84,6 +85,23 @@ def parse_seconds(text: str) -> float:
     if not 0 < s < 86400:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration in seconds above 0")
     return s
+
+
+def add_placement_options(parser: argparse.ArgumentParser) -> None:
+    """``--peer`` (where the peer lives) and ``--cpu`` (where the two ends run), as the
+    commands that run a local ping-pong take them."""
+    parser.add_argument(
+        "--peer",
+        choices=("process", "thread", "both"),
+        default="both",
+        help="forked peer process, peer thread, or both (default)",
+    )
+    parser.add_argument(
+        "--cpu",
+        choices=("same", "split", "none"),
+        default="same",
+        help="both ends on one CPU (default), on two CPUs, or unpinned",
+    )
 
 
 def add_report_option(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@
 or Ctrl-C; it prints one line to stdout once both endpoints are bound (scripts and tests wait
 for it). ``throughput`` streams messages to a server (:mod:`daemonkit.remote.throughput`).
 ``bench --connect`` (registered here, dispatched by :mod:`daemonkit.commands.bench`) measures
-round trips to a server with the local runner (:mod:`daemonkit.remote.measure`).
+round trips to a server with the local runner (:mod:`daemonkit.bench.targets.remote`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from daemonkit.commands.options import parse_count, parse_seconds, parse_sizes
-from daemonkit.remote._wire import Address, parse_address
+from daemonkit.remote.wire import Address, parse_address
 
 __all__ = ["add_bench_connect", "register"]
 

@@ -33,16 +33,18 @@ See also: PEP 3143, daemon(7).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 from daemonkit.daemon.readiness import ReadinessPipe
 from daemonkit.daemon.steps import (
     DaemonSettings,
-    Init,
+    Service,
     as_daemon,
     close_inherited_fds,
     drop_privileges,
     open_log,
+    prepare_log_dir,
     require_single_thread,
     reset_signal_handlers,
     reset_signal_mask,
@@ -55,25 +57,27 @@ from daemonkit.errors import DaemonStartError
 __all__ = ["daemonize"]
 
 
-def daemonize(settings: DaemonSettings, init: Init) -> int:
+def daemonize(settings: DaemonSettings, service: Service) -> int:
     """Start the daemon through DaemonContext; return the original process's exit code."""
+    prepare_log_dir(settings.log_file, settings.user)  # can fail: fail before any fork
     close_inherited_fds()  # 1 (DaemonContext closes again, later)
     reset_signal_handlers()  # 2: not in DaemonContext
     reset_signal_mask()  # 3: not in DaemonContext
     sanitize_environment(settings.keep_env, settings.reexec_argv)  # 4: not in DaemonContext
     require_single_thread()
     pipe = ReadinessPipe()  # 14: not in DaemonContext
+    forked_at = time.monotonic()  # where the start-up latencies are counted from
     child = os.fork()  # the waiter stays here; DaemonContext forks twice more in the child
     if child > 0:
-        return wait_for_daemon(pipe, child, settings.timeout)  # 15
+        return wait_for_daemon(pipe, child, settings, forked_at)  # 15
     pipe.keep_write_end()
-    as_daemon(pipe, _become_daemon(settings, pipe, init))
+    as_daemon(pipe, _become_daemon(settings, pipe, service), service)
 
 
 def _become_daemon(
-    settings: DaemonSettings, pipe: ReadinessPipe, init: Init
-) -> Callable[[], Callable[[], int]]:
-    def become() -> Callable[[], int]:
+    settings: DaemonSettings, pipe: ReadinessPipe, service: Service
+) -> Callable[[], None]:
+    def become() -> None:
         import daemon  # python-daemon; imported here so the native path never loads it
 
         stdin = open(os.devnull, "rb")  # noqa: SIM115 -- closed below, after the dup2
@@ -97,7 +101,8 @@ def _become_daemon(
         out.close()
         pipe.announce_pid(os.getpid())
         pidfile = take_pidfile(settings)  # 12: ours, kernel-locked
+        pipe.mark("pidfile")
         drop_privileges(settings.user)  # 13: ours, after the root-only files are open
-        return init(pidfile)
+        service.init(pidfile)  # the service's own setup
 
     return become

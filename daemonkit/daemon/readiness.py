@@ -7,7 +7,12 @@ is looking at, not the daemon's /dev/null. A pipe made *before the first fork* i
 starter (read end) and, after two forks, by the daemon (write end):
 
 * the daemon writes ``{"pid": N}`` as soon as it exists (so the starter can kill it on timeout),
-  then exactly one of ``{"ready": true}`` or ``{"error": "...", "exit_code": N}``;
+  ``{"step": "pidfile"}`` once its pidfile is locked, then exactly one of ``{"ready": true}``
+  or ``{"error": "...", "exit_code": N}``;
+* each message carries ``"t"``, the daemon's ``CLOCK_MONOTONIC`` when it happened. That clock
+  is one for the whole machine, so the starter subtracts its own reading taken just before
+  the first fork and gets fork-to-pid, fork-to-pidfile and fork-to-ready latencies without
+  counting the pipe's wake-up;
 * every other process closes its copy of the write end, so when the daemon dies without a word
   the starter reads end-of-file instead of waiting for ever.
 
@@ -23,10 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import select
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Outcome", "ReadinessPipe"]
@@ -41,6 +47,7 @@ class Outcome:
     error: str | None = None  # the daemon's own one-line message
     exit_code: int = 1
     timed_out: bool = False
+    stamps: dict[str, float] = field(default_factory=dict)  # "pid", "pidfile", "ready" -> t
 
 
 class ReadinessPipe:
@@ -59,11 +66,16 @@ class ReadinessPipe:
 
     def _say(self, msg: dict[str, Any]) -> None:
         if self.wfd >= 0:
+            msg["t"] = time.monotonic()
             with contextlib.suppress(BrokenPipeError):  # starter gone (killed): nobody to tell
                 os.write(self.wfd, json.dumps(msg).encode() + b"\n")
 
     def announce_pid(self, pid: int) -> None:
         self._say({"pid": pid})
+
+    def mark(self, step: str) -> None:
+        """A step done (e.g. ``pidfile``): timed, so the starter can show what each one costs."""
+        self._say({"step": step})
 
     def report_ready(self) -> None:
         self._say({"ready": True})
@@ -86,10 +98,12 @@ class ReadinessPipe:
         out = Outcome()
         buf = b""
         deadline = time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(self.rfd, select.POLLIN)  # POLLHUP comes unasked: then read sees EOF
         try:
             while True:
                 left = deadline - time.monotonic()
-                if left <= 0 or not select.select([self.rfd], [], [], left)[0]:
+                if left <= 0 or not poller.poll(math.ceil(left * 1000)):
                     out.timed_out = True
                     return out
                 chunk = os.read(self.rfd, 4096)
@@ -101,6 +115,7 @@ class ReadinessPipe:
                     line, buf = buf.split(b"\n", 1)
                     msg = json.loads(line)
                     out.pid = msg.get("pid", out.pid)
+                    _stamp(out, msg)
                     if msg.get("ready"):
                         out.ready = True
                         return out
@@ -110,3 +125,10 @@ class ReadinessPipe:
         finally:
             os.close(self.rfd)
             self.rfd = -1
+
+
+def _stamp(out: Outcome, msg: dict[str, Any]) -> None:
+    """Record when the stage a message reports happened (the daemon's monotonic clock)."""
+    what = "pid" if "pid" in msg else "ready" if msg.get("ready") else msg.get("step")
+    if what and "t" in msg:
+        out.stamps[str(what)] = float(msg["t"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fnmatch
+import json
 import os
 import signal
 import sys
@@ -26,19 +27,20 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from daemonkit.daemon.pidfile import Pidfile
-from daemonkit.daemon.readiness import ReadinessPipe
-from daemonkit.errors import DaemonkitError, DaemonStartError
+from daemonkit.daemon.readiness import Outcome, ReadinessPipe
+from daemonkit.errors import DaemonkitError, DaemonStartError, RuntimeDirError
 from daemonkit.runtime import ensure_private_dir, pid_alive
+from daemonkit.units import fmt_ns
 
 __all__ = [
     "DEFAULT_KEEP_ENV",
     "DaemonSettings",
-    "Init",
+    "Service",
     "User",
     "as_daemon",
     "change_directory",
@@ -47,12 +49,14 @@ __all__ = [
     "drop_privileges",
     "fork_and_exit_parent",
     "open_log",
+    "prepare_log_dir",
     "redirect_stdio",
     "require_single_thread",
     "reset_signal_handlers",
     "reset_signal_mask",
     "sanitize_environment",
     "set_umask",
+    "startup_latencies",
     "take_pidfile",
     "wait_for_daemon",
 ]
@@ -86,13 +90,24 @@ class DaemonSettings:
     user: User | None = None
     keep_env: tuple[str, ...] = DEFAULT_KEEP_ENV
     timeout: float = 10.0
+    json_report: bool = False  # the starter prints its outcome and step latencies as JSON
     pidfile_mode: int = 0o644
-    extra: dict[str, str] = field(default_factory=dict)
 
 
-# The daemon's own initialization, run after the last step: given the locked pidfile, it opens
-# the service's sockets and returns the function that serves until stopped (its exit code).
-Init = Callable[[Pidfile], Callable[[], int]]
+class Service(Protocol):
+    """What the daemonizer turns into a daemon: the service's own two phases.
+
+    It is built by the caller before the forks, so building it must touch nothing of the kernel
+    (step 1 closes every inherited descriptor); both methods run in the daemon, after step 13.
+    """
+
+    def init(self, pidfile: Pidfile) -> None:
+        """Set up (configuration, sockets, endpoints), given the locked pidfile, which it owns
+        from here on. Raise :class:`~daemonkit.errors.DaemonkitError` to fail the start: its
+        one-line message reaches the starter (step 14). Nothing may be left behind on failure."""
+
+    def serve(self) -> int:
+        """Serve until stopped; return the daemon's exit code."""
 
 
 # -- steps 1-4: in the original process, before any fork -------------------------------------
@@ -189,6 +204,27 @@ def fork_and_exit_parent() -> None:
         os._exit(0)
 
 
+def prepare_log_dir(log_file: Path | None, user: User | None = None) -> None:
+    """Before any fork: the log file's directory exists, or is made as the runtime dir is.
+
+    Why before: once the starter has forked, a failure can only travel back through the
+    readiness pipe, and a half-made daemon must be undone; a missing directory is known now.
+    A missing one is created 0700 for the daemon's final user (:func:`ensure_private_dir`); an
+    existing one is used as it is (e.g. ``/var/log``), a non-directory refused.
+    """
+    if log_file is None:
+        return
+    parent = log_file.parent
+    if os.path.isdir(parent):
+        return
+    if os.path.lexists(parent):
+        raise DaemonStartError(f"log file {log_file}: {parent} is not a directory")
+    try:
+        ensure_private_dir(parent, *((user.uid, user.gid) if user else ()))
+    except RuntimeDirError as exc:
+        raise DaemonStartError(f"log file {log_file}: {exc}") from exc
+
+
 def open_log(path: Path | None) -> int:
     """A descriptor for stdout/stderr: the log file (append, created 0640) or /dev/null."""
     if path is None:
@@ -266,7 +302,7 @@ def drop_privileges(user: User | None) -> None:
 # -- steps 14-15: the daemon reports, the original process exits -----------------------------
 
 
-def as_daemon(pipe: ReadinessPipe, become: Callable[[], Callable[[], int]]) -> NoReturn:
+def as_daemon(pipe: ReadinessPipe, become: Callable[[], None], service: Service) -> NoReturn:
     """Run *become* (the remaining steps and the service's init) in the child, report, serve.
 
     14. "ready" goes through the pipe only once *become* returned, i.e. once the pidfile is
@@ -274,7 +310,7 @@ def as_daemon(pipe: ReadinessPipe, become: Callable[[], Callable[[], int]]) -> N
     Every path ends in os._exit: this is a forked process and never returns to the CLI.
     """
     try:
-        serve = become()
+        become()
     except DaemonkitError as err:
         pipe.report_error(str(err), err.exit_code)
         os._exit(err.exit_code)
@@ -285,33 +321,49 @@ def as_daemon(pipe: ReadinessPipe, become: Callable[[], Callable[[], int]]) -> N
     pipe.report_ready()
     code = 1
     try:
-        code = serve()
+        code = service.serve()
     finally:
         os._exit(code)
 
 
-def wait_for_daemon(pipe: ReadinessPipe, child: int, timeout: float) -> int:
+def wait_for_daemon(
+    pipe: ReadinessPipe, child: int, settings: DaemonSettings, forked_at: float
+) -> int:
     """15. In the original process: exit 0 once the daemon is ready, else say why.
 
+    *forked_at* is this process's ``time.monotonic()`` just before its first fork: with the
+    daemon's own timestamps it gives how long each stage took (:func:`startup_latencies`).
     On timeout the half-started daemon is terminated (SIGTERM, then SIGKILL after 1 s), so
     that a failed ``start`` never leaves an unmanaged process behind.
     """
-    out = pipe.wait(timeout)
+    out = pipe.wait(settings.timeout)
     if out.timed_out:
         victim = out.pid or child
         how = _terminate(victim)
         os.waitpid(child, 0)
-        err = DaemonStartError(
-            f"daemon not ready within {timeout:g} s; {how} the half-started daemon (pid {victim})"
+        raise DaemonStartError(
+            f"daemon not ready within {settings.timeout:g} s; {how} the half-started daemon"
+            f" (pid {victim})"
         )
-        raise err
     os.waitpid(child, 0)  # the first child exits right after its fork: reap it
     if out.ready:
-        print(f"daemonkit: started (pid {out.pid})")
+        latencies = startup_latencies(out, forked_at)
+        if settings.json_report:
+            print(json.dumps({"pid": out.pid, "forked_at": forked_at, **latencies}))
+        else:
+            ready = latencies.get("fork_to_ready_s")
+            after = "" if ready is None else f"; ready {fmt_ns(ready * 1e9)} after fork"
+            print(f"daemonkit: started (pid {out.pid}){after}")
         return 0
     err = DaemonStartError(out.error or "daemon failed")
     err.exit_code = out.exit_code
     raise err
+
+
+def startup_latencies(out: Outcome, forked_at: float) -> dict[str, float]:
+    """Seconds from the first fork to each stamped stage: ``fork_to_pid_s`` (the daemon
+    exists, after both forks and setsid), ``fork_to_pidfile_s``, ``fork_to_ready_s``."""
+    return {f"fork_to_{k}_s": round(t - forked_at, 6) for k, t in out.stamps.items()}
 
 
 def _terminate(pid: int, grace: float = 1.0) -> str:

@@ -95,16 +95,9 @@ def render_verdict(v: Mapping[str, Any], lang: str) -> dict[str, Any]:
 
 
 def localize_lesson(lesson: Mapping[str, Any], lang: str) -> dict[str, Any]:
-    """A stored lesson with its claim, method and verdict sentences rendered in *lang*.
-
-    Documents of schema ``daemonkit.lessons/1`` carry their sentences already, frozen in the
-    language they ran in: they are returned as they are.
-    """
-    verdicts = lesson.get("verdicts")
-    if not verdicts or "label_text" in verdicts[0]:
-        return dict(lesson)
+    """A stored lesson with its claim, method and verdict sentences rendered in *lang*."""
     name = str(lesson["name"])
-    rendered = [render_verdict(v, lang) for v in verdicts]
+    rendered = [render_verdict(v, lang) for v in lesson["verdicts"]]
     for r in rendered:
         # The report prints one text per verdict: the interval and the why go with it.
         r["text"] = _SENTENCE_GAP[lang].join(x for x in (r["text"], r["interval"], r["why"]) if x)

@@ -21,6 +21,8 @@ import importlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from daemonkit.units import fmt_ns, fmt_size  # the lessons' text speaks the same units
+
 __all__ = ["FRAME", "LANGS", "Tr", "fmt_ns", "fmt_size", "strings", "tr", "translator"]
 
 LANGS = ("en", "zh")
@@ -129,23 +131,3 @@ def translator(lang: str) -> Tr:
         return tr(lang, key, **args)
 
     return t
-
-
-def fmt_ns(ns: float) -> str:
-    """A duration in the unit that keeps three significant figures."""
-    a = abs(ns)
-    if a >= 1e9:
-        return f"{ns / 1e9:.3g} s"
-    if a >= 1e6:
-        return f"{ns / 1e6:.3g} ms"
-    if a >= 1e3:
-        return f"{ns / 1e3:.3g} µs"
-    return f"{ns:.3g} ns"
-
-
-def fmt_size(n: int) -> str:
-    """A byte count in the largest binary unit that divides it."""
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size and n % size == 0:
-            return f"{n // size} {unit}"
-    return f"{n} B"

@@ -30,7 +30,7 @@ import zmq
 
 from daemonkit.channels.base import PayloadEnd
 from daemonkit.errors import ChannelError, DaemonkitError, PeerDiedError
-from daemonkit.remote._wire import (
+from daemonkit.remote.wire import (
     NET_HEADER,
     OP_INFO,
     REMOTE_CHANNELS,

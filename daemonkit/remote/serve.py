@@ -55,7 +55,8 @@ import zmq
 from daemonkit import __version__
 from daemonkit.errors import DaemonkitError
 from daemonkit.machine import describe
-from daemonkit.remote._wire import (
+from daemonkit.remote.tcpecho import TcpEcho
+from daemonkit.remote.wire import (
     FLUSH_REPLY,
     OP_FLUSH,
     OP_INFO,
@@ -63,7 +64,6 @@ from daemonkit.remote._wire import (
     Address,
     hwm_for,
 )
-from daemonkit.remote.tcpecho import TcpEcho
 
 __all__ = ["ServeError", "ServeOptions", "Server"]
 

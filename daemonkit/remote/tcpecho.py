@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from daemonkit.remote._wire import NET_HEADER, recv_exactly, send_frame, set_timeouts
+from daemonkit.remote.wire import NET_HEADER, recv_exactly, send_frame, set_timeouts
 
 __all__ = ["TcpEcho"]
 

@@ -29,8 +29,8 @@ from typing import Any
 import zmq
 
 from daemonkit.errors import ChannelError
-from daemonkit.remote._wire import FLUSH_REPLY, OP_FLUSH, OP_SINK, hwm_for
 from daemonkit.remote.client import RemoteServer, dealer
+from daemonkit.remote.wire import FLUSH_REPLY, OP_FLUSH, OP_SINK, hwm_for
 
 __all__ = ["SCHEMA", "Throughput", "measure"]
 

@@ -21,7 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemonkit import units
+from daemonkit.units import NBSP, fmt_number, fmt_rate
+from daemonkit.units import fmt_size_short as fmt_bytes
+
 __all__ = [
+    "BENCH_PEER_COLOR",
     "DISPLAY_DPI",
     "PEER_COLOR",
     "Plot",
@@ -47,6 +52,8 @@ FOOTER_IN = 0.26
 
 # One colour per peer kind in every plot of the report.
 PEER_COLOR = {"thread": "tab:blue", "process": "tab:orange"}
+# Bench results may also have the running demo daemon or a remote 'serve' as the peer.
+BENCH_PEER_COLOR = {**PEER_COLOR, "daemon": "tab:green", "remote": "tab:purple"}
 
 # Families that carry CJK glyphs, tried in order when the report is in Chinese.
 CJK_FAMILIES = (
@@ -89,43 +96,17 @@ def peer_label(S: Mapping[str, str], peer: str) -> str:
     return S.get(f"peer.{peer}", peer)
 
 
-# Units of a duration, largest first; a no-break space keeps a number on its unit's line.
-TIME_UNITS = (("s", 1e9), ("ms", 1e6), ("µs", 1e3), ("ns", 1.0))
-NBSP = "\u00a0"
-
-
-def _time_unit(ns: float) -> tuple[str, float]:
-    return next(((u, k) for u, k in TIME_UNITS if abs(ns) >= k), ("ns", 1.0))
+# Figures in the report's cells keep number and unit on one line (a no-break space).
 
 
 def fmt_ns(ns: float) -> str:
-    """A duration for a table: three significant figures in the unit that suits it."""
-    unit, scale = _time_unit(ns)
-    return f"{ns / scale:.3g}{NBSP}{unit}"
-
-
-def fmt_rate(mb_s: float | None) -> str:
-    """MB/s for a table: whole numbers from 100 up, three figures below, a dash for none."""
-    if not mb_s:
-        return "–"
-    return f"{mb_s:,.0f}" if mb_s >= 100 else f"{mb_s:.3g}"
+    """A duration for a table cell: :func:`daemonkit.units.fmt_ns`, unbreakable."""
+    return units.fmt_ns(ns, NBSP)
 
 
 def fmt_range(median: float, lo: float, hi: float) -> str:
-    """A median and its range in one unit, the median's: ``2.5 µs (2.34–2.52)``."""
-    unit, scale = _time_unit(median)
-    # U+2060 (word joiner) after the dash: a narrow table breaks before "(", not inside it.
-    return f"{median / scale:.3g}{NBSP}{unit} ({lo / scale:.3g}–\u2060{hi / scale:.3g})"
-
-
-def fmt_bytes(n: float) -> str:
-    """A size the way the bench options spell it: 0, 64, 4K, 64K, 1M."""
-    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if n >= scale and n % scale == 0:
-            return f"{int(n) // scale}{unit}"
-    if n >= 1 << 10:
-        return f"{n / (1 << 10):.3g}K"
-    return f"{int(n)}"
+    """A median and its range for a table cell: :func:`daemonkit.units.fmt_range`."""
+    return units.fmt_range(median, lo, hi, NBSP)
 
 
 def cjk_font() -> str | None:
@@ -153,10 +134,10 @@ def log_axis(axis: Any, base: int = 10, subs: tuple[float, ...] = (1.0, 2.0, 5.0
         axis.set_major_formatter(FuncFormatter(lambda v, _: fmt_bytes(v) if v >= 1 else ""))
     elif axis.get_scale() == "symlog":  # a 0 tick too, and negatives if the axis has any
         axis.set_major_locator(SymmetricalLogLocator(axis.get_transform(), subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: fmt_number(v)))
     else:
         axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
-        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: fmt_number(v)))
     axis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
 
 

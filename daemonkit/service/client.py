@@ -4,9 +4,16 @@ The control client connects to ``control.sock`` in the runtime directory, writes
 request per line and reads one JSON reply per line, with a timeout on every step, so a daemon
 that is stopped (SIGSTOP) or stuck shows up as "no answer" rather than a hung command.
 
+Nothing the other end says is believed unchecked (see :mod:`daemonkit.service.trust`): the
+runtime dir and ``control.sock`` must be the daemon user's and private, the listener's uid
+and pid (``SO_PEERCRED``) the directory owner's and the pidfile lock holder's, and every
+reply a JSON object of the expected shape; names it hands out must be its own, in its own
+directory, of the expected type. A reply that fails is an :class:`UntrustedError` (one line,
+exit 1), and nothing it named has been opened for writing or signalled.
+
 Kernel path: socket(2) ``AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC``, connect(2) (ENOENT: no socket
 file; ECONNREFUSED: a file but nobody listening, i.e. a dead daemon's leftover), send(2),
-recv(2) with ``SO_RCVTIMEO`` (socket.settimeout).
+recv(2) with ``SO_RCVTIMEO`` (socket.settimeout); getsockopt(2) ``SO_PEERCRED``.
 
 Lifetime: one connection per :class:`ControlClient`; the daemon ties per-client endpoint
 objects to it and removes them when it closes (or the client dies and the kernel closes it).
@@ -17,8 +24,8 @@ See also: unix(7), :mod:`daemonkit.service.control`.
 from __future__ import annotations
 
 import json
-import os
 import socket
+import stat
 import struct
 import threading
 from pathlib import Path
@@ -26,9 +33,19 @@ from typing import Any
 
 from daemonkit.channels.base import End
 from daemonkit.errors import ChannelError, DaemonkitError, NotRunningError
-from daemonkit.service.control import CONTROL_SOCKET
+from daemonkit.service.control import CONTROL_SOCKET, PIDFILE_NAME
+from daemonkit.service.trust import TrustedDir, UntrustedError, check_status, peer_credentials
 
-__all__ = ["ControlClient", "NoAnswerError", "open_endpoint", "request"]
+__all__ = [
+    "MAX_REPLY",
+    "ControlClient",
+    "NoAnswerError",
+    "daemon_status",
+    "open_endpoint",
+    "request",
+]
+
+MAX_REPLY = 1024 * 1024  # a longer line is no reply of the daemon's: refused, not buffered
 
 
 class NoAnswerError(DaemonkitError):
@@ -41,10 +58,31 @@ class ControlClient:
     """One connection to the daemon's control socket."""
 
     _sock: socket.socket | None = None
+    dir: TrustedDir | None = None
 
-    def __init__(self, runtime_dir: Path, timeout: float = 2.0) -> None:
+    def __init__(
+        self, runtime_dir: Path, timeout: float = 2.0, pidfile: Path | None = None
+    ) -> None:
         self.path = runtime_dir / CONTROL_SOCKET
         self.timeout = timeout
+        pidfile = runtime_dir / PIDFILE_NAME if pidfile is None else pidfile
+        try:
+            self.dir = held = TrustedDir(runtime_dir, pidfile)  # checked before any send
+        except FileNotFoundError as exc:
+            raise NotRunningError(f"not running (no runtime dir {runtime_dir})") from exc
+        try:
+            held.entry(CONTROL_SOCKET, stat.S_IFSOCK, "control socket")
+            self._sock = self._connect(held, timeout)
+            self.daemon_pid, self.daemon_uid = self._check_peer(held, pidfile)
+        except FileNotFoundError as exc:
+            self.close()
+            raise NotRunningError(f"not running (nothing listens on {self.path})") from exc
+        except BaseException:
+            self.close()
+            raise
+        self._buf = b""
+
+    def _connect(self, held: TrustedDir, timeout: float) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         # While the daemon's listen backlog is full, a blocking connect(2) on a Unix socket
         # sleeps until it accepts, for at most SO_SNDTIMEO, then fails with EAGAIN. (A Python
@@ -56,7 +94,8 @@ class ControlClient:
             struct.pack("ll", sec, int((timeout - sec) * 1e6)),
         )
         try:
-            sock.connect(str(self.path))
+            # Through the held descriptor: a swapped directory cannot redirect the connect.
+            sock.connect(held.via_fd(CONTROL_SOCKET))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             sock.close()
             raise NotRunningError(f"not running (nothing listens on {self.path})") from exc
@@ -67,8 +106,29 @@ class ControlClient:
             sock.close()
             raise DaemonkitError(f"control socket {self.path}: {exc.strerror}") from exc
         sock.settimeout(timeout)  # every later send and recv
-        self._sock = sock
-        self._buf = b""
+        return sock
+
+    def _check_peer(self, held: TrustedDir, pidfile: Path) -> tuple[int, int]:
+        """The listener's pid and uid from the kernel (SO_PEERCRED, recorded at listen(2)):
+        the uid must own the runtime dir, the pid must hold the pidfile's lock."""
+        from daemonkit.daemon.pidfile import lock_holder
+
+        assert self._sock is not None
+        pid, uid, _ = peer_credentials(self._sock)
+        if uid != held.uid:
+            raise UntrustedError(
+                f"{self.path}: the listener runs as uid {uid}, not as the runtime dir's "
+                f"owner {held.uid}"
+            )
+        try:
+            holder = lock_holder(pidfile)
+        except OSError:
+            holder = None  # no pidfile (or not ours to read): the uid check stands alone
+        if holder is not None and holder != pid:
+            raise UntrustedError(
+                f"{self.path}: the listener is pid {pid}, but pid {holder} holds {pidfile}"
+            )
+        return pid, uid
 
     def request(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Send one request and return the reply (which may be ``{"error": ...}``)."""
@@ -84,18 +144,30 @@ class ControlClient:
                 if not chunk:
                     raise DaemonkitError(f"{self.path}: the daemon closed the connection")
                 self._buf += chunk
+                if len(self._buf) > MAX_REPLY and b"\n" not in self._buf:
+                    raise UntrustedError(f"{self.path}: reply longer than {MAX_REPLY} bytes")
         except TimeoutError as exc:
             raise NoAnswerError(f"no answer on {self.path} within {self.timeout:g} s") from exc
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise DaemonkitError(f"{self.path}: the daemon closed the connection") from exc
         line, self._buf = self._buf.split(b"\n", 1)
-        reply: dict[str, Any] = json.loads(line)
+        try:
+            reply = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise UntrustedError(f"{self.path}: malformed reply (not JSON)") from exc
+        if not isinstance(reply, dict):
+            raise UntrustedError(f"{self.path}: malformed reply (not a JSON object)")
+        error = reply.get("error")
+        if error is not None and not isinstance(error, str):
+            raise UntrustedError(f"{self.path}: malformed reply ('error' is not a string)")
         return reply
 
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        if self.dir is not None:
+            self.dir.close()
 
     def __enter__(self) -> ControlClient:
         return self
@@ -104,23 +176,35 @@ class ControlClient:
         self.close()
 
 
-def request(runtime_dir: Path, msg: dict[str, Any], timeout: float = 2.0) -> dict[str, Any]:
-    """One request on a fresh connection."""
-    with ControlClient(runtime_dir, timeout) as client:
+def request(
+    runtime_dir: Path, msg: dict[str, Any], timeout: float = 2.0, pidfile: Path | None = None
+) -> dict[str, Any]:
+    """One request on a fresh connection to the checked daemon (see :class:`ControlClient`)."""
+    with ControlClient(runtime_dir, timeout, pidfile) as client:
         return client.request(msg)
+
+
+def daemon_status(
+    runtime_dir: Path, pidfile: Path | None = None, timeout: float = 2.0
+) -> dict[str, Any]:
+    """The daemon's ``status`` reply, checked (:func:`~daemonkit.service.trust.check_status`)."""
+    with ControlClient(runtime_dir, timeout, pidfile) as client:
+        return check_status(client.request({"cmd": "status"}), client.daemon_pid)
 
 
 # -- the echo endpoints ----------------------------------------------------------------------
 
 
-def open_endpoint(runtime_dir: Path, name: str, max_size: int) -> End:
+def open_endpoint(runtime_dir: Path, name: str, max_size: int, pidfile: Path | None = None) -> End:
     """Open the client end of the running daemon's echo endpoint *name*.
 
-    *name* is one of ``unix-stream``, ``fifo``, ``zmq-ipc``, ``posix-shm`` (each returns a
+    *name* is one of :data:`daemonkit.service.endpoints.REGISTRY`. A payload endpoint
+    (``unix-stream``, ``fifo``, ``zmq-ipc``, ``posix-shm``) returns a
     :class:`~daemonkit.channels.base.PayloadEnd`: ``send`` a message of up to *max_size*
-    bytes, then ``recv_into`` a buffer of at least *max_size* bytes to get the echo) or
-    ``signal`` (a :class:`~daemonkit.channels.base.NotifyEnd`: ``post`` then ``wait``; no
-    payload). The ends plug straight into :func:`daemonkit.bench.peer.payload_roundtrips` and
+    bytes, then ``recv_into`` a buffer of at least *max_size* bytes to get the echo; a
+    notification (``signal``) a :class:`~daemonkit.channels.base.NotifyEnd`: ``post`` then
+    ``wait``, no payload. The ends plug straight into
+    :func:`daemonkit.bench.peer.payload_roundtrips` and
     :func:`daemonkit.bench.peer.notify_roundtrips`. The daemon is found through
     ``RUNTIME_DIR/control.sock``, as ``daemonkit status`` finds it.
 
@@ -138,7 +222,7 @@ def open_endpoint(runtime_dir: Path, name: str, max_size: int) -> End:
     """
     from daemonkit.service.endpoints.base import ClientEnd
 
-    control = ControlClient(runtime_dir, timeout=5.0)
+    control = ControlClient(runtime_dir, timeout=5.0, pidfile=pidfile)
     try:
         reply = control.request(
             # tid: the thread that will wait (the signal endpoint directs its replies there)
@@ -151,7 +235,7 @@ def open_endpoint(runtime_dir: Path, name: str, max_size: int) -> End:
         )
         if "error" in reply:
             raise ChannelError(name, str(reply["error"]))
-        end = _client_end(name, reply)
+        end = _client_end(name, reply, control)
     except BaseException:
         control.close()
         raise
@@ -160,42 +244,15 @@ def open_endpoint(runtime_dir: Path, name: str, max_size: int) -> End:
     return end
 
 
-def _client_end(name: str, reply: dict[str, Any]) -> End:
+def _client_end(name: str, reply: dict[str, Any], control: ControlClient) -> End:
+    """The client end for *reply*, built by the endpoint's own ``client_end``, which checks
+    every field first (see :mod:`.trust`). A field that fails is an UntrustedError."""
     # Imported here: `daemonkit status` and `stop` use this module and need none of them.
-    from daemonkit.service.endpoints.stream import StreamClientEnd
+    from daemonkit.service.endpoints import REGISTRY
 
-    if name == "unix-stream":
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            sock.connect(reply["path"])
-        except OSError as exc:
-            sock.close()
-            raise ChannelError(name, f"connect {reply['path']}: {exc.strerror}") from exc
-        fd = sock.detach()  # the end owns the descriptor from here
-        return StreamClientEnd(name, fd, fd)
-    if name == "fifo":
-        # Read end first, then write end. Neither waits: the daemon already holds a writer
-        # of one and a reader of the other (open(2) on a FIFO blocks only without a peer).
-        try:
-            rfd = os.open(reply["to_client"], os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise ChannelError(name, f"open {reply['to_client']}: {exc.strerror}") from exc
-        try:
-            wfd = os.open(reply["to_daemon"], os.O_WRONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            os.close(rfd)
-            raise ChannelError(name, f"open {reply['to_daemon']}: {exc.strerror}") from exc
-        return StreamClientEnd(name, rfd, wfd)
-    if name == "zmq-ipc":
-        from daemonkit.service.endpoints.zmq_ipc import ZmqClientEnd
+    endpoint = REGISTRY.get(name)
+    if endpoint is None:
+        raise ChannelError(name, "no client for this endpoint")
+    assert control.dir is not None
+    return endpoint.client_end(reply, control.dir, control.daemon_pid)
 
-        return ZmqClientEnd(reply["address"])
-    if name == "posix-shm":
-        from daemonkit.service.endpoints.shm import ShmClientEnd
-
-        return ShmClientEnd(reply["name"])
-    if name == "signal":
-        from daemonkit.service.endpoints.signal_ep import SignalClientEnd
-
-        return SignalClientEnd(int(reply["pid"]), int(reply["signal"]))
-    raise ChannelError(name, "no client for this endpoint")

@@ -16,8 +16,8 @@ Facts about signals here:
   lines go to the new file). A bad configuration is logged and the old one kept.
 * SIGPIPE is ignored: a client that disconnects mid-reply gives EPIPE, not our death.
 
-Kernel path: socket(2)/bind(2)/listen(2) for ``control.sock`` (0600 through a 0177 umask around
-bind(2): the file is never more open than that), epoll_wait(2), pipe2(2) for the wakeup fd,
+Kernel path: socket(2)/fchmod(2)/bind(2)/listen(2) for ``control.sock`` (0600 from its
+creation, see :mod:`daemonkit.channels.socket_file`), epoll_wait(2), pipe2(2) for the wakeup fd,
 dup2(2) to reopen the log, sendto(2) for sd_notify.
 
 Lifetime: ``control.sock`` and the endpoints' objects are removed by :meth:`Service.stop`;
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from daemonkit import __version__
+from daemonkit.channels.socket_file import listen_private
 from daemonkit.daemon.notify import Notifier
 from daemonkit.daemon.pidfile import Pidfile
 from daemonkit.daemon.steps import open_log
@@ -77,23 +78,11 @@ def log(msg: str) -> None:
 class Service:
     """The demo daemon: a control socket plus the echo endpoints, driven by one main loop."""
 
-    def __init__(self, opts: ServiceOptions, pidfile: Pidfile | None) -> None:
+    def __init__(self, opts: ServiceOptions) -> None:
+        # Nothing here touches the kernel: ``daemonkit start`` builds the service before the
+        # daemonizer's forks (whose step 1 closes every inherited descriptor); init() runs in
+        # the daemon. It implements :class:`daemonkit.daemon.steps.Service`.
         self.opts = opts
-        self.pidfile = pidfile
-        self.notifier = Notifier()
-        self.config = Config()
-        self.started = time.monotonic()
-        self.reloads = 0
-        self.counters = {"requests": 0, "errors": 0}
-        self.endpoints: dict[str, Endpoint] = {}
-        self.test_hooks = os.environ.get("DAEMONKIT_TEST_HOOKS") == "1"
-        self._watchdog_on = self.notifier.watchdog_interval is not None
-        self._sel = selectors.DefaultSelector()
-        self._conns: set[Connection] = set()
-        self._listener: socket.socket | None = None
-        self._wake_r = self._wake_w = -1
-        self._stop_requested = False
-        self._stopped = False
 
     @property
     def control_path(self) -> Path:
@@ -101,8 +90,25 @@ class Service:
 
     # -- initialization ---------------------------------------------------------------------
 
-    def init(self) -> None:
-        """Config, signals, control socket, endpoints. On failure undo and raise."""
+    def init(self, pidfile: Pidfile | None) -> None:
+        """Config, signals, control socket, endpoints. On failure undo (releasing *pidfile*,
+        which the service owns from here on) and raise."""
+        self.pidfile = pidfile
+        self.notifier = Notifier()  # $NOTIFY_SOCKET and $WATCHDOG_PID as the daemon sees them
+        self.config = Config()
+        self.started = time.monotonic()
+        self.first_accept: float | None = None  # monotonic: when the first client was accepted
+        self.reloads = 0
+        self.counters = {"requests": 0, "errors": 0}
+        self.endpoints: dict[str, Endpoint] = {}
+        self.test_hooks = os.environ.get("DAEMONKIT_TEST_HOOKS") == "1"
+        self._watchdog_on = self.notifier.watchdog_interval is not None
+        self._sel = selectors.DefaultSelector()  # epoll_create1(2)
+        self._conns: set[Connection] = set()
+        self._listener: socket.socket | None = None
+        self._wake_r = self._wake_w = -1
+        self._stop_requested = False
+        self._stopped = False
         try:
             self.config = load_config(self.opts.config)
             if self.config.init_delay:
@@ -143,16 +149,10 @@ class Service:
         path = self.control_path
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # we hold the pidfile lock: a socket file here is a dead one's
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        old = os.umask(0o177)  # bind(2) creates the socket file: 0600 from the start
         try:
-            sock.bind(str(path))
+            sock = listen_private(path, 16)  # the file is 0600 from its creation
         except OSError as exc:
-            sock.close()
             raise DaemonStartError(f"control socket {path}: {exc.strerror}") from exc
-        finally:
-            os.umask(old)
-        sock.listen(16)
         sock.setblocking(False)
         self._listener = sock
         self._sel.register(sock, selectors.EVENT_READ, self._on_accept)
@@ -200,6 +200,8 @@ class Service:
             sock, _ = self._listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        if self.first_accept is None:
+            self.first_accept = time.monotonic()
         sock.setblocking(False)
         conn = Connection(sock)
         self._conns.add(conn)
@@ -284,6 +286,7 @@ class Service:
             "version": __version__,
             "backend": self.opts.backend,
             "uptime_s": round(time.monotonic() - self.started, 3),
+            "first_accept_monotonic": self.first_accept,
             "runtime_dir": str(self.opts.runtime_dir),
             "config": str(self.opts.config) if self.opts.config else None,
             "config_values": {

@@ -1,11 +1,11 @@
 """``posix-shm``: a POSIX shared memory buffer per client, handed back and forth by two POSIX
 semaphores; the daemon copies each message out and back in (a real echo, two copies).
 
-The layout and the turn-taking are those of :mod:`daemonkit.channels.posix_shm`: an 8-byte
-length at offset 0, the message after it; the client owns the buffer until it posts
-``to-server``, the daemon until it posts ``to-client``. Here the *daemon* creates the objects
-(on the client's ``open`` request, sized for the ``max_size`` it asks for) and the client
-opens them by name.
+The layout is :mod:`daemonkit.channels.shm_layout`'s (a length word, then the message) and the
+turn-taking that of :mod:`daemonkit.channels.posix_shm`: the client owns the buffer until it
+posts ``to-server``, the daemon until it posts ``to-client``. Here the *daemon* creates the
+objects (on the client's ``open`` request, sized for the ``max_size`` it asks for) and the
+client opens them by name.
 
 Kernel path: shm_open(3) + ftruncate(2) + posix_fallocate(3) + mmap(2) on both sides; no
 system call per message except the futex wake/wait inside sem_post(3)/sem_wait(3) when the
@@ -29,19 +29,21 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
 import posix_ipc
 
 from daemonkit.channels._ipc import posix_interrupted
-from daemonkit.channels.base import PayloadEnd
+from daemonkit.channels.base import End, PayloadEnd
+from daemonkit.channels.shm_layout import buffer_size, split
 from daemonkit.errors import ChannelError, SizeNotSupportedError
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
+from daemonkit.service.trust import TrustedDir, UntrustedError
 
 __all__ = ["ShmClientEnd", "ShmEndpoint"]
 
-_HEADER = 8
 _STOP = 2**64 - 1  # a length no message has: "leave now"
 MAX_SHM = 256 * 1024 * 1024
 _MODE = 0o600
@@ -50,19 +52,23 @@ _MODE = 0o600
 class _Objects:
     """The segment (mapped) and the semaphore pair of one session."""
 
-    def __init__(self, base: str, size: int, create: bool) -> None:
+    def __init__(self, base: str, size: int, create: bool, owner: int | None = None) -> None:
         flags = posix_ipc.O_CREX if create else 0
         self.names = [base, f"{base}.to-server", f"{base}.to-client"]
-        shm = posix_ipc.SharedMemory(base, flags, _MODE, _HEADER + size if create else 0)
+        if owner is not None:  # a client: every object must be the daemon user's and private
+            for sem in self.names[1:]:
+                _check_owner(os.lstat(f"/dev/shm/sem.{sem[1:]}"), owner, sem)
+        shm = posix_ipc.SharedMemory(base, flags, _MODE, buffer_size(size) if create else 0)
         try:
+            if owner is not None:
+                _check_owner(os.fstat(shm.fd), owner, base)
             if create:
-                os.posix_fallocate(shm.fd, 0, _HEADER + size)  # ENOSPC now, not SIGBUS later
+                os.posix_fallocate(shm.fd, 0, buffer_size(size))  # ENOSPC now, not SIGBUS later
             self.pages = mmap.mmap(shm.fd, shm.size)  # MAP_SHARED
         finally:
             shm.close_fd()  # the mapping keeps the pages
         self.view = memoryview(self.pages)
-        self.length = self.view[:_HEADER].cast("Q")
-        self.data = self.view[_HEADER:]
+        self.length, self.data = split(self.view)
         self.to_server = posix_ipc.Semaphore(f"{base}.to-server", flags, _MODE, 0)
         self.to_client = posix_ipc.Semaphore(f"{base}.to-client", flags, _MODE, 0)
 
@@ -87,6 +93,15 @@ class ShmEndpoint(Endpoint):
 
     def start(self) -> None:
         self._releases: set[Callable[[], None]] = set()
+
+    @staticmethod
+    def client_end(reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int) -> End:
+        what = "posix-shm reply"
+        shm = reply.get("name")
+        if not isinstance(shm, str) or not shm.startswith("/"):
+            raise UntrustedError(f"{what}: 'name' is not a POSIX object name")
+        rdir.object_name(shm[1:], daemon_pid, "posix-shm", what)
+        return ShmClientEnd(shm, rdir.uid)
 
     def open_for_client(
         self, req: dict[str, Any], client_pid: int
@@ -143,12 +158,20 @@ def _unlink_names(base: str) -> None:
             posix_ipc.unlink_semaphore(base + suffix)
 
 
-class ShmClientEnd(PayloadEnd, ClientEnd):
-    """The client's side: opens the daemon's segment and semaphores by name."""
+def _check_owner(st: os.stat_result, owner: int, name: str) -> None:
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != owner or st.st_mode & 0o077:
+        raise ChannelError(
+            "posix-shm", f"{name}: not a private object of the daemon's user {owner}"
+        )
 
-    def __init__(self, base: str) -> None:
+
+class ShmClientEnd(PayloadEnd, ClientEnd):
+    """The client's side: opens the daemon's segment and semaphores by name, and refuses any
+    that is not a private object of the daemon's user *owner*."""
+
+    def __init__(self, base: str, owner: int) -> None:
         try:
-            self._objs = _Objects(base, 0, create=False)
+            self._objs = _Objects(base, 0, create=False, owner=owner)
         except (posix_ipc.Error, OSError) as exc:
             raise ChannelError("posix-shm", f"open {base}: {exc}") from exc
 

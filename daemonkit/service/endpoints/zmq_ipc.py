@@ -1,21 +1,23 @@
 """``zmq-ipc``: a ZeroMQ REP socket on an ``ipc://`` address; the client is a REQ socket.
 
 Kernel path: libzmq's ``ipc`` transport is an ``AF_UNIX`` stream socket
-(``dk.PID.zmq-ipc.N`` in the runtime dir, 0600) driven by libzmq's I/O thread in each
-process: a message crosses application thread -> I/O thread (an in-process pipe plus an
-eventfd wake-up) -> socket -> the peer's I/O thread -> its application thread. Message
-boundaries are kept by ZMTP framing, so no length header of our own. pyzmq's
-``send(copy=False)`` hands the buffer over without a copy; ``recv_into`` fills the caller's
-buffer.
+(``dk.PID.zmq-ipc.N`` in the runtime dir), made 0600 and listening by
+:func:`~daemonkit.channels.socket_file.listen_private` and adopted by the REP socket with
+``ZMQ_USE_FD`` (:func:`~daemonkit.channels.socket_file.adopt_listener` says why), driven by
+libzmq's I/O thread in each process: a message crosses application thread -> I/O thread
+(an in-process pipe plus an eventfd wake-up) -> socket -> the peer's I/O thread -> its
+application thread. Message boundaries are kept by ZMTP framing, so no length header of our
+own. pyzmq's ``send(copy=False)`` hands the buffer over without a copy; ``recv_into`` fills
+the caller's buffer.
 
 Facts about REQ/REP: strict alternation (send, receive, send, ...) is enforced by the socket,
 which suits a ping-pong; one REP socket serves any number of REQ clients, fairly queued, so
 the daemon needs one thread for all of them. Per-client counting is therefore not available:
 ``clients`` counts the open requests still attached.
 
-Lifetime: the socket file exists while the daemon's REP socket is bound; stop() terminates
-the context (the serving thread's recv raises ``ContextTerminated`` and closes its socket)
-and unlinks the file.
+Lifetime: the socket file exists from start() to stop(): stop() terminates the context (the
+serving thread's recv raises ``ContextTerminated`` and closes its socket, and libzmq the
+listening descriptor) and unlinks the file, which libzmq did not create and leaves alone.
 
 See also: zmq_ipc(7), zmq_socket(3) ZMQ_REQ/ZMQ_REP, unix(7).
 """
@@ -24,15 +26,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
+import stat
 from collections.abc import Callable
 from typing import Any
 
 import zmq
 
-from daemonkit.channels.base import PayloadEnd
+from daemonkit.channels.base import End, PayloadEnd
+from daemonkit.channels.socket_file import adopt_listener, listen_private
 from daemonkit.errors import ChannelError, PeerDiedError
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
+from daemonkit.service.trust import TrustedDir, UntrustedError
 
 __all__ = ["ZmqClientEnd", "ZmqIpcEndpoint"]
 
@@ -44,21 +48,29 @@ class ZmqIpcEndpoint(Endpoint):
 
     def start(self) -> None:
         self.path = self.runtime_dir / self.object_name()
+        listener = listen_private(self.path, 16)  # 0600 from bind(2) on; OSError if not
         self._ctx = zmq.Context()  # starts libzmq's I/O thread: after daemonization
         sock = self._ctx.socket(zmq.REP)
         sock.setsockopt(zmq.LINGER, 0)
-        old = os.umask(0o177)  # libzmq's bind(2) creates the file: 0600 from the start
         try:
-            sock.bind(f"ipc://{self.path}")
+            adopt_listener(sock, listener.detach(), f"ipc://{self.path}")
         except zmq.ZMQError as exc:
             sock.close(linger=0)
             self.stop()
             raise ChannelError(self.name, f"bind ipc://{self.path}: {exc}") from exc
-        finally:
-            os.umask(old)
         self._echo = Session()  # all clients share the one serving thread
-        self._ready = threading.Event()
         start_thread(lambda: self._serve(sock), f"{self.name}-rep")
+
+    @staticmethod
+    def client_end(reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int) -> End:
+        what = "zmq-ipc reply"
+        address = reply.get("address")
+        if not isinstance(address, str) or not address.startswith("ipc://"):
+            raise UntrustedError(f"{what}: 'address' is not an ipc:// address")
+        name = address.removeprefix("ipc://")
+        sock_name = rdir.object_name(name, daemon_pid, "zmq-ipc", what)
+        rdir.entry(sock_name, stat.S_IFSOCK, what)
+        return ZmqClientEnd(f"ipc://{rdir.path / sock_name}")
 
     def _serve(self, sock: zmq.Socket[bytes]) -> None:
         # A zmq socket belongs to one thread; this one is only ever used here (and closed here).

@@ -1,10 +1,12 @@
-"""Round trips to a remote peer, measured by the bench runner's own steps.
+"""``daemonkit bench --connect``: the other end is a ``daemonkit serve``, maybe on another host.
 
 A local case and a remote case differ only in where the server end runs, so a remote case
-goes through the very code that measures local ones (:func:`daemonkit.bench.runner.measure`:
-warm-up, timed batches of :func:`~daemonkit.bench.peer.payload_roundtrips`, echo lengths and
-CRC-32 checked per batch, statistics after the loops). What the runner asks of the other end
-between batches (its :class:`~daemonkit.bench.runner.Link`) is, for a remote server:
+goes through the very code that measures local ones (:func:`daemonkit.bench.runner.run_case`
+and :func:`daemonkit.bench.measure.measure`: warm-up, timed batches of
+:func:`~daemonkit.bench.peer.payload_roundtrips`, echo lengths and CRC-32 checked per batch,
+statistics after the loops). The client ends are :mod:`daemonkit.remote.client`'s. What the
+runner asks of the other end between batches (its :class:`~daemonkit.bench.measure.Link`)
+is, for a remote server:
 
 * ``start``/``finish``: there is no control pipe (the server echoes whatever arrives), so
   they read the server process's context-switch counts before and after the batch (one small
@@ -18,34 +20,33 @@ between batches (its :class:`~daemonkit.bench.runner.Link`) is, for a remote ser
 Results carry ``peer: "remote"``; the JSON, CSV, table and ``--compare`` are the local ones.
 
 *Kernel path*: the client ends' (see :mod:`daemonkit.remote.client`).
-*Lifetime*: one connection per case, closed when the case ends.
+*Lifetime*: one connection per case, closed when the case ends; the control connection to
+the server from :meth:`RemoteTarget.plan` to :meth:`RemoteTarget.close`.
 *See also*: :mod:`daemonkit.bench.runner`, socket(7) (SO_RCVTIMEO), zmq_setsockopt(3).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from typing import Any
 
-import zmq
-
-from daemonkit.bench import runner
 from daemonkit.bench.peer import CtxSwitches
 from daemonkit.bench.results import Result
-from daemonkit.errors import DaemonkitError, UsageError
+from daemonkit.bench.runner import Case
+from daemonkit.channels.base import End
+from daemonkit.errors import UsageError
 from daemonkit.machine import CpuMode, Placement
-from daemonkit.remote._wire import REMOTE_CHANNELS, Address
 from daemonkit.remote.client import RemoteServer
+from daemonkit.remote.wire import REMOTE_CHANNELS, Address
 
-__all__ = ["RemoteCase", "RemoteLink", "RemoteRunner"]
+__all__ = ["PEER", "RemoteLink", "RemoteTarget"]
 
 PEER = "remote"  # the `peer` of every remote result
 
 
 class RemoteLink:
-    """The runner's :class:`~daemonkit.bench.runner.Link` to a ``daemonkit serve``."""
+    """The runner's :class:`~daemonkit.bench.measure.Link` to a ``daemonkit serve``."""
 
     def __init__(self, server: RemoteServer, channel: str) -> None:
         self.server = server
@@ -68,30 +69,28 @@ class RemoteLink:
         return contextlib.nullcontext()
 
 
-@dataclass(frozen=True)
-class RemoteCase:
-    channel: str
-    size: int
+class RemoteTarget:
+    """The cases against one server, reached at *address* by :meth:`plan`."""
 
-
-class RemoteRunner:
-    """``plan`` and ``run`` as in :mod:`daemonkit.bench.runner`, against one server."""
+    _server: RemoteServer | None = None  # class default: close() is safe before plan()
 
     def __init__(self, address: Address) -> None:
         self.address = address
         self.info: dict[str, Any] = {}  # the server's settings, once plan() has reached it
 
-    def plan(self, channels: Sequence[str], sizes: Sequence[int], cpu: CpuMode) -> list[Any]:
+    def plan(
+        self, channels: Sequence[str], sizes: Sequence[int], cpu: CpuMode
+    ) -> list[Case | Result]:
         """Reach the server; the cases, with sizes above its limit as skipped results."""
         other = [c for c in channels if c not in REMOTE_CHANNELS]
         if other:  # checked before connecting: a usage error needs no server
             raise UsageError(
                 f"--connect measures {' and '.join(REMOTE_CHANNELS)} only, not {', '.join(other)}"
             )
-        self.server = RemoteServer(self.address)
-        self.info = self.server.settings
+        self._server = RemoteServer(self.address)
+        self.info = self._server.settings
         limit = int(self.info["max_size"])
-        out: list[RemoteCase | Result] = []
+        out: list[Case | Result] = []
         for name in channels:
             for size in sizes:
                 if size > limit:
@@ -103,29 +102,32 @@ class RemoteRunner:
                     why = "the server has no plain TCP endpoint"
                     out.append(Result(name, PEER, cpu, size, True, skipped=why))
                 else:
-                    out.append(RemoteCase(name, size))
+                    out.append(Case(name, PEER, size, True))
         return out
 
-    def run(
-        self,
-        cases: Sequence[RemoteCase | Result],
-        settings: runner.Settings,
-        place: Placement,
-        progress: Callable[[int, str, float], None] | None = None,
-    ) -> list[Result]:
-        """Measure every case in order with the runner's loop (pinning, Ctrl-C); disconnect."""
-        try:
-            return runner.run(cases, settings, place, progress, self._run_case)
-        finally:
-            self.server.close()
+    def metadata(self) -> dict[str, Any]:
+        return {"remote_peer": self.info.get("machine")}
 
-    def _run_case(
-        self, case: RemoteCase, settings: runner.Settings, place: Placement, step: runner.Progress
-    ) -> Result:
-        base = Result(case.channel, PEER, place.mode, case.size, True)
-        link = RemoteLink(self.server, case.channel)
-        try:
-            with self.server.open(case.channel) as end:  # the server's CPUs are not known here
-                return runner.measure(base, end, link, settings, step, None)
-        except (DaemonkitError, OSError, zmq.ZMQError) as exc:
-            return replace(base, error=str(exc))
+    def prepare(self, case: Case, place: Placement, stack: contextlib.ExitStack) -> _RemoteEnd:
+        assert self._server is not None, "plan() reaches the server first"
+        return _RemoteEnd(self._server, case.channel)  # nothing to make: the server echoes
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+class _RemoteEnd:
+    """A case's connection to the server, opened by :meth:`open_client`."""
+
+    def __init__(self, server: RemoteServer, channel: str) -> None:
+        self.server = server
+        self.channel = channel
+        self.link = RemoteLink(server, channel)
+
+    def open_client(self, stack: contextlib.ExitStack) -> tuple[End, list[int] | None]:
+        # May wait up to the client's timeout for a connection: interrupts are not held here.
+        return stack.enter_context(self.server.open(self.channel)), None  # CPUs not known
+
+    def explain(self, message: str) -> str:
+        return message

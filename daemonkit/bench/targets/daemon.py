@@ -5,7 +5,7 @@ pidfile's lock holder, then ``control.sock`` in the runtime directory). For each
 serves (``unix-stream``, ``fifo``, ``zmq-ipc``, ``signal``, ``posix-shm``) the client asks it
 over the control socket to open a per-client end (:func:`daemonkit.service.client.open_endpoint`),
 then runs the same warm-up, timed batches and echo checks as against a local peer
-(:func:`daemonkit.bench.runner.measure`).
+(:func:`daemonkit.bench.measure.measure`).
 
 Facts about measuring against a daemon:
 
@@ -28,46 +28,38 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from daemonkit.bench.peer import CtxSwitches
 from daemonkit.bench.results import Result
-from daemonkit.bench.runner import Progress, Settings, measure, run, sigint_deferred
-from daemonkit.errors import ChannelError, DaemonkitError, NotRunningError
+from daemonkit.bench.runner import Case
+from daemonkit.channels.base import End
+from daemonkit.errors import ChannelError
 from daemonkit.machine import CpuMode, Placement
+from daemonkit.service.endpoints import ENDPOINT_NAMES, REGISTRY
 
-__all__ = ["DAEMON_CHANNELS", "DaemonCase", "DaemonTarget", "find_daemon"]
+__all__ = ["DAEMON_CHANNELS", "DaemonTarget", "find_daemon"]
 
-DAEMON_CHANNELS = ("unix-stream", "fifo", "zmq-ipc", "signal", "posix-shm")
-
-
-@dataclass(frozen=True)
-class DaemonCase:
-    channel: str
-    size: int
-    payload: bool
+DAEMON_CHANNELS = ENDPOINT_NAMES
+PEER = "daemon"  # the `peer` of every result against the daemon
 
 
-def find_daemon(runtime_dir: Path, pidfile: Path) -> dict[str, Any]:
-    """The daemon's status reply; NotRunningError when no live process holds the pidfile."""
-    from daemonkit.daemon.pidfile import lock_holder
-    from daemonkit.service.client import request
+def find_daemon(
+    runtime_dir: Path | None, pidfile: Path | None
+) -> tuple[Path, Path, dict[str, Any]]:
+    """The daemon's runtime dir, pidfile and status reply, checked (see
+    :func:`daemonkit.service.client.daemon_status`); NotRunningError when no live process
+    holds the pidfile (see :func:`daemonkit.service.locate.locate_daemon`)."""
+    from daemonkit.service.client import daemon_status
+    from daemonkit.service.locate import locate_daemon
 
-    try:
-        pid = lock_holder(pidfile)
-    except FileNotFoundError:
-        pid = None
-    except OSError as exc:
-        raise NotRunningError(f"pidfile {pidfile}: {exc.strerror}") from exc
-    if pid is None:
-        raise NotRunningError(f"the daemon is not running (no process holds {pidfile})")
-    info = request(runtime_dir, {"cmd": "status"}, timeout=2.0)
-    info.setdefault("pid", pid)
-    return info
+    found = locate_daemon(runtime_dir, pidfile)
+    found.running_pid()
+    info = daemon_status(found.runtime_dir, found.pidfile, timeout=2.0)  # pid: the listener's
+    return found.runtime_dir, found.pidfile, info
 
 
 def _task_switches(pid: int) -> CtxSwitches:
@@ -115,56 +107,54 @@ class _DaemonLink:
 
 
 class DaemonTarget:
-    """Plans and runs the cases against one running daemon."""
+    """The cases against one running daemon, found as ``daemonkit status`` finds it."""
 
-    def __init__(self, runtime_dir: Path, pidfile: Path) -> None:
-        self.runtime_dir = runtime_dir
-        self.info = find_daemon(runtime_dir, pidfile)
+    def __init__(self, runtime_dir: Path | None, pidfile: Path | None) -> None:
+        self.runtime_dir, self.pidfile, self.info = find_daemon(runtime_dir, pidfile)
         self.pid = int(self.info["pid"])
         self.serving = set(self.info.get("endpoints", {})) & set(DAEMON_CHANNELS)
 
-    def plan(self, channels: Sequence[str], sizes: Sequence[int], cpu: CpuMode) -> list[Any]:
-        out: list[Any] = []
+    def plan(
+        self, channels: Sequence[str], sizes: Sequence[int], cpu: CpuMode
+    ) -> list[Case | Result]:
+        out: list[Case | Result] = []
         for name in channels:
-            payload = name != "signal"
+            payload = name not in REGISTRY or REGISTRY[name].payload
             if name not in DAEMON_CHANNELS or name not in self.serving:
                 why = (
                     "the daemon does not serve this channel"
                     if name in DAEMON_CHANNELS
                     else f"not a daemon endpoint (those are {', '.join(DAEMON_CHANNELS)})"
                 )
-                out.append(Result(name, "daemon", cpu, sizes[0], payload, skipped=why))
+                out.append(Result(name, PEER, cpu, sizes[0], payload, skipped=why))
                 continue
-            out.extend(DaemonCase(name, s, payload) for s in (sizes if payload else [0]))
+            out.extend(Case(name, PEER, s, payload) for s in (sizes if payload else [0]))
         return out
 
-    def run(
-        self,
-        cases: Sequence[Any],
-        settings: Settings,
-        place: Placement,
-        progress: Callable[[int, str, float], None] | None = None,
-    ) -> list[Result]:
-        return run(cases, settings, place, progress, self.run_case)
+    def metadata(self) -> dict[str, Any]:
+        return {"daemon": {k: self.info.get(k) for k in ("pid", "version", "backend")}}
 
-    def run_case(
-        self, case: DaemonCase, settings: Settings, place: Placement, progress: Progress
-    ) -> Result:
+    def prepare(self, case: Case, place: Placement, stack: contextlib.ExitStack) -> _DaemonEnd:
         from daemonkit.service.client import open_endpoint
 
-        base = Result(case.channel, "daemon", place.mode, case.size, case.payload)
-        stack = contextlib.ExitStack()
-        try:
-            try:
-                with sigint_deferred():
-                    end = stack.enter_context(
-                        open_endpoint(self.runtime_dir, case.channel, case.size)
-                    )
-                link = _DaemonLink(self.pid, case.channel)
-                cpus = sorted(os.sched_getaffinity(self.pid))
-                return measure(base, end, link, settings, progress, cpus)
-            finally:
-                with sigint_deferred():
-                    stack.close()
-        except (DaemonkitError, OSError) as exc:
-            return replace(base, error=str(exc))
+        end = stack.enter_context(
+            open_endpoint(self.runtime_dir, case.channel, case.size, self.pidfile)
+        )
+        return _DaemonEnd(self.pid, case.channel, end)
+
+    def close(self) -> None:
+        pass  # one control connection per case, closed with its end
+
+
+class _DaemonEnd:
+    """The daemon's per-client endpoint for one case, already open at the daemon."""
+
+    def __init__(self, pid: int, channel: str, end: End) -> None:
+        self.end = end
+        self.link = _DaemonLink(pid, channel)
+
+    def open_client(self, stack: contextlib.ExitStack) -> tuple[End, list[int] | None]:
+        return self.end, sorted(os.sched_getaffinity(self.link.pid))
+
+    def explain(self, message: str) -> str:
+        return message

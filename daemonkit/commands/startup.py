@@ -1,0 +1,80 @@
+"""``daemonkit startup [--backend B] [--cycles N] [--json FILE]``: time the daemon's start.
+
+Starts and stops the demo daemon N times per backend and prints, per stage, the median and
+range of the time since the starter's first fork: the daemon exists (``pid``: both forks and
+setsid done), its pidfile is locked, it reported ready, it accepted its first client
+(:mod:`daemonkit.bench.startup`). ``--json`` writes the raw samples with the machine's
+description. Exit 0, or 1 when a start failed.
+
+*Kernel path* and *Lifetime*: see :mod:`daemonkit.bench.startup`. *See also*: daemon(7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+_LABELS = {
+    "fork_to_pid_s": "pid",
+    "fork_to_pidfile_s": "pidfile",
+    "fork_to_ready_s": "ready",
+    "fork_to_accept_s": "first accept",
+}
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add ``daemonkit startup``."""
+    p = sub.add_parser(
+        "startup",
+        help="time the daemon's start: fork to pid, pidfile, ready, first accept",
+        description="Start and stop the demo daemon repeatedly and report how long each "
+        "stage took after the first fork (median and range per backend).",
+    )
+    p.add_argument(
+        "--backend", choices=("native", "python-daemon", "both"), default="both",
+        help="daemonizer to time (default both)",
+    )  # fmt: skip
+    p.add_argument("--cycles", type=_cycles, default=10, help="starts per backend (default 10)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the raw samples here")
+    p.set_defaults(func=run)
+
+
+def _cycles(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"cycles out of range [1, 1000]: {text!r}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from daemonkit.bench.startup import STAGES, run_cycles, summarize
+    from daemonkit.machine import describe
+    from daemonkit.units import fmt_range
+
+    backends = ["native", "python-daemon"] if args.backend == "both" else [args.backend]
+    load = os.getloadavg()
+    doc: dict[str, Any] = {"kind": "startup", "version": 1, "machine": describe(), "runs": {}}
+    print(f"{args.cycles} starts per backend; load average {load[0]:.2f} {load[1]:.2f}")
+    print(f"{'backend':<14}" + "".join(f"{_LABELS[s]:>26}" for s in STAGES))
+    for backend in backends:
+        samples = run_cycles(backend, args.cycles)
+        summary = summarize(samples)
+        doc["runs"][backend] = {"samples": samples, "summary": summary}
+        cells = [
+            fmt_range(v["median"] * 1e9, v["min"] * 1e9, v["max"] * 1e9).replace("\u2060", "")
+            for v in (summary[s] for s in STAGES)
+        ]
+        print(f"{backend:<14}" + "".join(f"{c:>26}" for c in cells))
+    print("median (min-max) since the starter's first fork")
+    if args.json is not None:
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"raw samples: {args.json}")
+    return 0

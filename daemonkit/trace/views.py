@@ -1,0 +1,177 @@
+"""Terminal views of a trace document: a text timeline per case and a table of the figures.
+
+The timeline shows a few consecutive round trips from the middle of the timed loop, one
+lane per CPU, one column per slice of time, each column lettered by the task that ran most
+of it::
+
+    cpu0 CCCCCCCCCoooooooooooooCCCCCCCCCooo
+    cpu1 oooooPPPPPPPPPoooooooooooPPPPPPPPP
+    wake 1       2        3       4
+
+``C`` client, ``P`` peer, ``T`` another thread of either side (a ZeroMQ I/O thread), ``·``
+idle, ``o`` any other task; the ``wake`` row numbers the wake-ups, listed below it as
+``waker -> woken`` with the CPUs and how long the woken side waited to run.
+
+Nothing here measures: it reads the ``daemonkit.trace/1`` document, so a saved file prints
+the same views as the run that wrote it.
+
+*Kernel path*: none (terminal output only). *Lifetime*: none.
+*See also*: :mod:`daemonkit.trace.analysis` for what each figure means.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from daemonkit.units import fmt_ns
+
+__all__ = ["LETTERS", "figures_table", "timeline_text"]
+
+LETTERS = {"client": "C", "peer": "P", "thread": "T", "idle": "·", "other": "o"}
+STYLES = {
+    "client": "bold blue",
+    "peer": "bold dark_orange",
+    "thread": "bold green",
+    "idle": "dim",
+    "other": "red",
+}
+_MARKS = "123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _us(ns: float | None) -> str:
+    return "–" if ns is None else fmt_ns(ns)
+
+
+def timeline_text(case: dict[str, Any], width: int = 96) -> Text:
+    """The timeline of one case as styled text (letters stay readable without colour)."""
+    tl = case["timeline"]
+    span = max(1, int(tl["span_ns"]))
+    col = span / width
+    out = Text()
+    out.append(
+        f"{case['channel']} {case['peer']} peer, cpu {case['cpu']}: {tl['round_trips']} round "
+        f"trips in {_us(span)}, one column = {col / 1000:.2f} µs\n"
+    )
+    for cpu, lane in sorted(tl["lanes"].items(), key=lambda kv: int(kv[0])):
+        out.append(f"cpu{cpu:<2} ")
+        for i in range(width):
+            lo, hi = i * col, (i + 1) * col
+            held: Counter[str] = Counter()
+            for start, end, role, _tid, _comm in lane:
+                t = min(end, hi) - max(start, lo)
+                if t > 0:
+                    held[role] += int(t)
+            role = held.most_common(1)[0][0] if held else "idle"
+            out.append(LETTERS[role], style=STYLES[role])
+        out.append("\n")
+    wakes = tl["wakeups"][: len(_MARKS)]
+    row = [" "] * width
+    for mark, w in zip(_MARKS, wakes, strict=False):
+        row[min(width - 1, int(w["ts"] / col))] = mark
+    out.append("wake  " + "".join(row).rstrip() + "\n")
+    for mark, w in zip(_MARKS, wakes, strict=False):
+        waited = (
+            f"ran {_us(w['ran_ts'] - w['ts'])} later"
+            if w["ran_ts"] is not None
+            else ("not run within the window")
+        )
+        out.append(
+            f"  {mark} {_us(w['ts']):>9}  {LETTERS[w['waker']]} {w['waker']} (cpu{w['cpu']}) -> "
+            f"{LETTERS[w['woken']]} {w['woken']} {w['woken_comm']} (cpu{w['target_cpu']}), "
+            f"{waited}\n"
+        )
+    out.append(
+        "  " + ", ".join(f"{LETTERS[r]} {r}" for r in LETTERS) + "\n",
+        style="dim",
+    )
+    return out
+
+
+def figures_table(cases: list[dict[str, Any]]) -> Table:
+    """Per round trip, from the trace: one column per case."""
+    t = Table(title="per round trip, from the scheduler's events", title_justify="left")
+    t.add_column("figure")
+    for c in cases:
+        t.add_column(f"{c['channel']} {c['peer']} {c['cpu']}", justify="right")
+
+    def row(label: str, fn: Any) -> None:
+        t.add_row(label, *(fn(c) for c in cases))
+
+    row(
+        "round trip p50 / p99 (client's clock)",
+        lambda c: f"{_us(c['latency_ns']['p50_ns'])} / {_us(c['latency_ns']['p99_ns'])}",
+    )
+    row(
+        "switches: trace (client + peer)",
+        lambda c: (
+            f"{c['switches_per_round_trip']['trace']['client']['total']:.2f} + "
+            f"{c['switches_per_round_trip']['trace']['peer']['total']:.2f}"
+        ),
+    )
+    row(
+        "switches: getrusage (client + peer)",
+        lambda c: (
+            f"{c['switches_per_round_trip']['getrusage']['client']['total']:.2f} + "
+            f"{c['switches_per_round_trip']['getrusage']['peer']['total']:.2f}"
+        ),
+    )
+    row(
+        "  of them involuntary (trace)",
+        lambda c: (
+            f"{c['switches_per_round_trip']['trace']['client']['involuntary']:.2f} + "
+            f"{c['switches_per_round_trip']['trace']['peer']['involuntary']:.2f}"
+        ),
+    )
+    row(
+        "  trace vs getrusage (allowed 10 %)",
+        lambda c: (
+            f"{100 * c['switches_per_round_trip']['agreement']['difference']:.1f} %"
+            + ("" if c["switches_per_round_trip"]["agreement"]["agree"] else " DIFFER")
+        ),
+    )
+    row("wake-ups", lambda c: f"{c['wakeups']['all']['per_round_trip']:.2f}")
+    row(
+        "wake-up latency p50 / p99",
+        lambda c: f"{_us(c['wakeups']['all']['p50_ns'])} / {_us(c['wakeups']['all']['p99_ns'])}",
+    )
+    row(
+        "  woken on an idle CPU (to peer / to client)",
+        lambda c: " / ".join(
+            "–"
+            if c["wakeups"][k]["on_idle_cpu"] is None
+            else f"{100 * c['wakeups'][k]['on_idle_cpu']:.0f} %"
+            for k in ("to_peer", "to_client")
+        ),
+    )
+    row(
+        "run time: client / peer",
+        lambda c: (
+            f"{_us(c['cpu_time']['run_ns_per_round_trip']['client'])} / "
+            f"{_us(c['cpu_time']['run_ns_per_round_trip']['peer'])}"
+        ),
+    )
+    row(
+        "  per hop (run slice p50): client / peer",
+        lambda c: (
+            f"{_us(c['run_slices']['client']['p50_ns'])} / {_us(c['run_slices']['peer']['p50_ns'])}"
+        ),
+    )
+    row(
+        "CPU idle",
+        lambda c: ", ".join(
+            f"cpu{k} {_us(v)}" for k, v in c["cpu_time"]["idle_ns_per_round_trip"].items()
+        ),
+    )
+    row("other tasks on these CPUs", lambda c: _us(c["cpu_time"]["run_ns_per_round_trip"]["other"]))
+    row(
+        "sleeps on a lock (futex): all / the GIL",
+        lambda c: (
+            f"{c['futex_sleeps_per_round_trip']['total']:.2f} / "
+            f"{c['futex_sleeps_per_round_trip']['gil']:.2f}"
+        ),
+    )
+    return t
