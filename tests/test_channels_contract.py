@@ -19,7 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from daemonkit.bench.peer import Peer, notify_roundtrips, payload_roundtrips
+from daemonkit.bench.peer import (
+    Peer,
+    exact_roundtrips,
+    notify_roundtrips,
+    payload_roundtrips,
+    wire_size,
+)
 from daemonkit.channels import channel_class, channel_names
 from daemonkit.channels.base import Channel, End, NotifyEnd, PayloadEnd, PeerKind
 from daemonkit.errors import ChannelError, SizeNotSupportedError
@@ -209,3 +215,33 @@ def test_every_registered_channel_is_under_contract() -> None:
         assert {(name, kind) for kind in kinds} <= round_trip, name
         if "process" in kinds:
             assert (name, "process") in killed, name
+
+
+@pytest.mark.parametrize("name", ["pipe", "fifo", "unix-stream", "tcp"])
+@pytest.mark.parametrize("size", [0, 64, 1 << 20])
+def test_a_byte_stream_of_known_size_echoes_unframed_and_whole(name: str, size: int) -> None:
+    """The bench's lean loop: no frame header, exactly the message's bytes (a 0-byte message
+    is a 1-byte token), a message larger than the pipe or socket buffer still arrives whole."""
+    fds_before = set(os.listdir("/proc/self/fd"))
+    with channel_class(name)("process", size) as ch:
+        peer = Peer(ch, "process", size, cpu=None, exact=True)
+        peer.start()
+        try:
+            with _open_client(ch, peer) as end:
+                assert isinstance(end, PayloadEnd)
+                fds = end.stream_fds()
+                assert fds is not None
+                wire = wire_size(size)
+                samples = array("q", [0] * ECHOES_PER_SIZE)
+                with peer.watch(timeout=REPLY_TIMEOUT):
+                    for _ in range(2):  # two batches, each with fresh content
+                        msg = memoryview(os.urandom(wire))
+                        rbuf = memoryview(bytearray(b"\xa5" * wire))
+                        peer.command(len(samples))
+                        exact_roundtrips(name, fds, msg, rbuf, samples)
+                        assert rbuf == msg and min(samples) > 0
+                        assert peer.report()["voluntary"] >= 0
+        finally:
+            peer.stop()
+    assert peer.exit_status == 0
+    assert set(os.listdir("/proc/self/fd")) == fds_before

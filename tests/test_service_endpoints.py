@@ -49,6 +49,12 @@ def counters(rdir: Path, name: str) -> dict[str, int]:
     return {"echoes": reply["echoes"], "clients": reply["clients"]}
 
 
+def counters_reach(rdir: Path, name: str, expected: dict[str, int]) -> None:
+    """The endpoint's counters become *expected*: a serving thread counts an echo just after
+    it replied, so the client may ask before the last one is counted."""
+    wait_until(lambda: counters(rdir, name) == expected, what=f"{name} counters {expected}")
+
+
 def roundtrips(end: PayloadEnd, size: int, n: int) -> None:
     msg = bytes((i * 7 + size) % 251 for i in range(size))
     rbuf = memoryview(bytearray(max(size, 1)))
@@ -84,7 +90,7 @@ def test_payload_endpoint_echoes_and_cleans_up(daemons: Daemons, name: str) -> N
     for size, n in counts.items():
         roundtrips(end, size, n)
     total = sum(counts.values())
-    assert counters(daemons.rdir, name) == {"echoes": total, "clients": 1}
+    counters_reach(daemons.rdir, name, {"echoes": total, "clients": 1})
     end.close()
     end.close()  # idempotent
     wait_until(lambda: counters(daemons.rdir, name)["clients"] == 0, what="the release")
@@ -105,7 +111,7 @@ def test_notify_endpoint_round_trips_and_cleans_up(daemons: Daemons, name: str) 
         samples = array("q", [0] * 200)
         notify_roundtrips(end, samples)
         assert min(samples) > 0
-        assert counters(daemons.rdir, name) == {"echoes": 200, "clients": 1}
+        counters_reach(daemons.rdir, name, {"echoes": 200, "clients": 1})
     finally:
         end.close()
     end.close()  # idempotent
@@ -158,7 +164,7 @@ def test_signal_endpoint_replies_to_the_sender(daemons: Daemons) -> None:
         samples = array("q", [0] * 300)
         notify_roundtrips(end, samples)
         assert min(samples) > 0
-        assert counters(daemons.rdir, "signal") == {"echoes": 300, "clients": 1}
+        counters_reach(daemons.rdir, "signal", {"echoes": 300, "clients": 1})
     finally:
         end.close()
         stop_bystander.set()

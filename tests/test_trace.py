@@ -167,7 +167,7 @@ def test_timeline_shows_the_two_ends_taking_turns(same_cpu: Any) -> None:
         # preempted rather than asleep needs none), each followed by the woken side running.
         ends = {"client", "peer"}
         hops = [w for w in tl["wakeups"] if {w["waker"], w["woken"]} == ends]
-        assert len(hops) >= tl["round_trips"]
+        assert hops and hops[0]["ts"] == 0  # the window starts at one of them
         assert all(w["ran_ts"] is None or w["ran_ts"] >= w["ts"] for w in hops)
         assert case["wakeups"]["all"]["p50_ns"] > 0
     assert f"cpu{cpu}" in stdout

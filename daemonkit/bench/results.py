@@ -10,13 +10,28 @@ The document (schema ``daemonkit.bench/1``)::
                   "ctx_switches_per_roundtrip": {"voluntary": {"client","peer"},
                                                  "involuntary": {"client","peer"}},
                   "error", "skipped", "histogram": {"edges_ns", "counts"},
-                  "pinning": {"client", "peer"}, "verified": {"sizes", "checksums"}}, ...]}
+                  "pinning": {"client", "peer"}, "verified": {"sizes", "checksums"},
+                  "cpu_us_per_roundtrip": {"client": {"user","system"},
+                                           "peer": {"user","system"} | null},
+                  "ran_on": {"client": [cpu...], "peer": [cpu...]},
+                  "batch_p50_ns": [...], "framed": bool | null,
+                  "latency_hdr": "HISTF..."}, ...]}
 
 A result that failed has ``error`` set, one that could not run (a size the channel cannot
 carry) has ``skipped`` set; both have null measurements. ``mb_per_s`` counts payload bytes
 both ways (2 x size x round trips per second, MB = 10**6 bytes) and is null for notification
-channels. Tables, CSV and comparisons are views computed from this document, never from the
-timed loop.
+channels. ``cpu_us_per_roundtrip`` is the CPU time (user and system, from getrusage(2) or
+``/proc/PID/stat``) each end used per round trip: the client's whole process (less a thread
+peer's own), the peer's process or thread; ``peer`` is null when the other end cannot tell
+(a remote server). ``ran_on`` lists the CPUs each end was found on after its batches
+(sched_getcpu(3), ``/proc/PID/stat`` field 39), read back rather than assumed; ``batch_p50_ns``
+the median of each timed batch, whose spread says how steady the run was. ``framed`` says
+whether a byte stream carried a length header with each message (true), or, both sides
+knowing the size, exactly the message's bytes (false, a 0-byte message as a 1-byte token);
+null for channels that keep message boundaries themselves. ``latency_hdr`` keeps every
+round trip as an HdrHistogram (see :mod:`daemonkit.bench.distribution`): comparisons draw
+their significance from it. Tables, CSV and comparisons are views computed from this
+document, never from the timed loop.
 
 *Kernel path*: one ``write`` (or ``read``) of the file.
 *Lifetime*: the files are the user's; nothing is removed.
@@ -41,6 +56,8 @@ __all__ = [
     "CSV_COLUMNS",
     "SCHEMA",
     "BenchFileError",
+    "CpuCost",
+    "CpuPerRoundtrip",
     "CtxPerRoundtrip",
     "EndPair",
     "Result",
@@ -75,6 +92,26 @@ class CtxPerRoundtrip:
 
 
 @dataclass(frozen=True)
+class CpuCost:
+    """CPU time of one end per round trip, in µs."""
+
+    user: float
+    system: float
+
+    @property
+    def total(self) -> float:
+        return self.user + self.system
+
+
+@dataclass(frozen=True)
+class CpuPerRoundtrip:
+    """CPU time per round trip of each end; the peer's is None when it cannot be known."""
+
+    client: CpuCost
+    peer: CpuCost | None
+
+
+@dataclass(frozen=True)
 class Result:
     """One (channel, peer, cpu, size) measurement, or why there is none."""
 
@@ -93,6 +130,11 @@ class Result:
     histogram: Histogram | None = None
     pinning: dict[str, list[int]] | None = None  # CPUs each end was allowed, as obtained
     verified: dict[str, int] | None = None  # echoes whose size / content checksum was checked
+    cpu_us_per_roundtrip: CpuPerRoundtrip | None = None
+    ran_on: dict[str, list[int]] | None = None  # CPUs each end was seen on, read back
+    batch_p50_ns: list[float] | None = None  # the median of each timed batch
+    framed: bool | None = None  # a byte stream's length header travelled (None: not a stream)
+    latency_hdr: str | None = None  # every round trip, as an HdrHistogram (bench.distribution)
 
     @property
     def ok(self) -> bool:
@@ -127,7 +169,19 @@ class Result:
             histogram=_known(Histogram, hist) if hist else None,
             pinning=d.get("pinning"),
             verified=d.get("verified"),
+            cpu_us_per_roundtrip=_cpu_from_json(d.get("cpu_us_per_roundtrip")),
+            ran_on=d.get("ran_on"),
+            batch_p50_ns=d.get("batch_p50_ns"),
+            framed=d.get("framed"),
+            latency_hdr=d.get("latency_hdr"),
         )
+
+
+def _cpu_from_json(d: dict[str, Any] | None) -> CpuPerRoundtrip | None:
+    if not d:
+        return None
+    peer = d.get("peer")
+    return CpuPerRoundtrip(CpuCost(**d["client"]), CpuCost(**peer) if peer else None)
 
 
 def _known(cls: type[_T], d: dict[str, Any]) -> _T:
@@ -223,6 +277,8 @@ CSV_COLUMNS = (
     "cs_voluntary_peer",
     "cs_involuntary_client",
     "cs_involuntary_peer",
+    "cpu_us_client",
+    "cpu_us_peer",
     "error",
     "skipped",
 )
@@ -252,9 +308,17 @@ def _csv_row(r: Result) -> list[object]:
         "" if r.roundtrips_per_s is None else r.roundtrips_per_s,
         "" if r.mb_per_s is None else r.mb_per_s,
         *switches,
+        *_cpu_cells(r),
         r.error or "",
         r.skipped or "",
     ]
+
+
+def _cpu_cells(r: Result) -> list[object]:
+    cpu = r.cpu_us_per_roundtrip
+    if cpu is None:
+        return ["", ""]
+    return [round(cpu.client.total, 4), "" if cpu.peer is None else round(cpu.peer.total, 4)]
 
 
 def to_csv(results: list[Result]) -> str:

@@ -9,6 +9,7 @@ version in ``schema`` (a ``const``), and is shipped with the package:
 ``throughput.schema.json`` ``daemonkit throughput --json``: ``daemonkit.throughput/1``
 ``lessons.schema.json``   ``daemonkit lessons --json``: ``daemonkit.lessons/2``
 ``trace.schema.json``     ``daemonkit trace --json``: ``daemonkit.trace/1``
+``compare.schema.json``   ``daemonkit compare --json``: ``daemonkit.compare/1``
 ``machine.schema.json``   the ``machine`` object the three share
 ========================  ==================================================================
 
@@ -43,6 +44,7 @@ KINDS = {
     "daemonkit.throughput/1": "throughput",
     "daemonkit.lessons/2": "lessons",
     "daemonkit.trace/1": "trace",
+    "daemonkit.compare/1": "compare",
 }
 _SHARED = ("machine",)
 _JSON_TYPES = {

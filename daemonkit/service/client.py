@@ -255,4 +255,3 @@ def _client_end(name: str, reply: dict[str, Any], control: ControlClient) -> End
         raise ChannelError(name, "no client for this endpoint")
     assert control.dir is not None
     return endpoint.client_end(reply, control.dir, control.daemon_pid)
-

@@ -39,6 +39,7 @@ __all__ = ["AGREE_WITHIN", "TIMELINE_ROUND_TRIPS", "analyse", "lock_kind", "role
 
 AGREE_WITHIN = 0.10  # trace and getrusage switch counts: relative difference allowed
 TIMELINE_ROUND_TRIPS = 3
+_ANCHORS = 300  # wake-ups tried as the start of a typical timeline window
 
 
 @dataclass(frozen=True)
@@ -287,20 +288,32 @@ def _futex_sleeps(c: Capture, lo: int, hi: int) -> dict[str, Any]:
     return out
 
 
-def _timeline(c: Capture, ix: _Index, wakes: Sequence[Wake]) -> dict[str, Any]:
-    """A few consecutive round trips from the middle of the loop: lanes and wake-up arrows."""
-    mid = (c.start_ns + c.end_ns) // 2
+def _window(c: Capture, wakes: Sequence[Wake]) -> tuple[int, int]:
+    """k typical round trips from the middle of the loop, as (start, end) in ns.
+
+    Which end wakes which varies (on one CPU the side that is preempted rather than asleep
+    needs no wake-up), so the anchor is a wake-up between the two ends in either direction,
+    and k wake-ups later in the same direction is k round trips later. Of the first anchors
+    after the middle, the first whose k round trips last about k median round trips (the
+    client's own clock) is taken: a typical stretch, not a stall. Failing that: k median
+    round trips from the first anchor (or from the middle, if the ends never woke each other).
+    """
     k = TIMELINE_ROUND_TRIPS
-    # Which end wakes which varies: on one CPU either side may be the one preempted rather
-    # than asleep, and then nobody needs to wake it. Anchor on the first wake-up between the
-    # ends after the middle; k wake-ups later in the same direction are k round trips later.
+    typical = k * (_pct(c.samples, 0.5) or 1)
+    mid = (c.start_ns + c.end_ns) // 2
     ends = {c.client_tid, c.peer_tid}
     between = [w for w in wakes if w.ts >= mid and {w.waker, w.woken} == ends]
-    same_way = [w.ts for w in between if between and w.waker == between[0].waker]
-    if len(same_way) > k:
-        lo, hi = same_way[0], same_way[k]
-    else:  # the ends did not wake each other (no sleeps): a span of k median round trips
-        lo, hi = mid, mid + k * (_pct(c.samples, 0.5) or 1)
+    for i, a in enumerate(between[:_ANCHORS]):
+        same_way = [w.ts for w in between[i:] if w.waker == a.waker][: k + 1]
+        if len(same_way) > k and 0.75 * typical <= same_way[k] - a.ts <= 1.5 * typical:
+            return a.ts, same_way[k]
+    first = between[0].ts if between else mid
+    return first, first + typical
+
+
+def _timeline(c: Capture, ix: _Index, wakes: Sequence[Wake]) -> dict[str, Any]:
+    """A few round trips' time from the middle of the loop: lanes and wake-up arrows."""
+    lo, hi = _window(c, wakes)
     lanes: dict[str, list[list[Any]]] = {}
     for cpu in sorted(ix.segments):
         lane = [
@@ -330,7 +343,12 @@ def _timeline(c: Capture, ix: _Index, wakes: Sequence[Wake]) -> dict[str, Any]:
                 "ran_ts": ran - lo if ran is not None and ran < hi else None,
             }
         )
-    return {"round_trips": k, "span_ns": hi - lo, "lanes": lanes, "wakeups": arrows}
+    return {
+        "round_trips": TIMELINE_ROUND_TRIPS,
+        "span_ns": hi - lo,
+        "lanes": lanes,
+        "wakeups": arrows,
+    }
 
 
 def analyse(c: Capture) -> dict[str, Any]:

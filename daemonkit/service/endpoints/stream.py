@@ -176,6 +176,7 @@ class FifoEndpoint(Endpoint):
             os.close(rfd)
             raise
         return StreamClientEnd("fifo", rfd, wfd)
+
     def open_for_client(
         self, req: dict[str, Any], client_pid: int
     ) -> tuple[dict[str, Any], Callable[[], None]]:

@@ -48,7 +48,8 @@ class ZmqIpcEndpoint(Endpoint):
 
     def start(self) -> None:
         self.path = self.runtime_dir / self.object_name()
-        listener = listen_private(self.path, 16)  # 0600 from bind(2) on; OSError if not
+        # 0600 from bind(2) on (OSError if not); the backlog is libzmq's default ZMQ_BACKLOG
+        listener = listen_private(self.path, 100)
         self._ctx = zmq.Context()  # starts libzmq's I/O thread: after daemonization
         sock = self._ctx.socket(zmq.REP)
         sock.setsockopt(zmq.LINGER, 0)
