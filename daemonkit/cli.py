@@ -26,6 +26,7 @@ __all__ = ["ArgumentParser", "main"]
 COMMAND_MODULES = (
     "daemonkit.commands.service",  # start restart stop status reload run
     "daemonkit.commands.bench",  # bench channels cleanup
+    "daemonkit.commands.compare",  # compare
     "daemonkit.commands.lessons",  # lessons
     "daemonkit.commands.report",  # report
     "daemonkit.commands.remote",  # serve throughput

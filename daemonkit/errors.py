@@ -15,8 +15,10 @@ __all__ = [
     "ConfigError",
     "DaemonStartError",
     "DaemonkitError",
+    "DocumentError",
     "NoSuchProcessError",
     "NotRunningError",
+    "NotSupportedHereError",
     "PeerDiedError",
     "PidfileError",
     "RuntimeDirError",
@@ -35,6 +37,12 @@ class UsageError(DaemonkitError):
     """Wrong command-line input (unknown channel, bad size, negative count)."""
 
     exit_code = 2
+
+
+class DocumentError(DaemonkitError):
+    """A results document that cannot be read, is not JSON, or does not match its schema."""
+
+    exit_code = 2  # bad input, like a usage error
 
 
 class ConfigError(DaemonkitError):
@@ -86,7 +94,11 @@ class ChannelError(DaemonkitError):
         super().__init__(f"{channel}: {message}")
 
 
-class SizeNotSupportedError(ChannelError):
+class NotSupportedHereError(ChannelError):
+    """The channel cannot run on this machine or in this placement: its case is skipped."""
+
+
+class SizeNotSupportedError(NotSupportedHereError):
     """The channel cannot carry a message of this size on this machine."""
 
 

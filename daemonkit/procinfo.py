@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_PF_KTHREAD = 0x00200000  # include/linux/sched.h; stat field 9, "flags"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class ProcessView:
     sid: int
     tty_nr: int
     starttime: int  # clock ticks after boot (stat field 22): tells a reused pid apart
+    kernel_thread: bool  # PF_KTHREAD in the stat flags: no user space, no daemon(7) to check
     status: dict[str, str]
     cmdline: list[str] | None = None
     fds: list[FdView] | None = None
@@ -134,6 +136,7 @@ def read_process(pid: int) -> ProcessView:
         sid=int(fields[3]),
         tty_nr=int(fields[4]),
         starttime=int(fields[19]),
+        kernel_thread=bool(int(fields[6]) & _PF_KTHREAD),
         status=status,
     )
     base = Path(f"/proc/{pid}")
@@ -153,16 +156,15 @@ def read_process(pid: int) -> ProcessView:
 
 
 def _part(view: ProcessView, name: str, read: Callable[[], T]) -> T | None:
-    """Run *read*; a refusal (EACCES, EPERM) is recorded, not raised. A vanished process is."""
+    """Run *read*; a refusal (EACCES, EPERM) or a part the process lacks (a kernel thread has
+    no environment: ESRCH) is recorded, not raised. A process that has vanished is."""
     try:
         return read()
-    except PermissionError as exc:
-        view.unreadable[name] = f"/proc/{view.pid}/{name}: {exc.strerror}"
-        return None
-    except FileNotFoundError:
+    except OSError as exc:
         if not os.path.exists(f"/proc/{view.pid}"):
             raise ProcessLookupError(view.pid) from None
-        view.unreadable[name] = f"/proc/{view.pid}/{name}: not shown by this kernel"
+        why = "not shown by this kernel" if isinstance(exc, FileNotFoundError) else exc.strerror
+        view.unreadable[name] = f"/proc/{view.pid}/{name}: {why}"
         return None
 
 

@@ -26,7 +26,7 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-import pytest
+from facilities import require
 
 __all__ = ["Link", "ready_line", "remove_stale", "serve_ports", "veth_pair"]
 
@@ -96,9 +96,9 @@ def remove_stale() -> None:
 
 def _skip_unless_possible() -> None:
     if os.geteuid() != 0:
-        pytest.skip("network namespaces need root (CAP_SYS_ADMIN, CAP_NET_ADMIN)")
+        require("netns", "network namespaces need root (CAP_SYS_ADMIN, CAP_NET_ADMIN)")
     if shutil.which("ip") is None or shutil.which("tc") is None:
-        pytest.skip("iproute2 (ip, tc) is not installed")
+        require("netns", "iproute2 (ip, tc) is not installed")
 
 
 @contextlib.contextmanager
@@ -114,7 +114,7 @@ def veth_pair() -> Iterator[Link]:
         for ns in (link.server, link.client):
             r = _ip("netns", "add", ns, check=False)
             if r.returncode != 0:
-                pytest.skip(f"ip netns add failed: {r.stderr.strip()}")
+                require("netns", f"ip netns add failed: {r.stderr.strip()}")
             made.append(ns)
         _ip("link", "add", link.server_dev, "netns", link.server, "type", "veth",
             "peer", "name", link.client_dev, "netns", link.client)  # fmt: skip

@@ -19,7 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from daemonkit.bench.peer import Peer, notify_roundtrips, payload_roundtrips
+from daemonkit.bench.peer import (
+    Peer,
+    exact_roundtrips,
+    notify_roundtrips,
+    payload_roundtrips,
+    wire_size,
+)
 from daemonkit.channels import channel_class, channel_names
 from daemonkit.channels.base import Channel, End, NotifyEnd, PayloadEnd, PeerKind
 from daemonkit.errors import ChannelError, SizeNotSupportedError
@@ -191,3 +197,51 @@ def test_peer_killed_mid_run_is_reported_not_waited_for(name: str, kind: PeerKin
             peer.stop()
     assert peer.exit_status is not None and os.WIFSIGNALED(peer.exit_status)
     assert _kernel_state()[0::2] == (fds, sigblk)
+
+
+def test_every_registered_channel_is_under_contract() -> None:
+    """Adding a channel is one module plus one registry line: these tests then cover it, with
+    every peer kind it supports (and the peer-death test with its forked peer)."""
+    from params import parametrized
+
+    from daemonkit.channels import REGISTRY
+
+    round_trip = set(parametrized(test_channel_round_trips_and_leaves_nothing))
+    killed = set(parametrized(test_peer_killed_mid_run_is_reported_not_waited_for))
+    assert REGISTRY and list(REGISTRY) == channel_names()
+    for name in REGISTRY:
+        kinds = channel_class(name).peer_kinds
+        assert kinds, name
+        assert {(name, kind) for kind in kinds} <= round_trip, name
+        if "process" in kinds:
+            assert (name, "process") in killed, name
+
+
+@pytest.mark.parametrize("name", ["pipe", "fifo", "unix-stream", "tcp"])
+@pytest.mark.parametrize("size", [0, 64, 1 << 20])
+def test_a_byte_stream_of_known_size_echoes_unframed_and_whole(name: str, size: int) -> None:
+    """The bench's lean loop: no frame header, exactly the message's bytes (a 0-byte message
+    is a 1-byte token), a message larger than the pipe or socket buffer still arrives whole."""
+    fds_before = set(os.listdir("/proc/self/fd"))
+    with channel_class(name)("process", size) as ch:
+        peer = Peer(ch, "process", size, cpu=None, exact=True)
+        peer.start()
+        try:
+            with _open_client(ch, peer) as end:
+                assert isinstance(end, PayloadEnd)
+                fds = end.stream_fds()
+                assert fds is not None
+                wire = wire_size(size)
+                samples = array("q", [0] * ECHOES_PER_SIZE)
+                with peer.watch(timeout=REPLY_TIMEOUT):
+                    for _ in range(2):  # two batches, each with fresh content
+                        msg = memoryview(os.urandom(wire))
+                        rbuf = memoryview(bytearray(b"\xa5" * wire))
+                        peer.command(len(samples))
+                        exact_roundtrips(name, fds, msg, rbuf, samples)
+                        assert rbuf == msg and min(samples) > 0
+                        assert peer.report()["voluntary"] >= 0
+        finally:
+            peer.stop()
+    assert peer.exit_status == 0
+    assert set(os.listdir("/proc/self/fd")) == fds_before

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import sysv_ipc
+from facilities import missing, need
 
 from daemonkit.bench.peer import Peer
 from daemonkit.channels import channel_class
@@ -38,16 +39,13 @@ OBJECTS = {
 }
 CHANNELS = list(OBJECTS)
 PAYLOAD = [name for name in CHANNELS if channel_class(name).payload]
-MQUEUE_MOUNTED = any(
-    line.split()[2] == "mqueue" and line.split()[1] == "/dev/mqueue"
-    for line in Path("/proc/mounts").read_text().splitlines()
-)
+MQUEUE_MOUNTED = missing("mqueue") is None
 _TABLES = {"sysv-sem": "sem", "sysv-shm": "shm", "sysv-mq": "msg"}
 
 
 def _needs_mqueue(name: str) -> None:
-    if name == "posix-mq" and not MQUEUE_MOUNTED:
-        pytest.skip("/dev/mqueue is not mounted: POSIX queues exist but cannot be listed")
+    if name == "posix-mq":
+        need("mqueue")
 
 
 def _owned_by(pid: int) -> list[KernelObject]:

@@ -26,6 +26,7 @@ from daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fix
     read_pid,
     wait_until,
 )
+from facilities import need
 
 SIGMASK_BITS = lambda *sigs: sum(1 << (s - 1) for s in sigs)  # noqa: E731
 
@@ -189,8 +190,7 @@ def test_timeout_kills_the_half_started_daemon(daemons: Daemons) -> None:
 
 def test_user_drops_privileges(daemons: Daemons) -> None:
     """13: supplementary groups, gid and uid all become the user's; it can still clean up."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
+    need("root")
     daemons.base.chmod(0o711)  # the user must be able to reach its runtime dir
     daemons.start("--user", "nobody")
     pid = daemons.pid()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from daemon_support import Daemons, daemons_fixture, dk, gone  # noqa: F401
+from facilities import require
 
 NOBODY = 65534
 SYSTEM_PYTHON = "/usr/bin/python3"  # the liar must run as nobody, who cannot read our venv
@@ -166,10 +167,10 @@ def one_line_refusal(res: subprocess.CompletedProcess[str]) -> None:
 @pytest.fixture
 def attacker_dir() -> Iterator[Path]:
     """A runtime dir path in /tmp that the second user will create, as a squatter would."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to act as a second user (setpriv)")
-    if shutil.which("setpriv") is None or not os.access(SYSTEM_PYTHON, os.X_OK):
-        pytest.skip(f"needs setpriv and {SYSTEM_PYTHON} for the second user")
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        require("second-user", "acting as a second user needs root and setpriv")
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
+        require("second-user", f"{SYSTEM_PYTHON} for the second user is missing")
     work = Path(tempfile.mkdtemp(prefix="dkh.", dir="/tmp"))
     work.chmod(0o755)
     try:

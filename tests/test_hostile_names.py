@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 import sysv_ipc
+from facilities import require
 
 from daemonkit.channels import channel_class
 from daemonkit.runtime import sysv_key
@@ -44,9 +45,9 @@ print("squatted")
 @pytest.fixture
 def squatted() -> Iterator[list[str]]:
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to act as a second user")
+        require("second-user", "acting as a second user needs root and setpriv")
     if not os.access(SYSTEM_PYTHON, os.X_OK):
-        pytest.skip(f"needs {SYSTEM_PYTHON} for the second user")
+        require("second-user", f"{SYSTEM_PYTHON} for the second user is missing")
     keys = [sysv_key(i) for i in range(4)]
     me = os.getpid()
     names = [f"dk.{me}.{kind}.{n}" for kind in ("posix-shm", "posix-mq") for n in range(100)]

@@ -11,12 +11,12 @@ belong to other runs on this machine and are not ours to judge.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
+from facilities import need
 from test_reliability_bench import process_channels
 
 from daemonkit.channels import channel_names
@@ -37,8 +37,7 @@ def _leftovers(before: set[KernelObject]) -> list[KernelObject]:
 
 
 def _timeout(sig: signal.Signals, args: list[str]) -> subprocess.CompletedProcess[str]:
-    if shutil.which("timeout") is None:
-        pytest.skip("needs timeout(1) from coreutils")
+    need("timeout")
     before = set(list_objects([resolve_runtime_dir()]))
     res = subprocess.run(
         ["timeout", "--preserve-status", "-s", sig.name.removeprefix("SIG"), DELAY, *CLI, *args],

@@ -29,6 +29,7 @@ from daemon_support import (  # noqa: F401 -- daemons_fixture is the daemons fix
     gone,
     wait_until,
 )
+from facilities import require
 
 STEPS = [
     "descriptors", "signal dispositions", "signal mask", "environment", "session",
@@ -193,11 +194,11 @@ def test_another_users_daemon_says_what_it_cannot_read(daemons: Daemons) -> None
     """Not root: the descriptors, environment and working directory of root's daemon are
     closed to us; the audit names them and exits 4 rather than guessing."""
     if os.geteuid() != 0:
-        pytest.skip("needs root to start a daemon that an unprivileged user then inspects")
+        require("second-user", "root starts the daemon that nobody then inspects")
     python = "/usr/bin/python3"
     if subprocess.run([python, "-c", "import sys; assert sys.version_info >= (3, 11)"],
                       check=False).returncode:  # fmt: skip
-        pytest.skip(f"{python} (readable by nobody) is missing or older than 3.11")
+        require("second-user", f"{python} (readable by nobody) is missing or older than 3.11")
     daemons.start()
     pid = daemons.pid()
     root = Path(__file__).resolve().parents[1]
@@ -207,7 +208,7 @@ def test_another_users_daemon_says_what_it_cannot_read(daemons: Daemons) -> None
         extra_groups=[], cwd="/", capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     if res.returncode not in (1, 4) and "No module named" in res.stderr:
-        pytest.skip(f"the project is not importable by nobody: {res.stderr.strip()}")
+        require("second-user", f"the project is not importable by nobody: {res.stderr.strip()}")
     doc = json.loads(res.stdout)
     unknown = by_status(doc, "unknown")
     assert {"descriptors", "environment", "standard streams", "working directory"} <= set(
@@ -227,3 +228,44 @@ def test_another_users_daemon_says_what_it_cannot_read(daemons: Daemons) -> None
 def test_inspect_is_listed_in_help() -> None:
     res = subprocess.run([*CLI, "--help"], capture_output=True, text=True, timeout=30)
     assert "inspect" in res.stdout
+
+
+def test_root_reads_another_users_process() -> None:
+    """As root, nothing of another user's process is closed: every step is judged."""
+    if os.geteuid() != 0:
+        require("root", "reading another user's descriptors and environment needs root")
+    proc = subprocess.Popen(
+        ["sleep", "300"], user=65534, group=65534, extra_groups=[], start_new_session=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        code, doc = inspect_json(str(proc.pid))
+        assert by_status(doc, "unknown") == {} and doc["unreadable"] == {}
+        assert by_status(doc, "holds")["credentials"].startswith("uid 65534/65534/65534")
+        assert code == 1  # its parent is this test, which started it
+        assert by_status(doc, "fails")["parent"].startswith(f"pid {os.getpid()} (")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_kernel_thread_is_a_usage_error() -> None:
+    """A kernel thread has no user space (no environment, descriptors or session of its own)."""
+    from daemonkit.procinfo import read_process
+
+    kthreads = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(ProcessLookupError):
+                view = read_process(int(entry))
+                if view.kernel_thread:
+                    kthreads.append(view)
+                    break
+    if not kthreads:
+        pytest.skip("no kernel thread visible in this pid namespace")
+    res = dk("inspect", str(kthreads[0].pid))
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr == (
+        f"daemonkit: pid {kthreads[0].pid} ({kthreads[0].comm}) is a kernel thread:"
+        " daemon(7) is about processes\n"
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,6 +98,8 @@ def test_readme_block_runs_verbatim(block: Block, tmp_path: Path) -> None:
             if _daemonkit("status", "--runtime-dir", d).returncode in (0, 4):
                 pytest.skip(f"{d} is in use by a running daemon (another run of this test?)")
             shutil.rmtree(d)  # a leftover of an interrupted run: fresh means fresh
+    made = {Path(m) for m in re.findall(r"/tmp/[\w.-]+", block.text)}
+    made = {p for p in made if not p.exists()}  # what the block creates under /tmp: removed after
     home = tmp_path / "home"
     home.mkdir()
     xdg = Path(tempfile.mkdtemp(prefix="dk-xdg.", dir="/tmp"))  # short: sun_path limit
@@ -115,6 +118,8 @@ def test_readme_block_runs_verbatim(block: Block, tmp_path: Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
         _daemonkit("stop", "--runtime-dir", xdg / "daemonkit")
         shutil.rmtree(xdg, ignore_errors=True)
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
     tail = "\n".join((done.stderr or done.stdout).splitlines()[-8:])
     assert done.returncode == 0, f"{block.name}: exit {done.returncode}\n{tail}"
     assert "Traceback" not in done.stderr, f"{block.name}: a traceback\n{done.stderr}"

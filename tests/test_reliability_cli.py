@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from facilities import require
 from procfs import in_session
 
 from daemonkit.cleanup import list_objects
@@ -140,7 +141,7 @@ def _as_nobody(argv: list[str]) -> tuple[int, str]:
 def test_runtime_dir_without_permission(scratch: Path) -> None:
     """A runtime dir root made 0700, used by nobody: refused in one line, nothing touched."""
     if os.geteuid() != 0:
-        pytest.skip("needs root to become nobody")
+        require("root", "becoming nobody needs root")
     private = scratch / "root-only"
     private.mkdir(mode=0o700)
     rdir = private / "run"

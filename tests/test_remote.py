@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import zmq
+from facilities import need
 from netns import ready_line, serve_ports
 
 from daemonkit.cli import main
@@ -409,8 +410,7 @@ def test_a_server_that_stops_answering_fails_the_case_in_bounded_time(served: Se
 
 
 def test_ipv6_loopback() -> None:
-    if not socket.has_ipv6 or not Path("/proc/net/if_inet6").read_text().strip():
-        pytest.skip("no IPv6 on this machine")
+    need("ipv6")
     argv = [*DK, "serve", "--bind", "tcp://[::1]:0", "--tcp-port", "0"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = ready_line(proc, 10)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from facilities import require
 from netns import CLIENT_IP, SERVER_IP, Link, ready_line, serve_ports, veth_pair
 
 DK = [sys.executable, "-m", "daemonkit"]
@@ -84,7 +85,7 @@ def test_netem_delay_moves_p50(link: tuple[Link, str], tmp_path: Path) -> None:
     netem = ("qdisc", "add", "dev", lk.client_dev, "root", "netem", "delay", "1ms")
     probe = lk.tc(lk.client, *netem)  # first: is there a netem at all?
     if probe.returncode != 0:
-        pytest.skip(f"no netem in this kernel (tc: {probe.stderr.strip()})")
+        require("netem", f"no netem in this kernel (tc: {probe.stderr.strip()})")
     lk.tc(lk.client, "qdisc", "del", "dev", lk.client_dev, "root")
     args = ("--channels", "tcp", "--sizes", "64", "--iterations", "300", "--warmup", "30")
     before = bench(lk, url, tmp_path, *args)["tcp"]["latency_ns"]["p50"]

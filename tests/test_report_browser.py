@@ -22,15 +22,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from facilities import CHROMIUM
 from report_fixtures import bench_doc, lessons_doc
 
 from daemonkit.report import write_report
 from daemonkit.report.html import CSP
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} not installed (Debian package chromium)"
-)
+pytestmark = pytest.mark.needs("chromium")
 Image = pytest.importorskip("PIL.Image", reason="Pillow comes with the plot extra")
 
 FLAGS = [

@@ -29,8 +29,11 @@ from daemonkit.bench.peer import notify_roundtrips, payload_roundtrips
 from daemonkit.channels.base import NotifyEnd, PayloadEnd
 from daemonkit.errors import ChannelError
 from daemonkit.service.client import open_endpoint, request
+from daemonkit.service.endpoints import ENDPOINT_NAMES, REGISTRY
 
-PAYLOAD_ENDPOINTS = ["unix-stream", "fifo", "zmq-ipc", "posix-shm"]
+# Derived from the registry: a new endpoint is tested by the contract tests below as it is added.
+PAYLOAD_ENDPOINTS = [name for name, cls in REGISTRY.items() if cls.payload]
+NOTIFY_ENDPOINTS = [name for name, cls in REGISTRY.items() if not cls.payload]
 SIZES = [0, 64, 65536 + 3, 1 << 20]
 USR1 = 1 << (signal.SIGUSR1 - 1)
 
@@ -44,6 +47,12 @@ def daemon_objects(pid: int, rdir: Path) -> list[str]:
 def counters(rdir: Path, name: str) -> dict[str, int]:
     reply = request(rdir, {"cmd": "status"})["endpoints"][name]
     return {"echoes": reply["echoes"], "clients": reply["clients"]}
+
+
+def counters_reach(rdir: Path, name: str, expected: dict[str, int]) -> None:
+    """The endpoint's counters become *expected*: a serving thread counts an echo just after
+    it replied, so the client may ask before the last one is counted."""
+    wait_until(lambda: counters(rdir, name) == expected, what=f"{name} counters {expected}")
 
 
 def roundtrips(end: PayloadEnd, size: int, n: int) -> None:
@@ -81,7 +90,7 @@ def test_payload_endpoint_echoes_and_cleans_up(daemons: Daemons, name: str) -> N
     for size, n in counts.items():
         roundtrips(end, size, n)
     total = sum(counts.values())
-    assert counters(daemons.rdir, name) == {"echoes": total, "clients": 1}
+    counters_reach(daemons.rdir, name, {"echoes": total, "clients": 1})
     end.close()
     end.close()  # idempotent
     wait_until(lambda: counters(daemons.rdir, name)["clients"] == 0, what="the release")
@@ -89,6 +98,42 @@ def test_payload_endpoint_echoes_and_cleans_up(daemons: Daemons, name: str) -> N
     assert counters(daemons.rdir, name)["echoes"] == total
     assert dk("stop", *daemons.loc()).returncode == 0
     assert daemon_objects(pid, daemons.rdir) == []  # the listening sockets went at stop
+
+
+@pytest.mark.parametrize("name", NOTIFY_ENDPOINTS)
+def test_notify_endpoint_round_trips_and_cleans_up(daemons: Daemons, name: str) -> None:
+    daemons.start()
+    pid = daemons.pid()
+    shared = daemon_objects(pid, daemons.rdir)
+    end = open_endpoint(daemons.rdir, name, 0)
+    assert isinstance(end, NotifyEnd)
+    try:
+        samples = array("q", [0] * 200)
+        notify_roundtrips(end, samples)
+        assert min(samples) > 0
+        counters_reach(daemons.rdir, name, {"echoes": 200, "clients": 1})
+    finally:
+        end.close()
+    end.close()  # idempotent
+    wait_until(lambda: counters(daemons.rdir, name)["clients"] == 0, what="the release")
+    assert daemon_objects(pid, daemons.rdir) == shared
+    assert dk("stop", *daemons.loc()).returncode == 0
+    assert daemon_objects(pid, daemons.rdir) == []
+
+
+def test_every_registered_endpoint_is_under_contract() -> None:
+    """Adding an endpoint is one module plus one registry line: the contract tests above then
+    cover it, as a payload or a notification endpoint, and the configuration accepts it."""
+    from params import parametrized
+
+    from daemonkit.service.config import Config
+
+    payload = {c[0] for c in parametrized(test_payload_endpoint_echoes_and_cleans_up)}
+    notify = {c[0] for c in parametrized(test_notify_endpoint_round_trips_and_cleans_up)}
+    for name, cls in REGISTRY.items():
+        assert cls.name == name
+        assert name in (payload if cls.payload else notify), name
+    assert Config().endpoints == ENDPOINT_NAMES == tuple(REGISTRY)
 
 
 def test_signal_endpoint_replies_to_the_sender(daemons: Daemons) -> None:
@@ -119,7 +164,7 @@ def test_signal_endpoint_replies_to_the_sender(daemons: Daemons) -> None:
         samples = array("q", [0] * 300)
         notify_roundtrips(end, samples)
         assert min(samples) > 0
-        assert counters(daemons.rdir, "signal") == {"echoes": 300, "clients": 1}
+        counters_reach(daemons.rdir, "signal", {"echoes": 300, "clients": 1})
     finally:
         end.close()
         stop_bystander.set()
@@ -164,7 +209,7 @@ def test_client_killed_mid_session_releases_its_objects(daemons: Daemons) -> Non
 def test_stop_with_clients_attached_removes_everything(daemons: Daemons) -> None:
     daemons.start()
     pid = daemons.pid()
-    ends = [open_endpoint(daemons.rdir, n, 1024) for n in [*PAYLOAD_ENDPOINTS, "signal"]]
+    ends = [open_endpoint(daemons.rdir, n, 1024) for n in ENDPOINT_NAMES]
     try:
         res = dk("stop", *daemons.loc(), "--timeout", "2")
         assert res.returncode == 0 and "SIGTERM" in res.stdout

@@ -10,7 +10,6 @@ what the kernel shows inside the container (``/proc``, the runtime directory).
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from facilities import require
 from systemd_container import (
     Container,
     Unavailable,
@@ -41,9 +41,7 @@ INSTALLED = "/usr/local/bin/daemonkit"
 
 def _cannot_run(reason: str) -> None:
     """Skip with the reason; where CI promises the container works, fail instead."""
-    if os.environ.get("DAEMONKIT_REQUIRE_SYSTEMD") == "1":
-        pytest.fail(f"systemd container required but unavailable: {reason}", pytrace=False)
-    pytest.skip(f"cannot boot systemd in a container: {reason}")
+    require("systemd", f"cannot boot systemd in a container: {reason}")
 
 
 @pytest.fixture(scope="module")

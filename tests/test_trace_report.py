@@ -9,14 +9,14 @@ helpers are those of :mod:`test_report_browser`.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_report_browser import CHROMIUM, CSP, PROBE, chromium
+from facilities import need, require
+from test_report_browser import CSP, PROBE, chromium
 
 from daemonkit.trace import perf
 
@@ -26,10 +26,9 @@ WHY = perf.missing()
 
 @pytest.fixture(scope="module")
 def split_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
-    if WHY is not None and os.environ.get("DAEMONKIT_REQUIRE_TRACE") != "1":
-        pytest.skip(f"cannot record the scheduler's events: {WHY}")
-    if len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("split placement needs two CPUs")
+    if WHY is not None:
+        require("trace", f"cannot record the scheduler's events: {WHY}")
+    need("two-cpus")  # split placement
     d = tmp_path_factory.mktemp("trace-split")
     r = subprocess.run(
         [
@@ -96,7 +95,7 @@ def test_report_command_reads_trace_json(split_run: Any, tmp_path: Path) -> None
     assert (tmp_path / "o" / "plots" / "trace-1-pipe-process-split.png").is_file()
 
 
-@pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} not installed")
+@pytest.mark.needs("chromium")
 def test_timeline_renders_in_chromium(split_run: Any, tmp_path: Path) -> None:
     _, page = split_run
     probed = page.read_text(encoding="utf-8").replace(CSP, CSP + "; script-src 'unsafe-inline'", 1)

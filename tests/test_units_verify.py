@@ -11,6 +11,7 @@ dir filled in, go through the same checks.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def test_units_exist() -> None:
     assert {u.name for u in UNITS} >= {"daemonkit-demo.service", "daemonkit-demo-forking.service"}
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+@pytest.mark.needs("systemd-analyze")
 @pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
 def test_systemd_analyze_verify(unit: Path, tmp_path: Path) -> None:
     script = Path(sys.prefix) / "bin" / "daemonkit"
@@ -46,14 +47,16 @@ def test_systemd_analyze_verify(unit: Path, tmp_path: Path) -> None:
 def test_init_script_is_valid_sh() -> None:
     script = SERVICES / "daemonkit-init"
     assert subprocess.run(["sh", "-n", str(script)], capture_output=True).returncode == 0
-    if shutil.which("shellcheck"):
-        done = subprocess.run(
-            ["shellcheck", "-s", "sh", str(script)], capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stdout
 
 
-@pytest.mark.skipif(shutil.which("logrotate") is None, reason="no logrotate")
+@pytest.mark.needs("shellcheck")
+def test_init_script_passes_shellcheck() -> None:
+    script = SERVICES / "daemonkit-init"
+    done = subprocess.run(["shellcheck", "-s", "sh", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.needs("logrotate")
 def test_logrotate_snippet_parses(tmp_path: Path) -> None:
     state = tmp_path / "state"
     done = subprocess.run(
@@ -86,7 +89,7 @@ def test_unit_shipped_is_the_file_in_services(kind: str) -> None:
     assert done.stdout == (SERVICES / names[kind]).read_text()
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+@pytest.mark.needs("systemd-analyze")
 @pytest.mark.parametrize(
     ("kind", "runtime_dir", "unit_name"),
     [
@@ -138,7 +141,7 @@ def test_printed_init_script_is_valid_sh_and_names_the_script(tmp_path: Path) ->
     assert status.returncode == 3, status.stdout + status.stderr  # LSB: not running
 
 
-@pytest.mark.skipif(shutil.which("logrotate") is None, reason="no logrotate")
+@pytest.mark.needs("logrotate")
 def test_printed_logrotate_snippet_parses(tmp_path: Path) -> None:
     done = _printed("logrotate", "--runtime-dir", "/srv/dk")
     assert done.returncode == 0, done.stderr
@@ -163,3 +166,32 @@ def test_unit_bad_arguments_are_one_line_usage_errors(args: list[str]) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_the_wheel_ships_the_service_files(tmp_path: Path) -> None:
+    """A wheel built from this tree holds the units, the init script (executable), the logrotate
+    snippet and the license: what `daemonkit unit` reads after a plain `pip install`."""
+    import zipfile
+
+    src = tmp_path / "src"  # build from a copy: setuptools writes build/ and *.egg-info/
+    src.mkdir()
+    root = SERVICES.parent
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(root / name, src / name)
+    shutil.copytree(
+        root / "daemonkit", src / "daemonkit", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", tmp_path, src],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("daemonkit-*.whl")
+    with zipfile.ZipFile(wheel) as whl:
+        infos = {i.filename: i for i in whl.infolist()}
+        for shipped in sorted(SERVICES.iterdir()):
+            info = infos[f"daemonkit/service/units/{shipped.name}"]
+            assert whl.read(info) == shipped.read_bytes(), shipped.name
+            mode = info.external_attr >> 16
+            assert bool(mode & 0o100) == os.access(shipped, os.X_OK), shipped.name
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in infos)

@@ -34,16 +34,24 @@ from __future__ import annotations
 import math
 import os
 import random
+import statistics
 import time
 import zlib
 from array import array
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from daemonkit.bench.peer import CtxSwitches, notify_roundtrips, payload_roundtrips
-from daemonkit.bench.results import CtxPerRoundtrip, EndPair, Result
+from daemonkit.bench.distribution import encode
+from daemonkit.bench.peer import (
+    CtxSwitches,
+    exact_roundtrips,
+    notify_roundtrips,
+    payload_roundtrips,
+    wire_size,
+)
+from daemonkit.bench.results import CpuCost, CpuPerRoundtrip, CtxPerRoundtrip, EndPair, Result
 from daemonkit.bench.stats import histogram, latency
 from daemonkit.channels.base import End, NotifyEnd, PayloadEnd
 from daemonkit.errors import ChannelError
@@ -69,6 +77,8 @@ class Settings:
 class Link(Protocol):
     """How the client drives and watches the other end, between batches (never inside one)."""
 
+    exact_size: bool  # the other end echoes exactly the case's size: no frame on a stream
+
     def guard(self, timeout: float) -> AbstractContextManager[None]:
         """While inside, a dead or silent other end raises instead of blocking forever."""
         ...
@@ -78,30 +88,49 @@ class Link(Protocol):
         ...
 
     def finish(self) -> CtxSwitches:
-        """After the batch: the other end's context switches during it."""
+        """After the batch: the other end's context switches (and CPU time, when known)
+        during it."""
         ...
 
 
 class _Echo:
-    """The client's buffers for one case and the checks made on them after each batch."""
+    """The client's buffers for one case and the checks made on them after each batch.
 
-    def __init__(self, channel: str, end: PayloadEnd | NotifyEnd, size: int) -> None:
+    With *exact* (the other end echoes exactly the case's size) a byte stream runs the lean
+    loop (:func:`~daemonkit.bench.peer.exact_roundtrips`): no frame header, and every echo is
+    the wire size by construction, since the loop reads exactly that many bytes or raises.
+    """
+
+    def __init__(self, channel: str, end: PayloadEnd | NotifyEnd, size: int, exact: bool) -> None:
         self.channel = channel
         self.end = end
+        self.fds = end.stream_fds() if exact and isinstance(end, PayloadEnd) else None
         self.size = size if isinstance(end, PayloadEnd) else 0
-        self._msg = bytearray(self.size)
+        wire = wire_size(self.size) if self.fds is not None else self.size
+        self._msg = bytearray(wire)
         self.msg = memoryview(self._msg)
-        self.rbuf = memoryview(bytearray(max(self.size, 1)))
+        self.rbuf = memoryview(bytearray(max(wire, 1)))
         self._rng = random.Random(os.getpid())
         self.checksums = 0
 
+    @property
+    def framed(self) -> bool | None:
+        """Whether a frame header travelled with each message (None: not a byte stream)."""
+        if not isinstance(self.end, PayloadEnd):
+            return None
+        if self.fds is not None:
+            return False
+        return True if self.end.stream_fds() is not None else None
+
     def new_content(self) -> None:
         """Fresh bytes for the next batch: an echo of an older batch will not match."""
-        if self.size:
-            self._msg[:] = self._rng.randbytes(self.size)
+        if self._msg:
+            self._msg[:] = self._rng.randbytes(len(self._msg))
 
     def roundtrips(self, samples: array[int], got: array[int]) -> None:
-        if isinstance(self.end, PayloadEnd):
+        if self.fds is not None:
+            exact_roundtrips(self.channel, self.fds, self.msg, self.rbuf, samples)
+        elif isinstance(self.end, PayloadEnd):
             payload_roundtrips(self.end, self.msg, self.rbuf, samples, got)
         else:
             notify_roundtrips(self.end, samples)
@@ -110,15 +139,45 @@ class _Echo:
         """Every echoed length; and, with *content*, the last echo's bytes (CRC-32)."""
         if not isinstance(self.end, PayloadEnd) or not len(got):
             return
-        if got.count(self.size) != len(got):
+        if self.fds is None and got.count(self.size) != len(got):
             i = next(i for i, n in enumerate(got) if n != self.size)
             raise ChannelError(
                 self.channel, f"echo {i} of a batch had {got[i]} bytes, {self.size} were sent"
             )
-        if self.size and content:
+        wire = len(self.msg)
+        if wire and content:
             self.checksums += 1
-            if zlib.crc32(self.rbuf[: self.size]) != zlib.crc32(self.msg):
+            if zlib.crc32(self.rbuf[:wire]) != zlib.crc32(self.msg):
                 raise ChannelError(self.channel, "echoed bytes differ from those sent (CRC-32)")
+
+
+@dataclass
+class _Totals:
+    """What the kernel counted over the timed batches, summed, and what each batch showed."""
+
+    client: CtxSwitches = field(default_factory=lambda: CtxSwitches(0, 0, 0.0, 0.0))
+    peer: CtxSwitches = field(default_factory=lambda: CtxSwitches(0, 0, 0.0, 0.0))
+    peer_known: bool = True  # False once the other end reports no CPU time
+    batch_p50_ns: list[float] = field(default_factory=list)
+    ran_on: dict[str, set[int]] = field(default_factory=lambda: {"client": set(), "peer": set()})
+
+    def add(self, client: CtxSwitches, peer: CtxSwitches, p50: float) -> None:
+        self.client = _plus(self.client, client)
+        self.peer = _plus(self.peer, peer)
+        self.peer_known = self.peer_known and peer.cpu_s is not None
+        self.batch_p50_ns.append(p50)
+        for side, seen in (("client", client), ("peer", peer)):
+            if seen.last_cpu is not None:
+                self.ran_on[side].add(seen.last_cpu)
+
+
+def _plus(a: CtxSwitches, b: CtxSwitches) -> CtxSwitches:
+    return CtxSwitches(
+        a.voluntary + b.voluntary,
+        a.involuntary + b.involuntary,
+        (a.user_s or 0.0) + (b.user_s or 0.0),
+        (a.system_s or 0.0) + (b.system_s or 0.0),
+    )
 
 
 def measure(
@@ -136,10 +195,13 @@ def measure(
     """
     assert isinstance(end, PayloadEnd | NotifyEnd)
     what = f"{base.channel} {base.peer} {base.size} B"
-    echo = _Echo(base.channel, end, base.size)
+    echo = _Echo(base.channel, end, base.size, link.exact_size)
     client_cpus = sorted(os.sched_getaffinity(0))
+    peer_is_thread = base.peer == "thread"  # its CPU time is inside this process's
 
-    def batch(n: int, rewarm: int, est_ns: float | None) -> tuple[array[int], dict[str, int]]:
+    def batch(
+        n: int, rewarm: int, est_ns: float | None
+    ) -> tuple[array[int], CtxSwitches, CtxSwitches]:
         samples, got = array("q", bytes(8 * n)), array("q", bytes(8 * n))
         warm_s, warm_g = array("q", bytes(8 * rewarm)), array("q", bytes(8 * rewarm))
         echo.new_content()
@@ -149,28 +211,33 @@ def measure(
             # The first round trip after control traffic also pays for the other end's
             # wake-up from its command pipe: run it untimed (one warm-up per batch).
             echo.roundtrips(warm_s, warm_g)
-            before = CtxSwitches.of_this_thread()
+            thread0, proc0 = CtxSwitches.of_this_thread(), CtxSwitches.of_this_process()
             echo.roundtrips(samples, got)
-            cs = CtxSwitches.of_this_thread() - before
-            peer_cs = link.finish()
+            thread1, proc1 = CtxSwitches.of_this_thread(), CtxSwitches.of_this_process()
+            peer = link.finish()
         echo.verify(warm_g, content=False)  # rbuf holds the batch's last echo by now
         echo.verify(got)
-        return samples, {
-            "voluntary": cs.voluntary,
-            "involuntary": cs.involuntary,
-            "peer_voluntary": peer_cs.voluntary,
-            "peer_involuntary": peer_cs.involuntary,
-        }
+        # The client's CPU time is its whole process's (a feeder or I/O thread works for
+        # it), less a thread peer's own; its switches are its thread's.
+        cpu = proc1 - proc0
+        user, system = cpu.user_s or 0.0, cpu.system_s or 0.0
+        if peer_is_thread:
+            user -= peer.user_s or 0.0
+            system -= peer.system_s or 0.0
+        sw = thread1 - thread0
+        mine = CtxSwitches(sw.voluntary, sw.involuntary, max(user, 0.0), max(system, 0.0),
+                           thread1.last_cpu)  # fmt: skip
+        return samples, mine, peer
 
     est_ns: float | None = None
     rewarm = 1 if settings.warmup else 0
     if settings.warmup:  # warm-up, discarded
         progress(f"{what}: warm-up", 0.0)
-        warm, _ = batch(settings.warmup, 0, None)
+        warm, _, _ = batch(settings.warmup, 0, None)
         est_ns = sum(warm) / len(warm)
 
     all_samples: array[int] = array("q")
-    totals = dict.fromkeys(("voluntary", "involuntary", "peer_voluntary", "peer_involuntary"), 0)
+    totals = _Totals()
     peer_roundtrips = 0
     started = time.monotonic()
     target, duration = settings.iterations, settings.duration
@@ -189,10 +256,9 @@ def measure(
                 break
             span = min(_BATCH_S, duration / _BATCHES)
             n = max(1, int(span * 1e9 / est_ns)) if est_ns else 100
-        samples, counts = batch(n, rewarm, est_ns)
+        samples, mine, peer = batch(n, rewarm, est_ns)
         all_samples.extend(samples)
-        for k, v in counts.items():
-            totals[k] += v
+        totals.add(mine, peer, statistics.median(samples))
         peer_roundtrips += n + rewarm
         est_ns = sum(samples) / n
         if target is not None:
@@ -211,7 +277,7 @@ def measure(
 def _summarise(
     base: Result,
     samples: array[int],
-    totals: dict[str, int],
+    totals: _Totals,
     peer_roundtrips: int,
     echo: _Echo,
     pinning: dict[str, list[int]],
@@ -219,6 +285,11 @@ def _summarise(
     """Statistics, computed once the loops are over."""
     n = len(samples)
     rps = n / (sum(samples) / 1e9)
+    c, p = totals.client, totals.peer
+
+    def us(seconds: float | None, count: int) -> float:
+        return round((seconds or 0.0) * 1e6 / count, 4)
+
     return replace(
         base,
         iterations=n,
@@ -227,15 +298,27 @@ def _summarise(
         mb_per_s=round(2 * base.size * rps / 1e6, 3) if base.payload else None,
         ctx_switches_per_roundtrip=CtxPerRoundtrip(
             voluntary=EndPair(
-                round(totals["voluntary"] / n, 4),
-                round(totals["peer_voluntary"] / peer_roundtrips, 4),
+                round(c.voluntary / n, 4),
+                round(p.voluntary / peer_roundtrips, 4),
             ),
             involuntary=EndPair(
-                round(totals["involuntary"] / n, 4),
-                round(totals["peer_involuntary"] / peer_roundtrips, 4),
+                round(c.involuntary / n, 4),
+                round(p.involuntary / peer_roundtrips, 4),
+            ),
+        ),
+        cpu_us_per_roundtrip=CpuPerRoundtrip(
+            client=CpuCost(us(c.user_s, n), us(c.system_s, n)),
+            peer=(
+                CpuCost(us(p.user_s, peer_roundtrips), us(p.system_s, peer_roundtrips))
+                if totals.peer_known
+                else None
             ),
         ),
         histogram=histogram(samples),
         pinning=pinning,
+        ran_on={side: sorted(cpus) for side, cpus in totals.ran_on.items()},
+        batch_p50_ns=[round(x, 1) for x in totals.batch_p50_ns],
+        framed=echo.framed,
         verified={"sizes": n, "checksums": echo.checksums},
+        latency_hdr=encode(samples),
     )

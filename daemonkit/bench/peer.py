@@ -35,27 +35,65 @@ from types import FrameType
 from typing import Any
 
 from daemonkit._libc import errno_error, libc
+from daemonkit.channels._stream import read_rest, write_rest
 from daemonkit.channels.base import Channel, NotifyEnd, PayloadEnd, PeerKind
 from daemonkit.errors import ChannelError, PeerDiedError
 from daemonkit.interrupts import INTERRUPTS
 
-__all__ = ["CtxSwitches", "Peer", "notify_roundtrips", "payload_roundtrips"]
+__all__ = [
+    "CtxSwitches",
+    "Peer",
+    "current_cpu",
+    "die_with_parent",
+    "exact_roundtrips",
+    "notify_roundtrips",
+    "payload_roundtrips",
+    "wire_size",
+]
 
 
 @dataclass(frozen=True)
 class CtxSwitches:
-    """Voluntary (blocked, gave up the CPU) and involuntary (preempted) context switches."""
+    """What the kernel counted for one end: voluntary (blocked, gave up the CPU) and
+    involuntary (preempted) context switches and, when known, the CPU time it used, in
+    seconds, user and system apart (None: not known, e.g. a remote end)."""
 
     voluntary: int
     involuntary: int
+    user_s: float | None = None
+    system_s: float | None = None
+    last_cpu: int | None = None  # the CPU the end was last seen on (sched_getcpu(3))
 
     @staticmethod
     def of_this_thread() -> CtxSwitches:
         ru = resource.getrusage(resource.RUSAGE_THREAD)  # counted per thread by the kernel
-        return CtxSwitches(ru.ru_nvcsw, ru.ru_nivcsw)
+        return CtxSwitches(ru.ru_nvcsw, ru.ru_nivcsw, ru.ru_utime, ru.ru_stime, current_cpu())
+
+    @staticmethod
+    def of_this_process() -> CtxSwitches:
+        """Every thread of this process: a helper thread's CPU (a queue's feeder) counts."""
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return CtxSwitches(ru.ru_nvcsw, ru.ru_nivcsw, ru.ru_utime, ru.ru_stime)
+
+    @property
+    def cpu_s(self) -> float | None:
+        """User plus system time, or None when not known."""
+        if self.user_s is None or self.system_s is None:
+            return None
+        return self.user_s + self.system_s
 
     def __sub__(self, other: CtxSwitches) -> CtxSwitches:
-        return CtxSwitches(self.voluntary - other.voluntary, self.involuntary - other.involuntary)
+        return CtxSwitches(
+            self.voluntary - other.voluntary,
+            self.involuntary - other.involuntary,
+            _minus(self.user_s, other.user_s),
+            _minus(self.system_s, other.system_s),
+            self.last_cpu,
+        )
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
 
 
 # -- the timed loops: nothing in them but the round trip and the two timestamps ----------
@@ -79,6 +117,57 @@ def payload_roundtrips(
         samples[i] = clock() - t0
 
 
+def wire_size(size: int) -> int:
+    """Bytes on the wire for a *size*-byte message in :func:`exact_roundtrips`: a 0-byte
+    write would wake nobody (read(2) of a pipe returns only once a byte is there), so an
+    empty message travels as a 1-byte token, like ``perf bench sched pipe``'s."""
+    return size or 1
+
+
+def exact_roundtrips(
+    channel: str, fds: tuple[int, int], msg: memoryview, rbuf: memoryview, samples: array[int]
+) -> None:
+    """The lean loop of a byte stream whose size both sides know: no frame header.
+
+    *msg* is what goes on the wire (:func:`wire_size` bytes), *rbuf* at least as long. One
+    ``write(2)`` and, in the common case, one ``readv(2)`` per round trip, as a hand-written C
+    or Python loop would do; a short transfer (a message larger than the pipe, a signal) is
+    finished outside the common path. Every echo is exactly ``len(msg)`` bytes by
+    construction; the caller checks the content after the loop.
+    """
+    rfd, wfd = fds
+    clock = time.perf_counter_ns
+    write, readv = os.write, os.readv
+    wire = len(msg)
+    into = (rbuf[:wire],)
+    try:
+        for i in range(len(samples)):
+            t0 = clock()
+            if (k := write(wfd, msg)) != wire:
+                write_rest(channel, wfd, msg, k)
+            if (k := readv(rfd, into)) != wire:
+                read_rest(channel, rfd, into[0], k)
+            samples[i] = clock() - t0
+    except (BrokenPipeError, ConnectionResetError) as exc:  # EPIPE, RST: the peer is gone
+        raise PeerDiedError(channel, f"peer closed its end ({exc.strerror})") from exc
+
+
+def _exact_echo(channel: str, fds: tuple[int, int], buf: memoryview, wire: int, n: int) -> None:
+    """The peer's side of :func:`exact_roundtrips`: read exactly *wire* bytes, write them back."""
+    rfd, wfd = fds
+    write, readv = os.write, os.readv
+    view = buf[:wire]
+    into = (view,)
+    try:
+        for _ in range(n):
+            if (k := readv(rfd, into)) != wire:
+                read_rest(channel, rfd, view, k)
+            if (k := write(wfd, view)) != wire:
+                write_rest(channel, wfd, view, k)
+    except (BrokenPipeError, ConnectionResetError) as exc:
+        raise PeerDiedError(channel, f"peer closed its end ({exc.strerror})") from exc
+
+
 def notify_roundtrips(end: NotifyEnd, samples: array[int]) -> None:
     """Post and wait for the peer's post back, ``len(samples)`` times."""
     clock = time.perf_counter_ns
@@ -91,7 +180,7 @@ def notify_roundtrips(end: NotifyEnd, samples: array[int]) -> None:
         samples[i] = clock() - t0
 
 
-def _die_with(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """In a forked peer: be killed when the runner dies, even in the middle of a batch.
 
     A peer blocked in sem_wait or mq_receive has no other way to learn that its client is gone
@@ -106,6 +195,12 @@ def _die_with(parent: int) -> None:
 
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def current_cpu() -> int:
+    """The CPU this thread last ran on, as the kernel reports it (``sched_getcpu(3)``): read
+    back, so a peer that ran elsewhere than asked is seen, not assumed away."""
+    return int(libc.sched_getcpu())
 
 
 def _payload_echo(end: PayloadEnd, buf: memoryview, size: int, n: int) -> None:
@@ -131,11 +226,16 @@ def _notify_echo(end: NotifyEnd, n: int) -> None:
 class Peer:
     """The server side of one channel, in a forked process or a thread of this process."""
 
-    def __init__(self, channel: Channel, kind: PeerKind, size: int, cpu: int | None) -> None:
+    def __init__(
+        self, channel: Channel, kind: PeerKind, size: int, cpu: int | None, exact: bool = False
+    ) -> None:
+        """*exact*: every message is *size* bytes, and a byte stream carries it without a
+        frame header (:func:`exact_roundtrips`); the client must then use that loop too."""
         self.channel = channel
         self.kind = kind
         self.size = size
         self.cpu = cpu
+        self.exact = exact
         self.pid: int | None = None  # forked peer
         self.exit_status: int | None = None
         self._thread: threading.Thread | None = None
@@ -154,7 +254,7 @@ class Peer:
             if pid == 0:  # the peer process
                 code = 0
                 try:
-                    _die_with(parent)
+                    die_with_parent(parent)
                     # A runner may fork with SIGINT, SIGTERM and SIGHUP blocked (so that none
                     # can split its setup); the peer process must still end with its group.
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
@@ -191,19 +291,42 @@ class Peer:
             buf = memoryview(bytearray(max(self.size, 1)))
             with self.channel.open("server") as end:
                 self._report({"ready": True, "cpu": sorted(os.sched_getaffinity(0))})
+                fds = end.stream_fds() if self.exact and isinstance(end, PayloadEnd) else None
                 while (n := self._next_command()) > 0:
-                    before = CtxSwitches.of_this_thread()
-                    if isinstance(end, PayloadEnd):
+                    before = self._usage()
+                    if fds is not None:
+                        _exact_echo(self.channel.name, fds, buf, wire_size(self.size), n)
+                    elif isinstance(end, PayloadEnd):
                         _payload_echo(end, buf, self.size, n)
                     else:
                         assert isinstance(end, NotifyEnd)
                         _notify_echo(end, n)
-                    cs = CtxSwitches.of_this_thread() - before
-                    self._report({"voluntary": cs.voluntary, "involuntary": cs.involuntary})
+                    use = self._usage() - before
+                    self._report(
+                        {
+                            "voluntary": use.voluntary,
+                            "involuntary": use.involuntary,
+                            "user_s": use.user_s,
+                            "system_s": use.system_s,
+                            "last_cpu": use.last_cpu,
+                        }
+                    )
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 self._report({"error": f"{type(exc).__name__}: {exc}"})
             raise
+
+    def _usage(self) -> CtxSwitches:
+        """This peer's counts: its thread's switches; the CPU time of its whole process when
+        forked (a helper thread, such as a queue's feeder, works for it), of its thread when
+        it is a thread of the runner."""
+        mine = CtxSwitches.of_this_thread()
+        if self.kind == "thread":
+            return mine
+        whole = CtxSwitches.of_this_process()
+        return CtxSwitches(
+            mine.voluntary, mine.involuntary, whole.user_s, whole.system_s, mine.last_cpu
+        )
 
     def _next_command(self) -> int:
         data = b""

@@ -4,19 +4,36 @@ The document (schema ``daemonkit.bench/1``)::
 
     {"schema": "daemonkit.bench/1", "created": ISO-8601 UTC, "command": [argv...],
      "options": {...}, "machine": {... "pinning": {...}}, "timer_overhead_ns": float,
+     "references": [{"name", "what", "channel", "size", "p50_ns", "mean_ns", "command",
+                     "skipped"}, ...],
      "results": [{"channel", "peer", "cpu", "size", "payload", "iterations",
                   "latency_ns": {"min","p50","p90","p99","p999","max","mean","stdev"},
                   "roundtrips_per_s", "mb_per_s",
                   "ctx_switches_per_roundtrip": {"voluntary": {"client","peer"},
                                                  "involuntary": {"client","peer"}},
                   "error", "skipped", "histogram": {"edges_ns", "counts"},
-                  "pinning": {"client", "peer"}, "verified": {"sizes", "checksums"}}, ...]}
+                  "pinning": {"client", "peer"}, "verified": {"sizes", "checksums"},
+                  "cpu_us_per_roundtrip": {"client": {"user","system"},
+                                           "peer": {"user","system"} | null},
+                  "ran_on": {"client": [cpu...], "peer": [cpu...]},
+                  "batch_p50_ns": [...], "framed": bool | null,
+                  "latency_hdr": "HISTF..."}, ...]}
 
 A result that failed has ``error`` set, one that could not run (a size the channel cannot
 carry) has ``skipped`` set; both have null measurements. ``mb_per_s`` counts payload bytes
 both ways (2 x size x round trips per second, MB = 10**6 bytes) and is null for notification
-channels. Tables, CSV and comparisons are views computed from this document, never from the
-timed loop.
+channels. ``cpu_us_per_roundtrip`` is the CPU time (user and system, from getrusage(2) or
+``/proc/PID/stat``) each end used per round trip: the client's whole process (less a thread
+peer's own), the peer's process or thread; ``peer`` is null when the other end cannot tell
+(a remote server). ``ran_on`` lists the CPUs each end was found on after its batches
+(sched_getcpu(3), ``/proc/PID/stat`` field 39), read back rather than assumed; ``batch_p50_ns``
+the median of each timed batch, whose spread says how steady the run was. ``framed`` says
+whether a byte stream carried a length header with each message (true), or, both sides
+knowing the size, exactly the message's bytes (false, a 0-byte message as a 1-byte token);
+null for channels that keep message boundaries themselves. ``latency_hdr`` keeps every
+round trip as an HdrHistogram (see :mod:`daemonkit.bench.distribution`): comparisons draw
+their significance from it. Tables, CSV and comparisons are views computed from this
+document, never from the timed loop.
 
 *Kernel path*: one ``write`` (or ``read``) of the file.
 *Lifetime*: the files are the user's; nothing is removed.
@@ -29,30 +46,35 @@ import csv
 import io
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from daemonkit.bench.stats import Histogram, Latency
 from daemonkit.errors import DaemonkitError
+from daemonkit.schemas import load_document
 
 __all__ = [
     "CSV_COLUMNS",
     "SCHEMA",
     "BenchFileError",
+    "CpuCost",
+    "CpuPerRoundtrip",
     "CtxPerRoundtrip",
     "EndPair",
     "Result",
     "Run",
+    "from_json",
     "load",
     "to_csv",
 ]
 
 SCHEMA = "daemonkit.bench/1"
+_T = TypeVar("_T")
 
 
 class BenchFileError(DaemonkitError):
-    """A results file that cannot be read or is not a ``daemonkit.bench/1`` document."""
+    """A results file that cannot be written."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,26 @@ class CtxPerRoundtrip:
 
     voluntary: EndPair  # the thread blocked (waiting for the other end) and gave up the CPU
     involuntary: EndPair  # the thread was preempted
+
+
+@dataclass(frozen=True)
+class CpuCost:
+    """CPU time of one end per round trip, in µs."""
+
+    user: float
+    system: float
+
+    @property
+    def total(self) -> float:
+        return self.user + self.system
+
+
+@dataclass(frozen=True)
+class CpuPerRoundtrip:
+    """CPU time per round trip of each end; the peer's is None when it cannot be known."""
+
+    client: CpuCost
+    peer: CpuCost | None
 
 
 @dataclass(frozen=True)
@@ -90,6 +132,11 @@ class Result:
     histogram: Histogram | None = None
     pinning: dict[str, list[int]] | None = None  # CPUs each end was allowed, as obtained
     verified: dict[str, int] | None = None  # echoes whose size / content checksum was checked
+    cpu_us_per_roundtrip: CpuPerRoundtrip | None = None
+    ran_on: dict[str, list[int]] | None = None  # CPUs each end was seen on, read back
+    batch_p50_ns: list[float] | None = None  # the median of each timed batch
+    framed: bool | None = None  # a byte stream's length header travelled (None: not a stream)
+    latency_hdr: str | None = None  # every round trip, as an HdrHistogram (bench.distribution)
 
     @property
     def ok(self) -> bool:
@@ -109,20 +156,39 @@ class Result:
             size=d["size"],
             payload=d["payload"],
             iterations=d["iterations"],
-            latency_ns=Latency(**lat) if lat else None,
+            latency_ns=_known(Latency, lat) if lat else None,
             roundtrips_per_s=d["roundtrips_per_s"],
             mb_per_s=d["mb_per_s"],
             ctx_switches_per_roundtrip=(
-                CtxPerRoundtrip(EndPair(**cs["voluntary"]), EndPair(**cs["involuntary"]))
+                CtxPerRoundtrip(
+                    _known(EndPair, cs["voluntary"]), _known(EndPair, cs["involuntary"])
+                )
                 if cs
                 else None
             ),
             error=d["error"],
             skipped=d.get("skipped"),
-            histogram=Histogram(**hist) if hist else None,
+            histogram=_known(Histogram, hist) if hist else None,
             pinning=d.get("pinning"),
             verified=d.get("verified"),
+            cpu_us_per_roundtrip=_cpu_from_json(d.get("cpu_us_per_roundtrip")),
+            ran_on=d.get("ran_on"),
+            batch_p50_ns=d.get("batch_p50_ns"),
+            framed=d.get("framed"),
+            latency_hdr=d.get("latency_hdr"),
         )
+
+
+def _cpu_from_json(d: dict[str, Any] | None) -> CpuPerRoundtrip | None:
+    if not d:
+        return None
+    peer = d.get("peer")
+    return CpuPerRoundtrip(CpuCost(**d["client"]), CpuCost(**peer) if peer else None)
+
+
+def _known(cls: type[_T], d: dict[str, Any]) -> _T:
+    """*cls* built from the fields it has; keys a newer version added are left aside."""
+    return cls(**{f.name: d[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
 
 @dataclass
@@ -135,6 +201,8 @@ class Run:
     machine: dict[str, Any]
     timer_overhead_ns: float
     results: list[Result] = field(default_factory=list)
+    # C tools and bare Python loops measured in the same run (daemonkit.bench.references)
+    references: list[dict[str, Any]] = field(default_factory=list)
     schema: str = SCHEMA
 
     def to_json(self) -> dict[str, Any]:
@@ -173,27 +241,22 @@ def _write(path: Path, text: str) -> None:
 
 
 def load(path: Path) -> Run:
-    """Read a results file; a missing, foreign or malformed file is a one-line error."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BenchFileError(f"{path}: {exc.strerror}") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BenchFileError(f"{path}: not JSON ({exc})") from exc
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        found = doc.get("schema") if isinstance(doc, dict) else None
-        raise BenchFileError(f"{path}: schema {found!r} is not {SCHEMA!r}")
-    try:
-        return Run(
-            created=doc["created"],
-            command=doc["command"],
-            options=doc["options"],
-            machine=doc["machine"],
-            timer_overhead_ns=doc["timer_overhead_ns"],
-            results=[Result.from_json(r) for r in doc["results"]],
-        )
-    except (KeyError, TypeError) as exc:
-        raise BenchFileError(f"{path}: malformed {SCHEMA} document ({exc!r})") from exc
+    """Read a results file, checked against its schema (:mod:`daemonkit.schemas`); a
+    missing, foreign or malformed file is a one-line error with exit status 2."""
+    return from_json(load_document(path, ("bench",))[1])
+
+
+def from_json(doc: dict[str, Any]) -> Run:
+    """The :class:`Run` of a parsed document that matches the bench schema."""
+    return Run(
+        created=doc["created"],
+        command=doc["command"],
+        options=doc["options"],
+        machine=doc["machine"],
+        timer_overhead_ns=doc["timer_overhead_ns"],
+        results=[Result.from_json(r) for r in doc["results"]],
+        references=doc.get("references", []),
+    )
 
 
 # -- CSV: one flat row per result ------------------------------------------------------------
@@ -219,6 +282,8 @@ CSV_COLUMNS = (
     "cs_voluntary_peer",
     "cs_involuntary_client",
     "cs_involuntary_peer",
+    "cpu_us_client",
+    "cpu_us_peer",
     "error",
     "skipped",
 )
@@ -248,9 +313,17 @@ def _csv_row(r: Result) -> list[object]:
         "" if r.roundtrips_per_s is None else r.roundtrips_per_s,
         "" if r.mb_per_s is None else r.mb_per_s,
         *switches,
+        *_cpu_cells(r),
         r.error or "",
         r.skipped or "",
     ]
+
+
+def _cpu_cells(r: Result) -> list[object]:
+    cpu = r.cpu_us_per_roundtrip
+    if cpu is None:
+        return ["", ""]
+    return [round(cpu.client.total, 4), "" if cpu.peer is None else round(cpu.peer.total, 4)]
 
 
 def to_csv(results: list[Result]) -> str:

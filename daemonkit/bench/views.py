@@ -10,78 +10,215 @@ the table printed at the end of a run and one printed from a saved file are the 
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from daemonkit.bench.results import Result, Run
-from daemonkit.machine import identity_differences, noted_differences
 from daemonkit.units import fmt_count, fmt_ns, fmt_size, fmt_size_short
 
-__all__ = ["compare_table", "console", "machine_lines", "result_tables", "unmeasured_lines"]
+if TYPE_CHECKING:
+    from daemonkit.bench.compare import Comparison, Ratio
+
+__all__ = [
+    "FULL_WIDTH",
+    "comparison_lines",
+    "comparison_table",
+    "console",
+    "fastest_lines",
+    "machine_lines",
+    "reference_lines",
+    "result_tables",
+    "significance_line",
+    "unmeasured_lines",
+]
 
 
-def console(stderr: bool = False) -> Console:
-    """A console that keeps tables whole when the output is a file or a pipe."""
+def console(stderr: bool = False, wide: bool = False) -> Console:
+    """A console as wide as the terminal (or as ``COLUMNS`` says); a file or a pipe without
+    ``COLUMNS`` gets the full width of the widest table. *wide*: never narrower than that."""
     c = Console(stderr=stderr, highlight=False)
-    if not c.is_terminal:
-        c = Console(stderr=stderr, highlight=False, width=160)
+    if wide or (not c.is_terminal and "COLUMNS" not in os.environ):
+        c = Console(stderr=stderr, highlight=False, width=max(c.width, FULL_WIDTH))
     return c
 
 
-def result_tables(run: Run) -> list[Table]:
-    """One table per message size, rows sorted by p50, each with its ratio to the fastest.
+# The full table's width; below it the compact table is printed.
+FULL_WIDTH = 160
+
+
+def result_tables(run: Run, width: int = FULL_WIDTH) -> list[Table]:
+    """One table per message size, rows sorted by p50, each with its ratio to the fastest;
+    the full table when *width* columns hold it, else the compact one (channel, peer, size,
+    p50, p99, round trips/s, CPU time of both ends per round trip, x fastest). Cells fold,
+    they are never cut.
 
     Notification channels (no payload, size 0) join the table of the smallest size, so that
     a bare wake-up is seen beside the cheapest message.
     """
+    tables = []
+    for title, rows in _groups(run):
+        full = _table(title, rows, compact=False)
+        fits = Measurement.get(_MEASURE, _MEASURE.options, full).maximum <= width
+        tables.append(full if fits else _table(title, rows, compact=True))
+    return tables
+
+
+def fastest_lines(run: Run) -> list[str]:
+    """Per table, the hyperfine-style line: the fastest case against the runner-up (p50)."""
+    from daemonkit.bench.compare import distributions, faster_line
+
+    dists = distributions(run, "this run")
+    lines = []
+    for _, rows in _groups(run):
+        ranked = [r for r in _sorted(rows) if r.key in dists]
+        if len(ranked) >= 2:
+            a, b = ranked[0], ranked[1]
+            lines.append(faster_line(_name(a), dists[a.key], _name(b), dists[b.key]) + " (p50)")
+    return lines
+
+
+SPIN_TARGET = 1.5  # shm-spin's p50 over the bare busy-poll loop's, at most
+
+
+def reference_lines(run: Run) -> list[str]:
+    """The references measured in the run, each held against its channel's p50 (local forked
+    peer, the same size, or the smallest measured when the tool has no size of ours)."""
+    if not run.references:
+        return []
+    by_case = {(r.channel, r.size): r for r in run.results if r.ok and r.peer == "process"}
+    lines = ["references (pinned like the channels; C tools print a mean, the loops a p50):"]
+    for ref in run.references:
+        name = f"  {ref['name']:<22}"
+        if ref.get("skipped"):
+            lines.append(f"{name}skipped: {ref['skipped']}")
+            continue
+        figure = ref["p50_ns"] if ref["p50_ns"] is not None else ref["mean_ns"]
+        stat = "p50" if ref["p50_ns"] is not None else "mean"
+        line = f"{name}{ref['what']}, {fmt_size_short(ref['size'])}: {stat} {fmt_ns(figure)}"
+        sizes = sorted(s for c, s in by_case if c == ref["channel"])
+        size = ref["size"] if ref["size"] in sizes else (sizes[0] if sizes else None)
+        mine = by_case.get((ref["channel"], size)) if size is not None else None
+        if mine is not None and mine.latency_ns is not None:
+            ratio = mine.latency_ns.p50 / figure
+            line += (
+                f"; {ref['channel']} {fmt_size_short(mine.size)} p50 "
+                f"{fmt_ns(mine.latency_ns.p50)} is {ratio:.2f}x"
+            )
+            if ref["name"] == "python busy-poll loop":
+                verdict = "PASS" if ratio <= SPIN_TARGET else "FAIL"
+                line += f" (target <= {SPIN_TARGET}x: {verdict})"
+        lines.append(line)
+    return lines
+
+
+def _name(r: Result) -> str:
+    return f"{r.channel}/{r.peer}"
+
+
+def _groups(run: Run) -> list[tuple[str, list[Result]]]:
     ok = [r for r in run.results if r.ok]
     sizes = sorted({r.size for r in ok if r.payload}) or [0]
     groups: dict[int, list[Result]] = {s: [] for s in sizes}
     for r in ok:
         groups[r.size if r.payload else sizes[0]].append(r)
-    tables = []
+    out = []
     for size, rows in groups.items():
         if not rows:
             continue
         title = f"round trips of {fmt_size(size)} messages"
         if any(not r.payload for r in rows):
             title += " (and notification channels: no payload)"
-        tables.append(_table(title, rows))
-    return tables
+        out.append((title, rows))
+    return out
 
 
-def _table(title: str, rows: list[Result]) -> Table:
-    t = Table(title=title, title_justify="left")
+def _sorted(rows: list[Result]) -> list[Result]:
+    return sorted(rows, key=lambda r: r.latency_ns.p50 if r.latency_ns else 0.0)
+
+
+_MEASURE = Console(width=10_000, file=io.StringIO())  # measures a table's natural width
+
+
+def _new_table(title: str, compact: bool) -> Table:
+    if compact:  # no vertical rules: every column a person reads, nothing cut
+        return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    return Table(title=title, title_justify="left")
+
+
+def _table(title: str, rows: list[Result], compact: bool) -> Table:
+    t = _new_table(title, compact)
+    right: tuple[str, ...] = ("p50", "p99", "round trips/s", "CPU/rt", "x fastest")
+    if not compact:
+        right = ("p50", "p90", "p99", "p99.9", "max", "round trips/s", "MB/s",
+                 "cs/rt vol c/p", "invol c/p", "CPU µs/rt c/p", "CPU use c/p",
+                 "x fastest")  # fmt: skip
     for col in ("channel", "peer", "size"):
-        t.add_column(col)
-    for col in ("p50", "p90", "p99", "p99.9", "max", "round trips/s", "MB/s"):
-        t.add_column(col, justify="right")
-    t.add_column("cs/rt vol c/p", justify="right")
-    t.add_column("invol c/p", justify="right")
-    t.add_column("x fastest", justify="right")
-    rows = sorted(rows, key=lambda r: r.latency_ns.p50 if r.latency_ns else 0.0)
+        t.add_column(col, overflow="fold")
+    for col in right:
+        t.add_column(col, justify="right", overflow="fold")
+    rows = _sorted(rows)
     fastest = rows[0].latency_ns.p50 if rows[0].latency_ns else 1.0
     for r in rows:
         lat, cs = r.latency_ns, r.ctx_switches_per_roundtrip
         assert lat is not None and cs is not None
+        size = fmt_size_short(r.size) if r.payload else "-"
+        ratio = f"{lat.p50 / fastest:.2f}"
+        rate = fmt_count(r.roundtrips_per_s or 0)
+        if compact:
+            cells = (fmt_ns(lat.p50), fmt_ns(lat.p99), rate, _cpu_total(r), ratio)
+            t.add_row(r.channel, r.peer, size, *cells)
+            continue
         t.add_row(
             r.channel,
             r.peer,
-            fmt_size_short(r.size) if r.payload else "-",
+            size,
             fmt_ns(lat.p50),
             fmt_ns(lat.p90),
             fmt_ns(lat.p99),
             fmt_ns(lat.p999),
             fmt_ns(lat.max),
-            fmt_count(r.roundtrips_per_s or 0),
+            rate,
             "-" if r.mb_per_s is None else f"{r.mb_per_s:,.1f}",
             f"{cs.voluntary.client:.2f}/{cs.voluntary.peer:.2f}",
             f"{cs.involuntary.client:.2f}/{cs.involuntary.peer:.2f}",
-            f"{lat.p50 / fastest:.2f}",
+            *_cpu_cells(r),
+            ratio,
         )
     return t
+
+
+def _cpu_cells(r: Result) -> tuple[str, str]:
+    """CPU µs per round trip of each end, and the share of one CPU each kept busy (its CPU
+    time over the wall time of the round trips: 1.00 is a core burnt the whole time)."""
+    cpu, lat = r.cpu_us_per_roundtrip, r.latency_ns
+    if cpu is None or lat is None or not lat.mean:
+        return "-", "-"
+    wall_us = lat.mean / 1000
+    peer_us = "?" if cpu.peer is None else _us(cpu.peer.total)
+    peer_use = "?" if cpu.peer is None else f"{cpu.peer.total / wall_us:.2f}"
+    return f"{_us(cpu.client.total)}/{peer_us}", f"{cpu.client.total / wall_us:.2f}/{peer_use}"
+
+
+def _cpu_total(r: Result) -> str:
+    """CPU time both ends used per round trip (the client's alone, marked, when the peer's
+    cannot be known)."""
+    cpu = r.cpu_us_per_roundtrip
+    if cpu is None:
+        return "-"
+    if cpu.peer is None:
+        return f"{fmt_ns(cpu.client.total * 1000)} + ?"
+    return fmt_ns((cpu.client.total + cpu.peer.total) * 1000)
+
+
+def _us(x: float) -> str:
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
 
 
 def unmeasured_lines(results: Iterable[Result]) -> list[str]:
@@ -112,40 +249,50 @@ def machine_lines(run: Run) -> list[str]:
     return lines
 
 
-def compare_table(old: Run, new: Run, old_name: str) -> tuple[Table, list[str]]:
-    """p50 of each case measured in both runs, and new/old (below 1: faster now)."""
-    t = Table(title=f"compared with {old_name} (p50; ratio new/old)", title_justify="left")
-    for col in ("channel", "peer", "cpu", "size"):
-        t.add_column(col)
-    for col in ("old p50", "new p50", "new/old"):
-        t.add_column(col, justify="right")
-    before = {r.key: r for r in old.results if r.latency_ns}
-    notes = [f"differs: {d}" for d in identity_differences(old.machine, new.machine)]
-    notes += [f"changed: {d}" for d in noted_differences(old.machine, new.machine)]
-    matched = 0
-    for r in new.results:
-        o = before.get(r.key) or before.get(_across_hosts_key(r))
-        if r.latency_ns is None or o is None or o.latency_ns is None:
-            continue
-        matched += 1
-        ratio = r.latency_ns.p50 / o.latency_ns.p50
-        verdict = "faster" if ratio < 1 else "slower" if ratio > 1 else "same"
-        t.add_row(
-            r.channel,
-            r.peer if o.peer == r.peer else f"{r.peer} vs {o.peer}",
-            r.cpu,
-            fmt_size_short(r.size),
-            fmt_ns(o.latency_ns.p50),
-            fmt_ns(r.latency_ns.p50),
-            f"{ratio:.2f} ({verdict})",
-        )
-    if not matched:
-        notes.append("no case was measured in both runs")
-    return t, notes
+def comparison_table(cmp: Comparison, width: int = FULL_WIDTH) -> Table:
+    """Per case the p50 and p99 ratios new/old with their verdicts; with room, the old and
+    new p50 and p99 too."""
+    compact = width < 120
+    title = f"{cmp.new_name} against {cmp.old_name} (ratio new/old; below 1: faster now)"
+    t = _new_table(title, compact)
+    for col in ("channel", "peer", "size") if compact else ("channel", "peer", "cpu", "size"):
+        t.add_column(col, overflow="fold")
+    values = () if compact else ("old p50", "new p50", "old p99", "new p99")
+    for col in (*values, "p50 new/old", "p50", "p99 new/old", "p99"):
+        t.add_column(col, justify="right", overflow="fold")
+    for c in cmp.cases:
+        r, o = c.new, c.old
+        assert r.latency_ns is not None and o.latency_ns is not None
+        peer = r.peer if o.peer == r.peer else f"{r.peer} vs {o.peer}"
+        head = [r.channel, peer, fmt_size_short(r.size)]
+        if not compact:
+            head.insert(2, r.cpu)
+            head += [fmt_ns(o.latency_ns.p50), fmt_ns(r.latency_ns.p50),
+                     fmt_ns(o.latency_ns.p99), fmt_ns(r.latency_ns.p99)]  # fmt: skip
+        t.add_row(*head, _ratio(c.p50), c.p50.verdict, _ratio(c.p99), c.p99.verdict)
+    return t
 
 
-def _across_hosts_key(r: Result) -> tuple[str, str, str, int]:
-    """A remote case (``bench --connect``) pairs with the same case against a local forked
-    peer, and back: the cost of crossing a host boundary, on the same axes."""
-    other = {"remote": "process", "process": "remote"}.get(r.peer, r.peer)
-    return (r.channel, other, r.cpu, r.size)
+def comparison_lines(cmp: Comparison) -> list[str]:
+    """The summary line and the notes."""
+    return [line for line in (cmp.summary(),) if line] + cmp.notes
+
+
+def significance_line(margin: float) -> str:
+    """How a verdict was decided, with its threshold."""
+    from daemonkit.bench.compare import CONFIDENCE, RESAMPLES
+
+    return (
+        f"significant: the {CONFIDENCE:g} % interval of the ratio ({RESAMPLES} bootstrap "
+        f"resamples of each run's stored round trips) lies beyond ±{margin:.0%} "
+        "(run-to-run noise) on one side; ± is the resamples' standard deviation"
+    )
+
+
+def _ratio(r: Ratio) -> str:
+    return f"{r.value:.2f}" if r.sd is None else f"{r.value:.2f} ± {spread(r.sd)}"
+
+
+def spread(sd: float) -> str:
+    """A ± figure: two decimals, or one significant digit when smaller (``0.003``)."""
+    return f"{sd:.2f}" if sd >= 0.005 else f"{sd:.1g}"

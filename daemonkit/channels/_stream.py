@@ -19,7 +19,7 @@ from daemonkit.channels.base import PayloadEnd
 from daemonkit.channels.framing import FRAME_HEADER
 from daemonkit.errors import PeerDiedError
 
-__all__ = ["FdStreamEnd"]
+__all__ = ["FdStreamEnd", "read_rest", "write_rest"]
 
 _HSIZE = FRAME_HEADER.size
 _pack, _unpack_from = FRAME_HEADER.pack, FRAME_HEADER.unpack_from
@@ -76,14 +76,40 @@ class FdStreamEnd(PayloadEnd):
 
     def _read_exactly(self, view: memoryview, got: int) -> None:
         """Finish reading *view*, of which *got* bytes are already in."""
-        want = len(view)
-        while got < want:
-            n = _readv(self._rfd, (view[got:],))
-            if n == 0:  # every write end is closed: the peer has exited or closed
-                raise PeerDiedError(self._channel, "peer closed its end (end of file)")
-            got += n
+        read_rest(self._channel, self._rfd, view, got)
+
+    def stream_fds(self) -> tuple[int, int]:
+        return self._rfd, self._wfd
 
     def _close(self) -> None:
         os.close(self._rfd)
         if self._wfd != self._rfd:
             os.close(self._wfd)
+
+
+def read_rest(channel: str, fd: int, view: memoryview, got: int) -> int:
+    """Finish reading *view* from *fd*, of which *got* bytes are already in; its length.
+
+    Raises PeerDiedError at end of file (every write end closed: the peer exited or closed)
+    and when the peer reset the connection.
+    """
+    want = len(view)
+    try:
+        while got < want:
+            n = _readv(fd, (view[got:],))
+            if n == 0:
+                raise PeerDiedError(channel, "peer closed its end (end of file)")
+            got += n
+    except ConnectionResetError as exc:
+        raise PeerDiedError(channel, "peer reset the connection") from exc
+    return want
+
+
+def write_rest(channel: str, fd: int, view: memoryview, sent: int) -> None:
+    """Finish writing *view* to *fd*, of which *sent* bytes are already out (a signal
+    handler interrupted a blocking write part-way). PeerDiedError when no reader is left."""
+    try:
+        while sent < len(view):
+            sent += os.write(fd, view[sent:])
+    except (BrokenPipeError, ConnectionResetError) as exc:  # EPIPE: no reader is left
+        raise PeerDiedError(channel, f"peer closed its end ({exc.strerror})") from exc

@@ -80,6 +80,15 @@ class PayloadEnd(End):
         Raises :class:`~daemonkit.errors.PeerDiedError` when the peer is gone (end-of-file).
         """
 
+    def stream_fds(self) -> tuple[int, int] | None:
+        """(read descriptor, write descriptor) when this end is a byte stream, else None.
+
+        In a ping-pong of one known size both sides can drop the frame header and move exactly
+        that many bytes with plain read/write calls (:func:`daemonkit.bench.peer.exact_roundtrips`);
+        only byte streams can, and only when both sides agree to.
+        """
+        return None
+
 
 class NotifyEnd(End):
     """An end that carries no data: the peer learns only *that* something happened."""

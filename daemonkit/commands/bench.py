@@ -16,8 +16,11 @@ longer exists; ``--dry-run`` removes nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,20 +28,24 @@ from typing import TYPE_CHECKING, Any
 from daemonkit.channels import channel_class, channel_names
 from daemonkit.channels.base import PeerKind
 from daemonkit.commands.options import (
+    add_output_option,
     add_placement_options,
     add_report_option,
+    is_stdout,
     parse_channels,
     parse_count,
     parse_seconds,
     parse_sizes,
     parse_warmup,
     prepare_out_dir,
+    write_output,
 )
 from daemonkit.errors import DaemonkitError, RuntimeDirError, UsageError
 from daemonkit.remote.wire import REMOTE_CHANNELS
 
 if TYPE_CHECKING:
     from daemonkit.bench.measure import Settings
+    from daemonkit.bench.references import Reference
     from daemonkit.bench.results import Result
     from daemonkit.bench.runner import Case, Target
     from daemonkit.machine import Placement
@@ -49,8 +56,8 @@ DEFAULTS = {"iterations": 10_000, "warmup": 1_000}
 QUICK = {"iterations": 1_000, "warmup": 100}
 
 
-class CompareRefusedError(DaemonkitError):
-    """The old results came from another machine and --force was not given."""
+class NothingMeasuredError(DaemonkitError):
+    """The run measured no case at all (every case failed, was skipped, or none was planned)."""
 
 
 # -- registration -----------------------------------------------------------------------------
@@ -103,14 +110,23 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help=f"{QUICK['iterations']} round trips, {QUICK['warmup']} warm-up",
     )
-    b.add_argument("--json", type=Path, metavar="PATH", help="write the results document")
-    b.add_argument("--csv", type=Path, metavar="PATH", help="write one CSV row per result")
+    b.add_argument(
+        "--reference",
+        action="store_true",
+        help="also run the C tools installed (perf bench sched pipe, lmbench's lat_*) and bare "
+        "Python loops, pinned the same way, as reference rows",
+    )
+    add_output_option(b, "--json", "write the results document")
+    add_output_option(b, "--csv", "write one CSV row per result")
+    b.add_argument(
+        "--wide", action="store_true", help="the full table even where the terminal is narrower"
+    )
     add_report_option(b)
     b.add_argument(
         "--compare",
         type=Path,
         metavar="OLD.json",
-        help="show p50 ratios against an earlier run on this machine",
+        help="compare with an earlier run on this machine, as 'daemonkit compare' does",
     )
     b.add_argument(
         "--force", action="store_true", help="compare even with a run from another machine"
@@ -175,21 +191,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
         default_channels = list(DAEMON_CHANNELS)
     channels = args.channels or default_channels
 
+    if is_stdout(args.json) and is_stdout(args.csv):
+        raise UsageError("--json - and --csv - would both write to standard output: pick one")
     for out_path in (args.json, args.csv):
-        if out_path is not None:
+        if out_path is not None and not is_stdout(out_path):
             results.check_writable(out_path)  # found out now, not after minutes of measuring
     if args.report is not None:
         prepare_out_dir(args.report)
     here = machine.describe()
     old = None
     if args.compare:  # refuse before measuring anything, not after a minute of work
+        from daemonkit.bench.compare import distributions, refuse_other_machine
+
         old = results.load(args.compare)
-        diffs = machine.identity_differences(old.machine, here)
-        if diffs and not args.force:
-            raise CompareRefusedError(
-                f"{args.compare} was measured on another machine ({'; '.join(diffs)}); "
-                "use --force to compare anyway"
-            )
+        distributions(old, str(args.compare))  # a stored distribution that cannot be read
+        if not args.force:
+            refuse_other_machine(old, here, str(args.compare))
 
     place = machine.placement(args.cpu)
     settings = Settings(iterations, args.duration, warmup)
@@ -201,6 +218,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         found = _run_with_progress(target, cases, settings, place)
     finally:
         target.close()
+    refs = _references(args, channels, iterations, place)
 
     here["pinning"] = {
         "mode": place.mode,
@@ -228,32 +246,78 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "duration": args.duration,
             "warmup": warmup,
             "quick": args.quick,
+            "reference": args.reference,
         },
         machine=here,
         timer_overhead_ns=overhead,
         results=found,
+        references=[asdict(ref) for ref in refs],
     )
     if args.json:
-        run.write_json(args.json)
+        write_output(args.json, json.dumps(run.to_json(), indent=1) + "\n")
     if args.csv:
-        run.write_csv(args.csv)
+        write_output(args.csv, results.to_csv(run.results))
 
-    out = views.console()
-    for table in views.result_tables(run):
+    # Standard output may carry the JSON or the CSV: the tables then go to standard error.
+    out = views.console(stderr=is_stdout(args.json) or is_stdout(args.csv), wide=args.wide)
+    for table in views.result_tables(run, out.width):
         out.print(table)
-    for line in [*views.unmeasured_lines(run.results), *views.machine_lines(run)]:
+    for line in [
+        *views.fastest_lines(run),
+        *views.reference_lines(run),
+        *views.unmeasured_lines(run.results),
+        *views.machine_lines(run),
+    ]:
         out.print(line, markup=False)
+    if out.width < views.FULL_WIDTH and run.results and not args.wide:
+        out.print("(compact table: --wide for p90, p99.9, max, MB/s, context switches and "
+                  "each end's CPU time)", markup=False)  # fmt: skip
     if old is not None:
-        table, notes = views.compare_table(old, run, str(args.compare))
-        out.print(table)
-        for note in notes:
-            out.print(note, markup=False)
+        from daemonkit.bench.compare import NOISE_MARGIN, compare_runs
+        from daemonkit.commands.compare import show
+
+        show(out, compare_runs(old, run, str(args.compare), "this run"))
+        out.print(views.significance_line(NOISE_MARGIN), markup=False)
     if args.report is not None:
         from daemonkit.report import write_report
 
         older = old.to_json() if old is not None else None
         out.print(f"report: {write_report([run.to_json()], args.report, compare=older)}")
+    if not any(r.ok for r in run.results):
+        raise NothingMeasuredError(_nothing_measured_why(run.results, channels, peers))
     return 1 if any(r.error for r in run.results) else 0
+
+
+def _nothing_measured_why(found: list[Result], channels: list[str], peers: Sequence[str]) -> str:
+    """One line: why a run measured nothing."""
+    if not found:
+        return (
+            f"nothing was measured: no channel of {', '.join(channels)} runs with "
+            f"peer {' or '.join(peers)} (see 'daemonkit channels')"
+        )
+    first = next(r for r in found if r.error or r.skipped)
+    why = f"{first.channel} {first.peer}: {first.error or first.skipped}"
+    return f"nothing was measured: every case failed or was skipped (first: {why})"
+
+
+def _references(
+    args: argparse.Namespace, channels: list[str], iterations: int | None, place: Placement
+) -> list[Reference]:
+    """With ``--reference``: the C tools and the bare Python loops; without it, the bare
+    busy-poll loop whenever ``shm-spin`` ran, since its verdict is held against it."""
+    from daemonkit.bench.references import c_references, python_references
+
+    if args.connect or args.target == "daemon" or args.peer == "thread":
+        return []  # the references are local processes: nothing to hold them against
+    n = min(iterations or _REFERENCE_N, _REFERENCE_N)
+    loops = channels if args.reference else [c for c in channels if c == "shm-spin"]
+    refs = python_references(loops, args.sizes, n, place)
+    if args.reference:
+        refs += c_references(max(n, _REFERENCE_N), place)
+    return refs
+
+
+_REFERENCE_N = 10_000  # round trips of each bare loop or C tool
 
 
 def _target(args: argparse.Namespace, peers: list[PeerKind]) -> Target:

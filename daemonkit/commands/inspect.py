@@ -59,7 +59,7 @@ def _pid(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from daemonkit.daemon.inspect import audit
+    from daemonkit.daemon.inspect import KernelThreadError, audit
 
     given = [x for x in (args.pid, args.pidfile, args.unit) if x is not None]
     if len(given) != 1:
@@ -75,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         result = audit(pid, pidfile)
     except ProcessLookupError:
         raise NoSuchProcessError(f"no such process: {pid}") from None
+    except KernelThreadError as exc:
+        raise UsageError(
+            f"pid {pid} ({exc}) is a kernel thread: daemon(7) is about processes"
+        ) from None
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:

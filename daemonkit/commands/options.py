@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 from pathlib import Path
 
 from daemonkit.channels import REGISTRY, channel_names
@@ -26,6 +27,7 @@ __all__ = [
     "parse_sizes",
     "parse_warmup",
     "prepare_out_dir",
+    "write_output",
 ]
 
 MAX_SIZE = 64 << 20  # 64 MiB: each end allocates a buffer this large
@@ -102,6 +104,28 @@ def add_placement_options(parser: argparse.ArgumentParser) -> None:
         default="same",
         help="both ends on one CPU (default), on two CPUs, or unpinned",
     )
+
+
+def add_output_option(parser: argparse.ArgumentParser, flag: str, what: str) -> None:
+    """``--json PATH`` / ``--csv PATH``: a file, or ``-`` for standard output."""
+    parser.add_argument(flag, type=Path, metavar="PATH", help=f"{what} ('-': standard output)")
+
+
+def is_stdout(path: Path | None) -> bool:
+    """Whether an output option names standard output (``-``)."""
+    return path is not None and str(path) == "-"
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write *text* to *path*, or to standard output for ``-``."""
+    if is_stdout(path):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:  # e.g. a directory that root may "write" but the kernel refuses
+        raise DaemonkitError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 def add_report_option(parser: argparse.ArgumentParser) -> None:

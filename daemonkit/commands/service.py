@@ -21,7 +21,6 @@ import pwd
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,7 +143,6 @@ def _abs(path: Path | None) -> Path | None:
 
 def cmd_start(args: argparse.Namespace) -> int:
     from daemonkit.daemon import native, pydaemon
-    from daemonkit.daemon.pidfile import Pidfile
     from daemonkit.daemon.steps import DEFAULT_KEEP_ENV, DaemonSettings
     from daemonkit.service.server import Service, ServiceOptions
 
@@ -163,14 +161,10 @@ def cmd_start(args: argparse.Namespace) -> int:
         json_report=args.json,
     )
 
-    def init(pid_file: Pidfile) -> Callable[[], int]:
-        service = Service(opts, pid_file)
-        service.init()
-        return service.serve
-
+    service = Service(opts)  # initialised and served in the daemon, after the forks
     if args.backend == "python-daemon":
-        return pydaemon.daemonize(settings, init)
-    return native.daemonize(settings, init)
+        return pydaemon.daemonize(settings, service)
+    return native.daemonize(settings, service)
 
 
 def _start_argv(rdir: Path, pidfile: Path) -> list[str]:
@@ -213,8 +207,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         redirect_stdio(opts.log_file)
     pidfile = Pidfile(pidfile_path)
     pidfile.acquire()
-    service = Service(opts, pidfile)
-    service.init()  # on failure it has released everything, the pidfile included
+    service = Service(opts)
+    service.init(pidfile)  # on failure it has released everything, the pidfile included
     return service.serve()
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from daemonkit.daemon.readiness import ReadinessPipe
 from daemonkit.daemon.steps import (
     DaemonSettings,
-    Init,
+    Service,
     as_daemon,
     change_directory,
     close_inherited_fds,
@@ -42,8 +42,9 @@ from daemonkit.daemon.steps import (
 __all__ = ["daemonize"]
 
 
-def daemonize(settings: DaemonSettings, init: Init) -> int:
-    """Start the daemon; return the original process's exit code (only it returns)."""
+def daemonize(settings: DaemonSettings, service: Service) -> int:
+    """Make *service* a daemon and run it there; return the original process's exit code
+    (only it returns)."""
     prepare_log_dir(settings.log_file, settings.user)  # can fail: fail before any fork
     close_inherited_fds()  # 1
     reset_signal_handlers()  # 2
@@ -56,13 +57,14 @@ def daemonize(settings: DaemonSettings, init: Init) -> int:
     if child > 0:
         return wait_for_daemon(pipe, child, settings, forked_at)  # 15, after the daemon's 14
     pipe.keep_write_end()
-    as_daemon(pipe, _become_daemon(settings, pipe, init))  # 14: ready or the error; never returns
+    become = _become_daemon(settings, pipe, service)
+    as_daemon(pipe, become, service)  # 14: ready or the error; never returns
 
 
 def _become_daemon(
-    settings: DaemonSettings, pipe: ReadinessPipe, init: Init
-) -> Callable[[], Callable[[], int]]:
-    def become() -> Callable[[], int]:
+    settings: DaemonSettings, pipe: ReadinessPipe, service: Service
+) -> Callable[[], None]:
+    def become() -> None:
         os.setsid()  # 6: new session and process group, no controlling terminal
         fork_and_exit_parent()  # 7, 8: from here on we are the daemon
         pipe.announce_pid(os.getpid())  # the starter can now kill us on --timeout
@@ -72,6 +74,6 @@ def _become_daemon(
         pidfile = take_pidfile(settings)  # 12
         pipe.mark("pidfile")
         drop_privileges(settings.user)  # 13
-        return init(pidfile)  # the service's own setup: config, control socket, endpoints
+        service.init(pidfile)  # the service's own setup: config, control socket, endpoints
 
     return become

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from daemonkit.daemon.readiness import ReadinessPipe
 from daemonkit.daemon.steps import (
     DaemonSettings,
-    Init,
+    Service,
     as_daemon,
     close_inherited_fds,
     drop_privileges,
@@ -57,7 +57,7 @@ from daemonkit.errors import DaemonStartError
 __all__ = ["daemonize"]
 
 
-def daemonize(settings: DaemonSettings, init: Init) -> int:
+def daemonize(settings: DaemonSettings, service: Service) -> int:
     """Start the daemon through DaemonContext; return the original process's exit code."""
     prepare_log_dir(settings.log_file, settings.user)  # can fail: fail before any fork
     close_inherited_fds()  # 1 (DaemonContext closes again, later)
@@ -71,13 +71,13 @@ def daemonize(settings: DaemonSettings, init: Init) -> int:
     if child > 0:
         return wait_for_daemon(pipe, child, settings, forked_at)  # 15
     pipe.keep_write_end()
-    as_daemon(pipe, _become_daemon(settings, pipe, init))
+    as_daemon(pipe, _become_daemon(settings, pipe, service), service)
 
 
 def _become_daemon(
-    settings: DaemonSettings, pipe: ReadinessPipe, init: Init
-) -> Callable[[], Callable[[], int]]:
-    def become() -> Callable[[], int]:
+    settings: DaemonSettings, pipe: ReadinessPipe, service: Service
+) -> Callable[[], None]:
+    def become() -> None:
         import daemon  # python-daemon; imported here so the native path never loads it
 
         stdin = open(os.devnull, "rb")  # noqa: SIM115 -- closed below, after the dup2
@@ -103,6 +103,6 @@ def _become_daemon(
         pidfile = take_pidfile(settings)  # 12: ours, kernel-locked
         pipe.mark("pidfile")
         drop_privileges(settings.user)  # 13: ours, after the root-only files are open
-        return init(pidfile)
+        service.init(pidfile)  # the service's own setup
 
     return become

@@ -29,7 +29,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from daemonkit.daemon.pidfile import Pidfile
 from daemonkit.daemon.readiness import Outcome, ReadinessPipe
@@ -40,7 +40,7 @@ from daemonkit.units import fmt_ns
 __all__ = [
     "DEFAULT_KEEP_ENV",
     "DaemonSettings",
-    "Init",
+    "Service",
     "User",
     "as_daemon",
     "change_directory",
@@ -94,9 +94,20 @@ class DaemonSettings:
     pidfile_mode: int = 0o644
 
 
-# The daemon's own initialization, run after the last step: given the locked pidfile, it opens
-# the service's sockets and returns the function that serves until stopped (its exit code).
-Init = Callable[[Pidfile], Callable[[], int]]
+class Service(Protocol):
+    """What the daemonizer turns into a daemon: the service's own two phases.
+
+    It is built by the caller before the forks, so building it must touch nothing of the kernel
+    (step 1 closes every inherited descriptor); both methods run in the daemon, after step 13.
+    """
+
+    def init(self, pidfile: Pidfile) -> None:
+        """Set up (configuration, sockets, endpoints), given the locked pidfile, which it owns
+        from here on. Raise :class:`~daemonkit.errors.DaemonkitError` to fail the start: its
+        one-line message reaches the starter (step 14). Nothing may be left behind on failure."""
+
+    def serve(self) -> int:
+        """Serve until stopped; return the daemon's exit code."""
 
 
 # -- steps 1-4: in the original process, before any fork -------------------------------------
@@ -291,7 +302,7 @@ def drop_privileges(user: User | None) -> None:
 # -- steps 14-15: the daemon reports, the original process exits -----------------------------
 
 
-def as_daemon(pipe: ReadinessPipe, become: Callable[[], Callable[[], int]]) -> NoReturn:
+def as_daemon(pipe: ReadinessPipe, become: Callable[[], None], service: Service) -> NoReturn:
     """Run *become* (the remaining steps and the service's init) in the child, report, serve.
 
     14. "ready" goes through the pipe only once *become* returned, i.e. once the pidfile is
@@ -299,7 +310,7 @@ def as_daemon(pipe: ReadinessPipe, become: Callable[[], Callable[[], int]]) -> N
     Every path ends in os._exit: this is a forked process and never returns to the CLI.
     """
     try:
-        serve = become()
+        become()
     except DaemonkitError as err:
         pipe.report_error(str(err), err.exit_code)
         os._exit(err.exit_code)
@@ -310,7 +321,7 @@ def as_daemon(pipe: ReadinessPipe, become: Callable[[], Callable[[], int]]) -> N
     pipe.report_ready()
     code = 1
     try:
-        code = serve()
+        code = service.serve()
     finally:
         os._exit(code)
 

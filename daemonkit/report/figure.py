@@ -26,6 +26,7 @@ from daemonkit.units import NBSP, fmt_number, fmt_rate
 from daemonkit.units import fmt_size_short as fmt_bytes
 
 __all__ = [
+    "BENCH_PEER_COLOR",
     "DISPLAY_DPI",
     "PEER_COLOR",
     "Plot",
@@ -51,6 +52,8 @@ FOOTER_IN = 0.26
 
 # One colour per peer kind in every plot of the report.
 PEER_COLOR = {"thread": "tab:blue", "process": "tab:orange"}
+# Bench results may also have the running demo daemon or a remote 'serve' as the peer.
+BENCH_PEER_COLOR = {**PEER_COLOR, "daemon": "tab:green", "remote": "tab:purple"}
 
 # Families that carry CJK glyphs, tried in order when the report is in Chinese.
 CJK_FAMILIES = (

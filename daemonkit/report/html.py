@@ -2,7 +2,7 @@
 
 Steps of :func:`write_report`:
 
-* check every document (bench or lessons, known schema version);
+* check every document against its schema (bench, throughput, lessons);
 * pick the fonts: Chinese text in the plots needs a CJK font, and without one the plots stay in
   English while the page itself is in Chinese (the page says so);
 * draw the plots of each document, with the older run of the same schema on the same axes;
@@ -25,11 +25,13 @@ import html
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from daemonkit.errors import DaemonkitError, UsageError
+from daemonkit.errors import DaemonkitError, DocumentError, UsageError
+from daemonkit.lessons.render import localize_lesson
 from daemonkit.report.figure import Plot, Table, cjk_font, fmt_bytes, fmt_ns, footer_text
 from daemonkit.report.lesson_plots import lesson_plots, measurement_tables
 from daemonkit.report.load import (
@@ -42,6 +44,7 @@ from daemonkit.report.load import (
 )
 from daemonkit.report.plots import bench_plots, failed_results, ok_results
 from daemonkit.report.strings import STRINGS, strings
+from daemonkit.report.throughput_plots import throughput_plot
 from daemonkit.report.trace_plots import TEXT as TRACE_TEXT
 from daemonkit.report.trace_plots import trace_plots
 
@@ -50,7 +53,7 @@ __all__ = ["CSP", "VERDICT_CLASSES", "write_report"]
 Doc = dict[str, Any]
 REPORT_NAME = "report.html"
 PLOT_NAME = re.compile(r"(d[0-9]+-)?[a-z0-9-]+\.png")
-# Verdict labels of daemonkit.lessons/1, tested in this order: "partly holds" contains "holds".
+# Verdict labels of daemonkit.lessons/2, tested in this order: "partly holds" contains "holds".
 VERDICT_CLASSES = (
     ("partly", "partly"),
     ("not", "not hold"),
@@ -213,6 +216,18 @@ def _machine_html(doc: Doc, S: Mapping[str, str]) -> str:
     )
 
 
+@contextmanager
+def _producer_shaped(where: str) -> Iterator[None]:
+    """Draw from a part whose shape the schema leaves to its producer (a lesson's
+    measurements, a traced case's figures): a part this version cannot read is an input
+    error, one line with exit status 2, not a traceback."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, ZeroDivisionError) as e:
+        reason = f"{type(e).__name__}: {e}"[:160]
+        raise DocumentError(f"{where}: not in the shape this version draws ({reason})") from e
+
+
 def _lessons_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
     S, foot = ctx.S, footer_text(machine_summary(doc), doc_date(doc))
     out = [f"<h2 id='{prefix}lessons'>{_esc(S['sec.lessons'])}</h2>"]
@@ -225,14 +240,16 @@ def _lessons_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
         for key, field in (("lesson.claim", "claim"), ("lesson.method", "method")):
             if lesson.get(field):
                 out.append(f"<p><b>{_esc(S[key])}:</b> {_esc(lesson[field])}</p>")
-        plots = lesson_plots(lesson, old_by.get(lesson["name"]), ctx.plot_S, foot, ctx.font)
+        with _producer_shaped(f"{ctx.where(doc)}: lesson {lesson['name']}: measurements"):
+            plots = lesson_plots(lesson, old_by.get(lesson["name"]), ctx.plot_S, foot, ctx.font)
         if not plots:
             out.append(_verdict_html(lesson, S))
         for i, plot in enumerate(plots):  # the verdict sits beside the first of its plots
             verdict = _verdict_html(lesson, S) if i == 0 else ""
             out.append(_plot_html(plot, verdict, ctx, prefix))
             ctx.toc.append((2, f"{prefix}{plot.key}", plot.title))
-        tables = measurement_tables(lesson.get("measurements"))
+        with _producer_shaped(f"{ctx.where(doc)}: lesson {lesson['name']}: measurements"):
+            tables = measurement_tables(lesson.get("measurements"))
         if tables and not plots:  # no picture: the raw measurements, folded
             out.append(f"<details><summary>{_esc(S['lesson.measurements'])}</summary>")
             out += [
@@ -260,7 +277,9 @@ def _trace_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
     foot = footer_text(machine_summary(doc), doc_date(doc))
     threshold = ctx.S["lesson.threshold"]
     traced = [c for c in doc["cases"] if "timeline" in c]
-    for case, plot in zip(traced, trace_plots(doc, ctx.lang, foot, ctx.font), strict=True):
+    with _producer_shaped(f"{ctx.where(doc)}: cases"):
+        plots = trace_plots(doc, ctx.lang, foot, ctx.font)
+    for case, plot in zip(traced, plots, strict=True):
         name = f"{case['channel']} {case['peer']} {case['cpu']}"
         side = "".join(
             f"<div class='verdict'>{_esc(f['text'])}<div class='muted'>"
@@ -279,6 +298,32 @@ def _trace_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
     return "".join(out)
 
 
+def _throughput_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
+    S, foot = ctx.S, footer_text(machine_summary(doc), doc_date(doc))
+    out = [f"<h2 id='{prefix}throughput'>{_esc(S['sec.throughput'])}</h2>"]
+    ctx.toc.append((0, f"{prefix}throughput", S["sec.throughput"]))
+    plot = throughput_plot(doc, old, ctx.plot_S, foot, ctx.font)
+    if plot is not None:
+        out.append(_plot_html(plot, "", ctx, prefix))
+    failed = [r for r in doc["results"] if "error" in r]
+    if failed:
+        t = Table(
+            [S["col.channel"], S["col.size"], S["col.error"]],
+            [[r["channel"], fmt_bytes(r["size"]), r["error"]] for r in failed],
+        )
+        out.append(f"<h3 id='{prefix}tp-failed'>{_esc(S['sec.failed'])}</h3>{_table_html(t)}")
+    out.append(_machine_html(doc, S))
+    return "".join(out)
+
+
+SECTIONS = {
+    "bench": _bench_section,
+    "lessons": _lessons_section,
+    "throughput": _throughput_section,
+    "trace": _trace_section,
+}
+
+
 class _Ctx:
     """What every section needs: strings, fonts, the output dir, verdicts, the TOC so far."""
 
@@ -295,21 +340,35 @@ class _Ctx:
             x["name"]: x for d in docs if schema_kind(d) == "lessons" for x in d["lessons"]
         }
 
+    @staticmethod
+    def where(doc: Doc) -> str:
+        """A document named in an error: its family and when it was recorded."""
+        return f"{schema_kind(doc)} document of {doc_date(doc)}"
+
+
+def _localized(doc: Doc, lang: str) -> Doc:
+    if schema_kind(doc) != "lessons":
+        return doc
+    return {**doc, "lessons": [localize_lesson(x, lang) for x in doc["lessons"]]}
+
 
 def write_report(
     json_docs: Sequence[Doc], out_dir: Path, lang: str = "en", compare: Doc | None = None
 ) -> Path:
     """Write ``out_dir/report.html`` (plus ``out_dir/plots/*.png``) and return its path.
 
-    ``json_docs``: bench (``daemonkit.bench/1``) and/or lessons (``daemonkit.lessons/1``)
+    ``json_docs``: bench (``daemonkit.bench/1``) and/or lessons (``daemonkit.lessons/2``)
     documents, as parsed from their JSON. ``lang``: ``"en"`` or ``"zh"``. ``compare``: an older
     document; it is drawn on the same axes as the current document of the same schema.
-    Raises :class:`~daemonkit.report.load.ReportInputError` for a document we cannot read and
+    Raises :class:`~daemonkit.errors.DocumentError` for a document that does not match and
     :class:`~daemonkit.errors.UsageError` for an unknown language.
     """
     if lang not in STRINGS:
         raise UsageError(f"unknown language {lang!r} (choose from {', '.join(STRINGS)})")
     docs = merge_docs([check_doc(d, f"document {i + 1}") for i, d in enumerate(json_docs)])
+    # Lessons documents store verdicts as keys and figures: their sentences are written now,
+    # in the report's language, whatever language the lessons ran in.
+    docs = [_localized(d, lang) for d in docs]
     if not docs:
         raise UsageError("no results documents to report on")
     old = check_doc(compare, "compared document") if compare is not None else None
@@ -320,9 +379,7 @@ def write_report(
     bodies = []
     for i, doc in enumerate(docs):
         prefix = f"d{i + 1}-" if len(docs) > 1 else ""
-        section = {"bench": _bench_section, "trace": _trace_section}.get(
-            schema_kind(doc), _lessons_section
-        )
+        section = SECTIONS[schema_kind(doc)]
         bodies.append(section(doc, _old_of(doc, old), ctx, prefix))
     head = [f"<h1>{_esc(S['page.title'])}</h1><p class='lead'>{_esc(S['page.lead'])}</p>"]
     if lang == "zh" and ctx.font is None:

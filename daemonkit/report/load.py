@@ -3,30 +3,25 @@ fold runs from one machine together.
 
 A report is a view of data that was measured before: the versioned JSON written by
 ``daemonkit bench --json`` (schema ``daemonkit.bench/1``) and ``daemonkit lessons --json``
-(``daemonkit.lessons/1``). Nothing here measures; it only checks that a document is one of
+(``daemonkit.lessons/2``). Nothing here measures; it only checks that a document is one of
 ours and of a version this code knows, so that a plot never draws a guess from a field that
 means something else.
 
 *Kernel path*: one ``open``/``read`` per file; nothing else touches the kernel.
 *Lifetime*: the documents live in memory for the length of the report.
-*See also*: json(3), the schemas in issues 3 and 4.
+*See also*: :mod:`daemonkit.schemas` (the JSON Schema of each document).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from daemonkit.errors import DaemonkitError, UsageError
+from daemonkit.schemas import KINDS, check_document, load_document
 
 __all__ = [
-    "BENCH_SCHEMA",
-    "KNOWN_SCHEMAS",
-    "LESSONS_SCHEMA",
-    "TRACE_SCHEMA",
-    "ReportInputError",
+    "DRAWN",
     "check_doc",
     "doc_date",
     "load_doc",
@@ -38,70 +33,25 @@ __all__ = [
 ]
 
 Doc = dict[str, Any]
-BENCH_SCHEMA = "daemonkit.bench/1"
-LESSONS_SCHEMA = "daemonkit.lessons/1"
-TRACE_SCHEMA = "daemonkit.trace/1"
-KNOWN_SCHEMAS = (BENCH_SCHEMA, LESSONS_SCHEMA, TRACE_SCHEMA)
-
-
-class ReportInputError(DaemonkitError):
-    """A results file that is missing, unreadable, not JSON, or of a schema we do not know."""
+DRAWN = ("bench", "lessons", "throughput", "trace")  # the document families the report draws
 
 
 def schema_kind(doc: dict[str, Any]) -> str:
-    """``"bench"``, ``"lessons"`` or ``"trace"``: the family of a checked document."""
-    return {BENCH_SCHEMA: "bench", TRACE_SCHEMA: "trace"}.get(doc["schema"], "lessons")
+    """``"bench"``, ``"throughput"``, ``"lessons"`` or ``"trace"``: a checked document's family."""
+    return KINDS[doc["schema"]]
 
 
 def check_doc(doc: object, where: str = "document") -> dict[str, Any]:
-    """Return ``doc`` if it is a bench or lessons document we can draw, else raise.
-
-    Only the keys the report reads are checked; anything extra is carried along untouched.
-    """
-    if not isinstance(doc, dict):
-        raise ReportInputError(
-            f"{where}: not a daemonkit results document (top level not an object)"
-        )
-    schema = doc.get("schema")
-    if schema not in KNOWN_SCHEMAS:
-        known = ", ".join(KNOWN_SCHEMAS)
-        raise ReportInputError(f"{where}: unknown schema {schema!r} (this report reads {known})")
-    if schema == BENCH_SCHEMA:
-        results = doc.get("results")
-        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-            raise ReportInputError(f"{where}: 'results' must be a list of objects")
-        for i, r in enumerate(results):
-            missing = [k for k in ("channel", "peer", "size") if k not in r]
-            if missing:
-                raise ReportInputError(f"{where}: results[{i}] lacks {', '.join(missing)}")
-    elif schema == TRACE_SCHEMA:
-        cases = doc.get("cases")
-        if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-            raise ReportInputError(f"{where}: 'cases' must be a list of objects")
-    else:
-        lessons = doc.get("lessons")
-        if not isinstance(lessons, list) or not all(isinstance(x, dict) for x in lessons):
-            raise ReportInputError(f"{where}: 'lessons' must be a list of objects")
-        for i, lesson in enumerate(lessons):
-            if "name" not in lesson:
-                raise ReportInputError(f"{where}: lessons[{i}] has no name")
+    """Return ``doc`` if it is a document the report draws, else raise
+    :class:`~daemonkit.errors.DocumentError` naming *where* and the field that is wrong."""
+    check_document(doc, where, DRAWN)
+    assert isinstance(doc, dict)
     return doc
 
 
 def load_doc(path: Path) -> dict[str, Any]:
-    """Read and check one results file; every failure is a one-line :class:`ReportInputError`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise UsageError(f"{path}: no such file") from err
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise ReportInputError(f"{path}: cannot read: {reason}") from err
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ReportInputError(f"{path}: not JSON (line {err.lineno}: {err.msg})") from err
-    return check_doc(doc, str(path))
+    """Read and check one results file; every failure is one line, exit status 2."""
+    return load_document(path, DRAWN)[1]
 
 
 def same_machine(a: Doc, b: Doc) -> bool:
@@ -138,8 +88,9 @@ def doc_date(doc: Doc) -> str:
 
 def merge_docs(docs: list[Doc]) -> list[Doc]:
     """Fold documents of one schema from one machine into one: bench runs (one per ``--cpu``
-    placement becomes one placement comparison) and lessons run one by one. A later result
-    replaces an earlier one with the same key (bench: channel, peer, cpu, size; lessons: name).
+    placement becomes one placement comparison), lessons run one by one, throughput runs. A
+    later result replaces an earlier one with the same key (bench: channel, peer, cpu, size;
+    lessons: name; throughput: size).
     """
     out: list[Doc] = []
     for doc in docs:
@@ -151,7 +102,7 @@ def merge_docs(docs: list[Doc]) -> list[Doc]:
         if into is None:
             out.append(dict(doc))
             continue
-        items, key = ("results", result_key) if kind == "bench" else ("lessons", _lesson_key)
+        items, key = _ITEMS[kind]
         merged = {key(x): x for x in into[items]}
         merged.update({key(x): x for x in doc[items]})
         into[items] = list(merged.values())
@@ -161,6 +112,18 @@ def merge_docs(docs: list[Doc]) -> list[Doc]:
 
 def _lesson_key(lesson: Doc) -> str:
     return str(lesson["name"])
+
+
+def _size_key(row: Doc) -> int:
+    return int(row["size"])
+
+
+# Per family: the list a document's items are in, and what identifies one item across runs.
+_ITEMS: dict[str, tuple[str, Callable[[Doc], object]]] = {
+    "bench": ("results", lambda r: result_key(r)),
+    "lessons": ("lessons", _lesson_key),
+    "throughput": ("results", _size_key),
+}
 
 
 def result_key(r: Doc) -> tuple[str, str, str, int]:

@@ -25,7 +25,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from daemonkit.report.figure import (
-    PEER_COLOR,
+    BENCH_PEER_COLOR as PEER_COLOR,
+)
+from daemonkit.report.figure import (
     Plot,
     Table,
     fmt_bytes,

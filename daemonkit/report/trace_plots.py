@@ -1,6 +1,6 @@
 """The plots of a ``daemonkit.trace/1`` document: one timeline per traced case.
 
-Each timeline is a few consecutive round trips from the middle of the traced loop: one lane
+Each timeline is three p50 round trips' time from the middle of the traced loop: one lane
 per CPU, a bar per stretch of time a task ran there, coloured by who it was (client, peer,
 another thread of either side, idle, any other task), and one arrow per wake-up, from the
 waker's CPU at the instant of ``sched_waking`` to the woken task's CPU at the instant it ran.
@@ -38,11 +38,11 @@ TEXT: dict[str, dict[str, str]] = {
         "lead": "The scheduler's own events (sched_switch, sched_waking, sched_wakeup, futex "
         "waits), recorded with perf around {n} round trips per case; {date}.",
         "reading": "Reading",
-        "title": "{channel}, {peer} peer, cpu {cpu}: {k} round trips",
+        "title": "{channel}, {peer} peer, cpu {cpu}: {k} × the p50 round trip",
         "caption": "One lane per CPU; bars show who ran (client, peer, another thread of "
         "either side, idle, other tasks); each arrow goes from a wake-up (sched_waking, on "
         "the waker's CPU) to the moment the woken task ran.",
-        "axis": "time (µs) from the first wake-up of the peer shown",
+        "axis": "time (µs) from a wake-up between the two ends, mid-loop",
         "figure": "per round trip",
         "value": "value",
         "client": "client",
@@ -57,11 +57,11 @@ TEXT: dict[str, dict[str, str]] = {
         "lead": "调度器自身的事件（sched_switch、sched_waking、sched_wakeup、futex 等待），"
         "由 perf 在每个用例的 {n} 次往返期间记录；{date}。",
         "reading": "解读",
-        "title": "{channel}，{peer} 对端，cpu {cpu}：{k} 次往返",
+        "title": "{channel}，{peer} 对端，cpu {cpu}：{k} 倍 p50 往返时间",
         "caption": "每个 CPU 一条泳道；色条表示谁在运行（客户端、对端、任一方的其他线程、"
         "空闲、其他任务）；每个箭头从一次唤醒（sched_waking，在唤醒者的 CPU 上）"
         "指向被唤醒任务开始运行的时刻。",
-        "axis": "时间（µs），从图中第一次唤醒对端算起",
+        "axis": "时间（µs），从循环中段两端之间的一次唤醒算起",
         "figure": "每次往返",
         "value": "数值",
         "client": "客户端",
@@ -108,7 +108,7 @@ def _figures(case: Doc) -> Table:
             ", ".join(f"cpu{k} {fmt_ns(v)}" for k, v in ct["idle_ns_per_round_trip"].items()),
         ],
         ["other tasks", fmt_ns(ct["run_ns_per_round_trip"]["other"])],
-        ["futex sleeps" + (" (GIL)" if fs["lock"] == "gil" else ""), f"{fs['total']:.2f}"],
+        ["sleeps on a lock: all / the GIL", f"{fs['total']:.2f} / {fs['gil']:.2f}"],
     ]
     return Table(["figure", "value"], rows)
 

@@ -24,7 +24,6 @@ See also: unix(7), :mod:`daemonkit.service.control`.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import stat
 import struct
@@ -199,11 +198,13 @@ def daemon_status(
 def open_endpoint(runtime_dir: Path, name: str, max_size: int, pidfile: Path | None = None) -> End:
     """Open the client end of the running daemon's echo endpoint *name*.
 
-    *name* is one of ``unix-stream``, ``fifo``, ``zmq-ipc``, ``posix-shm`` (each returns a
+    *name* is one of :data:`daemonkit.service.endpoints.REGISTRY`. A payload endpoint
+    (``unix-stream``, ``fifo``, ``zmq-ipc``, ``posix-shm``) returns a
     :class:`~daemonkit.channels.base.PayloadEnd`: ``send`` a message of up to *max_size*
-    bytes, then ``recv_into`` a buffer of at least *max_size* bytes to get the echo) or
-    ``signal`` (a :class:`~daemonkit.channels.base.NotifyEnd`: ``post`` then ``wait``; no
-    payload). The ends plug straight into :func:`daemonkit.bench.peer.payload_roundtrips` and
+    bytes, then ``recv_into`` a buffer of at least *max_size* bytes to get the echo; a
+    notification (``signal``) a :class:`~daemonkit.channels.base.NotifyEnd`: ``post`` then
+    ``wait``, no payload. The ends plug straight into
+    :func:`daemonkit.bench.peer.payload_roundtrips` and
     :func:`daemonkit.bench.peer.notify_roundtrips`. The daemon is found through
     ``RUNTIME_DIR/control.sock``, as ``daemonkit status`` finds it.
 
@@ -244,85 +245,13 @@ def open_endpoint(runtime_dir: Path, name: str, max_size: int, pidfile: Path | N
 
 
 def _client_end(name: str, reply: dict[str, Any], control: ControlClient) -> End:
-    """The client end for *reply*, every field checked first (see :mod:`.trust`): names must
-    be the daemon's own in its runtime dir, of the right type and owner; a signal target the
-    daemon's pid and SIGUSR1. A field that fails is an UntrustedError, nothing is touched."""
+    """The client end for *reply*, built by the endpoint's own ``client_end``, which checks
+    every field first (see :mod:`.trust`). A field that fails is an UntrustedError."""
     # Imported here: `daemonkit status` and `stop` use this module and need none of them.
-    from daemonkit.service.endpoints.stream import StreamClientEnd
+    from daemonkit.service.endpoints import REGISTRY
 
-    rdir, pid = control.dir, control.daemon_pid
-    assert rdir is not None
-    what = f"{name} reply"
-    if name == "unix-stream":
-        sock_name = rdir.object_name(reply.get("path"), pid, name, what)
-        rdir.entry(sock_name, stat.S_IFSOCK, what)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            sock.connect(rdir.via_fd(sock_name))
-        except OSError as exc:
-            sock.close()
-            raise ChannelError(name, f"connect {rdir.path / sock_name}: {exc.strerror}") from exc
-        fd = sock.detach()  # the end owns the descriptor from here
-        return StreamClientEnd(name, fd, fd)
-    if name == "fifo":
-        # Read end first, then write end. Neither waits: the daemon already holds a writer
-        # of one and a reader of the other (open(2) on a FIFO blocks only without a peer).
-        to_client = rdir.object_name(reply.get("to_client"), pid, name, what)
-        to_daemon = rdir.object_name(reply.get("to_daemon"), pid, name, what)
-        rfd = _open_fifo(rdir, to_client, os.O_RDONLY, what)
-        try:
-            wfd = _open_fifo(rdir, to_daemon, os.O_WRONLY, what)
-        except BaseException:
-            os.close(rfd)
-            raise
-        return StreamClientEnd(name, rfd, wfd)
-    if name == "zmq-ipc":
-        from daemonkit.service.endpoints.zmq_ipc import ZmqClientEnd
-
-        address = reply.get("address")
-        if not isinstance(address, str) or not address.startswith("ipc://"):
-            raise UntrustedError(f"{what}: 'address' is not an ipc:// address")
-        sock_name = rdir.object_name(address.removeprefix("ipc://"), pid, name, what)
-        rdir.entry(sock_name, stat.S_IFSOCK, what)
-        return ZmqClientEnd(f"ipc://{rdir.path / sock_name}")
-    if name == "posix-shm":
-        from daemonkit.service.endpoints.shm import ShmClientEnd
-
-        shm = reply.get("name")
-        if not isinstance(shm, str) or not shm.startswith("/"):
-            raise UntrustedError(f"{what}: 'name' is not a POSIX object name")
-        rdir.object_name(shm[1:], pid, name, what)
-        return ShmClientEnd(shm, rdir.uid)
-    if name == "signal":
-        from daemonkit.service.endpoints.signal_ep import ECHO_SIGNAL, SignalClientEnd
-
-        target, signum = reply.get("pid"), reply.get("signal")
-        if type(target) is not int or target != pid:
-            raise UntrustedError(f"{what}: signal target {target!r} is not the daemon (pid {pid})")
-        if type(signum) is not int or signum != ECHO_SIGNAL:
-            raise UntrustedError(f"{what}: signal {signum!r} is not {ECHO_SIGNAL.name}")
-        return SignalClientEnd(target, signum)
-    raise ChannelError(name, "no client for this endpoint")
-
-
-def _open_fifo(rdir: TrustedDir, name: str, flags: int, what: str) -> int:
-    """Open the daemon's FIFO *name* in *rdir*: no symlink followed, never a regular file.
-
-    ``O_NONBLOCK`` so that neither open can wait for a peer (the daemon already holds one);
-    fstat(2) of what was opened decides, before a byte is read or written.
-    """
-    rdir.entry(name, stat.S_IFIFO, what)  # before open: no device is ever opened
-    try:
-        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=rdir.fd)
-    except OSError as exc:
-        raise ChannelError("fifo", f"open {rdir.path / name}: {exc.strerror}") from exc
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISFIFO(st.st_mode):
-            raise UntrustedError(f"{what}: {rdir.path / name} is not a FIFO")
-        rdir.owned(st, f"{what}: {rdir.path / name}")
-        os.set_blocking(fd, True)  # from here on, plain blocking reads and writes
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    endpoint = REGISTRY.get(name)
+    if endpoint is None:
+        raise ChannelError(name, "no client for this endpoint")
+    assert control.dir is not None
+    return endpoint.client_end(reply, control.dir, control.daemon_pid)

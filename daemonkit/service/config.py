@@ -5,7 +5,7 @@ Example (every key optional)::
     name = "demo"          # shown by `status` and in systemd's STATUS= line
     idle_timeout = 30.0    # seconds a control client may stay silent before it is dropped
     init_delay = 0.0       # seconds initialization deliberately takes (shows --timeout at work)
-    endpoints = ["unix-stream", "fifo", "zmq-ipc", "signal", "posix-shm"]
+    endpoints = ["unix-stream", "fifo"]  # default: every registered endpoint
 
 A file that cannot be read or parsed, an unknown key or a wrong type is a
 :class:`~daemonkit.errors.ConfigError` with a one-line message: at start it fails the
@@ -15,6 +15,8 @@ configuration and logs the error.
 Kernel path: one open(2)/read(2) of the file; nothing is kept open.
 
 Lifetime: the parsed values live in the daemon until the next successful reload.
+
+The endpoint names are those of :data:`daemonkit.service.endpoints.REGISTRY`.
 
 See also: the TOML specification (toml.io), Python's tomllib.
 """
@@ -27,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from daemonkit.errors import ConfigError
+from daemonkit.service.endpoints import ENDPOINT_NAMES
 
-__all__ = ["ENDPOINT_NAMES", "Config", "load_config"]
-
-ENDPOINT_NAMES = ("unix-stream", "fifo", "zmq-ipc", "signal", "posix-shm")
+__all__ = ["Config", "load_config"]
 
 
 @dataclass(frozen=True)

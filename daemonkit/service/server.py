@@ -75,10 +75,23 @@ class ServiceOptions:
 class Service:
     """The demo daemon: a control socket plus the echo endpoints, driven by one main loop."""
 
-    def __init__(self, opts: ServiceOptions, pidfile: Pidfile | None) -> None:
+    def __init__(self, opts: ServiceOptions) -> None:
+        # Nothing here touches the kernel: ``daemonkit start`` builds the service before the
+        # daemonizer's forks (whose step 1 closes every inherited descriptor); init() runs in
+        # the daemon. It implements :class:`daemonkit.daemon.steps.Service`.
         self.opts = opts
+
+    @property
+    def control_path(self) -> Path:
+        return self.opts.runtime_dir / CONTROL_SOCKET
+
+    # -- initialization ---------------------------------------------------------------------
+
+    def init(self, pidfile: Pidfile | None) -> None:
+        """Config, signals, control socket, endpoints. On failure undo (releasing *pidfile*,
+        which the service owns from here on) and raise."""
         self.pidfile = pidfile
-        self.notifier = Notifier()
+        self.notifier = Notifier()  # $NOTIFY_SOCKET and $WATCHDOG_PID as the daemon sees them
         self.config = Config()
         self.started = time.monotonic()
         self.first_accept: float | None = None  # monotonic: when the first client was accepted
@@ -87,7 +100,7 @@ class Service:
         self.endpoints: dict[str, Endpoint] = {}
         self.test_hooks = os.environ.get("DAEMONKIT_TEST_HOOKS") == "1"
         self._watchdog_on = self.notifier.watchdog_interval is not None
-        self._sel = selectors.DefaultSelector()
+        self._sel = selectors.DefaultSelector()  # epoll_create1(2)
         self._conns: set[Connection] = set()
         self._listener: socket.socket | None = None
         self._wake_r = self._wake_w = -1
@@ -96,15 +109,6 @@ class Service:
         self._backoff = AcceptBackoff()
         self._accept_resume: float | None = None  # listener paused after EMFILE & co. until
         self._refused_clients = 0  # connections closed at once: over a control_clients limit
-
-    @property
-    def control_path(self) -> Path:
-        return self.opts.runtime_dir / CONTROL_SOCKET
-
-    # -- initialization ---------------------------------------------------------------------
-
-    def init(self) -> None:
-        """Config, signals, control socket, endpoints. On failure undo and raise."""
         try:
             self.config = load_config(self.opts.config)
             if self.config.init_delay:

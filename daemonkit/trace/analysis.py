@@ -13,9 +13,11 @@ first and last timestamps bound it) and divided by the number of round trips it 
 * **run slices**: each side's turns on a CPU, from being switched in to being switched out:
   the time one side runs per hop;
 * **run time** of each side, **idle** time of each CPU, time **other** tasks ran there;
-* **futex sleeps**: the side was switched out inside a futex wait: it slept on a lock. When
-  the peer is a thread and the channel itself waits on something else (a pipe, a socket, a
-  System V object), that lock is the interpreter's: the GIL.
+* **futex sleeps**: the side was switched out inside a futex wait: it slept on a lock. Where
+  the futex word lives names the lock (from /proc/PID/maps): in the interpreter's own data
+  (libpython's, where CPython keeps the GIL's mutex and condition variable) it is the GIL; in
+  memory shared between processes (/dev/shm) a POSIX semaphore of the channel; on the heap
+  any other lock (Python's thread locks, those of the ``th-*`` channels).
 
 *Kernel path*: none: pure functions of the events. *Lifetime*: plain values.
 *See also*: :mod:`daemonkit.trace.events`, getrusage(2), sched(7).
@@ -33,24 +35,11 @@ from typing import Any
 from daemonkit.trace.capture import Capture
 from daemonkit.trace.events import FutexWait, Switch, Wake
 
-__all__ = ["AGREE_WITHIN", "FUTEX_CHANNELS", "TIMELINE_ROUND_TRIPS", "analyse", "role_of"]
+__all__ = ["AGREE_WITHIN", "TIMELINE_ROUND_TRIPS", "analyse", "lock_kind", "role_of"]
 
 AGREE_WITHIN = 0.10  # trace and getrusage switch counts: relative difference allowed
 TIMELINE_ROUND_TRIPS = 3
-# Channels whose own waiting is a futex (semaphores, Python's thread locks): a futex sleep
-# there is the channel at work, not only the interpreter lock.
-FUTEX_CHANNELS = frozenset(
-    {
-        "posix-sem",
-        "posix-shm",
-        "th-condition",
-        "th-event",
-        "th-semaphore",
-        "th-queue",
-        "th-simplequeue",
-        "zmq-inproc",
-    }
-)
+_ANCHORS = 300  # wake-ups tried as the start of a typical timeline window
 
 
 @dataclass(frozen=True)
@@ -267,37 +256,64 @@ def _cpu_time(c: Capture, ix: _Index, lo: int, hi: int) -> dict[str, Any]:
     }
 
 
+def lock_kind(addr: int, regions: Sequence[tuple[int, int, str]]) -> str:
+    """``gil`` (in the interpreter's own data), ``shared`` (memory shared between processes:
+    a POSIX semaphore) or ``other`` (the heap: e.g. a Python thread lock)."""
+    for lo, hi, kind in regions:
+        if lo <= addr < hi:
+            return "gil" if kind == "interpreter" else kind
+    return "other"
+
+
 def _futex_sleeps(c: Capture, lo: int, hi: int) -> dict[str, Any]:
-    """Switches away from a side while it was inside a futex wait: it slept on a lock."""
-    inside: dict[int, bool] = {}
-    count: Counter[int] = Counter()
+    """Switches away from a side while it was inside a futex wait (it slept on a lock), by
+    where the futex word lives: the interpreter lock's, a semaphore in shared memory, other."""
+    waiting: dict[int, int | None] = {}
+    sides = {c.client_tid: "client", c.peer_tid: "peer"}
+    count: Counter[tuple[str, str]] = Counter()
     for e in c.events:
         if isinstance(e, FutexWait):
-            inside[e.tid] = not e.done
+            waiting[e.tid] = None if e.done else e.uaddr
         elif isinstance(e, Switch) and lo <= e.ts <= hi and not e.preempted:
-            count[e.prev_pid] += inside.get(e.prev_pid, False)
+            side, addr = sides.get(e.prev_pid), waiting.get(e.prev_pid)
+            if side is not None and addr is not None:
+                count[side, lock_kind(addr, c.regions.get(side, []))] += 1
     n = c.round_trips
-    client, peer = count[c.client_tid] / n, count[c.peer_tid] / n
-    gil = c.peer == "thread" and c.channel not in FUTEX_CHANNELS
-    return {
-        "client": round(client, 4),
-        "peer": round(peer, 4),
-        "total": round(client + peer, 4),
-        "lock": "gil" if gil else ("channel" if c.channel in FUTEX_CHANNELS else "none"),
-        "gil_per_round_trip": round(client + peer, 4) if gil else None,
+    out: dict[str, Any] = {
+        side: {k: round(count[side, k] / n, 4) for k in ("gil", "shared", "other")}
+        for side in ("client", "peer")
     }
+    out["total"] = round(sum(count.values()) / n, 4)
+    out["gil"] = round((count["client", "gil"] + count["peer", "gil"]) / n, 4)
+    return out
+
+
+def _window(c: Capture, wakes: Sequence[Wake]) -> tuple[int, int]:
+    """k typical round trips from the middle of the loop, as (start, end) in ns.
+
+    Which end wakes which varies (on one CPU the side that is preempted rather than asleep
+    needs no wake-up), so the anchor is a wake-up between the two ends in either direction,
+    and k wake-ups later in the same direction is k round trips later. Of the first anchors
+    after the middle, the first whose k round trips last about k median round trips (the
+    client's own clock) is taken: a typical stretch, not a stall. Failing that: k median
+    round trips from the first anchor (or from the middle, if the ends never woke each other).
+    """
+    k = TIMELINE_ROUND_TRIPS
+    typical = k * (_pct(c.samples, 0.5) or 1)
+    mid = (c.start_ns + c.end_ns) // 2
+    ends = {c.client_tid, c.peer_tid}
+    between = [w for w in wakes if w.ts >= mid and {w.waker, w.woken} == ends]
+    for i, a in enumerate(between[:_ANCHORS]):
+        same_way = [w.ts for w in between[i:] if w.waker == a.waker][: k + 1]
+        if len(same_way) > k and 0.75 * typical <= same_way[k] - a.ts <= 1.5 * typical:
+            return a.ts, same_way[k]
+    first = between[0].ts if between else mid
+    return first, first + typical
 
 
 def _timeline(c: Capture, ix: _Index, wakes: Sequence[Wake]) -> dict[str, Any]:
-    """A few consecutive round trips from the middle of the loop: lanes and wake-up arrows."""
-    mid = (c.start_ns + c.end_ns) // 2
-    marks = [w.ts for w in wakes if w.waker == c.client_tid and w.woken == c.peer_tid]
-    i = bisect.bisect_left(marks, mid)
-    k = TIMELINE_ROUND_TRIPS
-    if i + k < len(marks):
-        lo, hi = marks[i], marks[i + k]
-    else:  # the ends did not wake each other (no sleeps): a span of k median round trips
-        lo, hi = mid, mid + k * (_pct(c.samples, 0.5) or 1)
+    """A few round trips' time from the middle of the loop: lanes and wake-up arrows."""
+    lo, hi = _window(c, wakes)
     lanes: dict[str, list[list[Any]]] = {}
     for cpu in sorted(ix.segments):
         lane = [
@@ -327,7 +343,12 @@ def _timeline(c: Capture, ix: _Index, wakes: Sequence[Wake]) -> dict[str, Any]:
                 "ran_ts": ran - lo if ran is not None and ran < hi else None,
             }
         )
-    return {"round_trips": k, "span_ns": hi - lo, "lanes": lanes, "wakeups": arrows}
+    return {
+        "round_trips": TIMELINE_ROUND_TRIPS,
+        "span_ns": hi - lo,
+        "lanes": lanes,
+        "wakeups": arrows,
+    }
 
 
 def analyse(c: Capture) -> dict[str, Any]:

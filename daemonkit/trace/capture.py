@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 from array import array
@@ -39,7 +40,7 @@ from daemonkit.machine import Placement
 from daemonkit.trace.events import Event
 from daemonkit.trace.perf import SchedRecorder
 
-__all__ = ["Capture", "capture"]
+__all__ = ["Capture", "capture", "lock_regions"]
 
 _TIMEOUT = 60.0  # s for the peer to get ready or to finish a traced batch
 
@@ -63,6 +64,8 @@ class Capture:
     client_rusage: CtxSwitches  # over the timed loop
     peer_rusage: CtxSwitches  # over the peer's batch: round_trips + 1 echoes
     threads: dict[int, str] = field(default_factory=dict)  # other threads of the two sides
+    # Per side, the address ranges that tell which lock a futex word belongs to.
+    regions: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     lost_events: int = 0
 
@@ -94,6 +97,29 @@ def _threads_of(pid: int) -> dict[int, str]:
             comm = f"/proc/{pid}/task/{tid}/comm"
             with contextlib.suppress(OSError), open(comm, encoding="utf-8", errors="replace") as f:
                 out[int(tid)] = f.read().strip()
+    return out
+
+
+def lock_regions(pid: int) -> list[tuple[int, int, str]]:
+    """Where a futex word of *pid* may live, from /proc/PID/maps: ``interpreter`` (the data
+    of libpython or of the python executable: the GIL is a static structure there) or
+    ``shared`` (a file in /dev/shm or a System V segment: a lock shared between processes,
+    such as a POSIX semaphore). Anything else (the heap) is neither."""
+    exe = os.path.realpath(sys.executable)
+    out = []
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/maps", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split(maxsplit=5)
+            path = fields[5].strip() if len(fields) == 6 else ""
+            name = os.path.basename(path)
+            if name.startswith("libpython") or path == exe:
+                kind = "interpreter"
+            elif path.startswith("/dev/shm/") or path.startswith("/SYSV"):
+                kind = "shared"
+            else:
+                continue
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            out.append((lo, hi, kind))
     return out
 
 
@@ -151,6 +177,8 @@ def capture(
             mine = CtxSwitches.of_this_thread() - before
             counts = peer.report()
         recorder.disable()
+        regions = {"client": lock_regions(os.getpid())}
+        regions["peer"] = lock_regions(peer.pid) if peer.pid is not None else regions["client"]
         events = recorder.events()  # step 6
         return Capture(
             channel=channel.name,
@@ -168,6 +196,7 @@ def capture(
             client_rusage=mine,
             peer_rusage=CtxSwitches(int(counts["voluntary"]), int(counts["involuntary"])),
             threads=threads,
+            regions=regions,
             events=events,
             lost_events=recorder.lost,
         )

@@ -68,6 +68,7 @@ class FutexWait:
     cpu: int
     tid: int
     done: bool
+    uaddr: int = 0  # the futex word's address (0 for ``done``): which lock
 
 
 Event = Switch | Wake | FutexWait
@@ -78,7 +79,7 @@ _SWITCH = re.compile(
     r"next_comm=(.*) next_pid=(\d+) next_prio=-?\d+"
 )
 _WAKE = re.compile(r"comm=(.*) pid=(\d+) prio=-?\d+ target_cpu=(\d+)")
-_FUTEX_OP = re.compile(r"op: 0x([0-9a-f]+)")
+_FUTEX_OP = re.compile(r"uaddr: 0x([0-9a-f]+), op: 0x([0-9a-f]+)")
 _LOST = re.compile(r"LOST (\d+) events")
 _FUTEX_WAIT_CMDS = {0, 9}  # FUTEX_WAIT, FUTEX_WAIT_BITSET <linux/futex.h>
 _FUTEX_CMD_MASK = ~(128 | 256)  # without FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
@@ -107,8 +108,8 @@ def parse_script(text: str) -> tuple[list[Event], int]:
             kind = name.rpartition("_")[2]
             events.append(Wake(ts, cpu, tid, int(w.group(2)), w.group(1), int(w.group(3)), kind))
         elif name == "syscalls:sys_enter_futex" and (f := _FUTEX_OP.search(fields)):
-            if int(f.group(1), 16) & _FUTEX_CMD_MASK in _FUTEX_WAIT_CMDS:
-                events.append(FutexWait(ts, cpu, tid, done=False))
+            if int(f.group(2), 16) & _FUTEX_CMD_MASK in _FUTEX_WAIT_CMDS:
+                events.append(FutexWait(ts, cpu, tid, done=False, uaddr=int(f.group(1), 16)))
         elif name == "syscalls:sys_exit_futex":
             events.append(FutexWait(ts, cpu, tid, done=True))
         elif (lm := _LOST.search(line)) is not None:

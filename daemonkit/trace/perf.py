@@ -24,8 +24,8 @@ Facts about what is recorded:
   (the woken task is on its CPU's run queue), on the CPUs of the two ends, for every task:
   who else ran there is part of the picture.
 * ``syscalls:sys_enter_futex``/``sys_exit_futex`` for the two ends' threads only (a filter
-  on ``common_pid``): a thread that sleeps inside a futex wait is waiting for a lock. Between two
-  Python threads passing bytes through a pipe, that lock is the interpreter's (the GIL).
+  on ``common_pid``): a thread that sleeps inside a futex wait is waiting for a lock; the
+  futex word's address says which (:mod:`daemonkit.trace.analysis`).
 * Timestamps are CLOCK_MONOTONIC (``-k``), the clock of ``time.perf_counter_ns``: the
   events line up with the times the client took itself.
 * perf does not touch the ftrace state (``tracing_on``, ``current_tracer``, the events
@@ -36,7 +36,9 @@ Facts about what is recorded:
 
 *Kernel path*: perf_event_open(2) per tracepoint and CPU, mmap(2) of the ring buffers,
 ioctl(2) ``PERF_EVENT_IOC_ENABLE``/``DISABLE`` on the control commands.
-*Lifetime*: the perf process, its ``cat`` and the data file live as long as the block.
+*Lifetime*: the perf process, its ``cat`` and the data file live as long as the block. If
+this process is killed by SIGKILL, perf still stops (its ``cat`` sees end-of-file) and the
+next recorder removes the directory it left (its name carries the dead pid).
 *See also*: perf-record(1), perf-script(1), perf_event_open(2), the kernel's
 Documentation/trace/events.rst.
 """
@@ -56,6 +58,7 @@ from types import TracebackType
 
 from daemonkit._libc import libc
 from daemonkit.errors import DaemonkitError
+from daemonkit.runtime import pid_alive
 from daemonkit.trace.events import Event, parse_script
 
 __all__ = [
@@ -101,6 +104,18 @@ def missing() -> str | None:
     return None
 
 
+_DIR_PREFIX = "daemonkit-trace-"  # then the recording process's pid: who may remove it
+
+
+def _remove_stale_dirs() -> None:
+    """Remove the data directories of recorders whose process is gone (killed by SIGKILL:
+    its perf stopped, but nobody removed what it wrote)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_DIR_PREFIX}*-*"):
+        pid = path.name[len(_DIR_PREFIX) :].partition("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)) and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def tracefs_mounts() -> list[str]:
     """Where tracefs is mounted now (perf mounts it at /sys/kernel/tracing when it is not)."""
     with open("/proc/self/mounts", encoding="utf-8") as f:
@@ -142,7 +157,8 @@ class SchedRecorder:
         if why is not None:
             raise TraceUnavailableError(f"cannot record the scheduler's events: {why}")
         self._mounts = tracefs_mounts()
-        self._dir = tempfile.mkdtemp(prefix="daemonkit-trace-")  # 0700
+        _remove_stale_dirs()
+        self._dir = tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-")  # 0700
         stdin_r, self._stdin_w = os.pipe2(os.O_CLOEXEC)
         ctl_r, self._ctl_w = os.pipe2(os.O_CLOEXEC)
         self._ack_r, ack_w = os.pipe2(os.O_CLOEXEC)

@@ -10,8 +10,9 @@ sentence for each side of its threshold, so what is said is what was measured:
 * ``preempt``: on one CPU, whether the woken side mostly preempts the waker (wake-up
   preemption: the waker is switched out still runnable, an involuntary switch);
 * ``thread_switches``/``gil``: whether thread peers switch more than process peers of the
-  same channel (by :data:`EXTRA_SWITCHES`), and whether the extra ones are sleeps in a futex
-  wait, named as the interpreter lock where the channel itself waits on no futex;
+  same channel (by :data:`EXTRA_SWITCHES`), and whether thread peers sleep on the
+  interpreter lock (a futex wait on a word in libpython's data) at least :data:`GIL_SLEEPS`
+  times per round trip;
 * ``others``: whether other tasks held the ends' CPUs for :data:`OTHERS_MATTER` of the time;
 * ``agreement``: whether the trace's switch count and getrusage(2)'s agree.
 
@@ -26,7 +27,7 @@ from typing import Any
 from daemonkit.trace.analysis import AGREE_WITHIN
 from daemonkit.units import fmt_ns
 
-__all__ = ["EXTRA_SWITCHES", "OTHERS_MATTER", "WAKE_DOMINATES", "Finding", "read"]
+__all__ = ["EXTRA_SWITCHES", "GIL_SLEEPS", "OTHERS_MATTER", "WAKE_DOMINATES", "Finding", "read"]
 
 WAKE_DOMINATES = 0.5  # share of the round trip spent waiting to run after wake-ups
 MOSTLY = 0.5  # share of wake-ups (or switches) that makes a "most"
@@ -146,24 +147,22 @@ def _threads(cases: Sequence[dict[str, Any]]) -> list[Finding]:
             else:
                 text = f"{lead}: no more than process peers."
             out.append(_finding(t, "thread_switches", more, extra, thr, text))
-        sleeps = fs["total"]
-        named = fs["lock"] == "gil"
-        lock = "the interpreter lock (GIL)" if named else "a futex (the channel's own lock)"
+        gil, rest = fs["gil"], fs["total"] - fs["gil"]
+        locks = f", and {rest:.2f} on other locks (the channel's)" if rest >= GIL_SLEEPS else ""
         thr = f">= {GIL_SLEEPS:g} per round trip"
-        if sleeps >= GIL_SLEEPS:
+        if gil >= GIL_SLEEPS:
             text = (
-                f"{_case(t)}: {sleeps:.2f} switches per round trip were sleeps in a futex "
-                f"wait, on {lock}: a thread woke, found it held by the other and slept again."
+                f"{_case(t)}: {gil:.2f} switches per round trip were sleeps on the interpreter "
+                "lock (a futex in libpython's own data: the GIL): a thread woke, found the GIL "
+                f"held by the other and slept again{locks}."
             )
         else:
             text = (
-                f"{_case(t)}: only {sleeps:.2f} switches per round trip were sleeps on "
-                f"{lock}: each side released it as it blocked on the channel, so the woken "
-                "side found it free."
+                f"{_case(t)}: only {gil:.2f} switches per round trip were sleeps on the "
+                "interpreter lock (GIL): each side released it as it blocked on the channel, "
+                f"so the woken side found it free{locks}."
             )
-        out.append(
-            _finding(t, "gil" if named else "futex", sleeps >= GIL_SLEEPS, sleeps, thr, text)
-        )
+        out.append(_finding(t, "gil", gil >= GIL_SLEEPS, gil, thr, text))
     return out
 
 

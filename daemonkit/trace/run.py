@@ -80,13 +80,13 @@ def run(
             if progress is not None:
                 progress(f"{name} {kind} peer, cpu {cpu}")
             try:
-                found = capture(cls, kind, this_size, place, round_trips, warmup)
+                cases.append(analyse(capture(cls, kind, this_size, place, round_trips, warmup)))
             except TraceUnavailableError:
                 raise
             except (DaemonkitError, OSError) as exc:
                 cases.append({**base, "error": str(exc)})
-                continue
-            cases.append(analyse(found))
+            except Exception as exc:  # a bug in a channel module or here: that case's error
+                cases.append({**base, "error": f"{type(exc).__name__}: {exc}"})
     measured = [c for c in cases if "switches_per_round_trip" in c]
     findings, paragraph = read(measured)
     here = machine.describe()

@@ -1,8 +1,8 @@
 """Terminal views of a trace document: a text timeline per case and a table of the figures.
 
-The timeline shows a few consecutive round trips from the middle of the timed loop, one
-lane per CPU, one column per slice of time, each column lettered by the task that ran most
-of it::
+The timeline shows a few round trips' time (3 x the p50 round trip) from a wake-up between
+the two ends in the middle of the timed loop, one lane per CPU, one column per slice of
+time, each column lettered by the task that ran most of it::
 
     cpu0 CCCCCCCCCoooooooooooooCCCCCCCCCooo
     cpu1 oooooPPPPPPPPPoooooooooooPPPPPPPPP
@@ -53,8 +53,8 @@ def timeline_text(case: dict[str, Any], width: int = 96) -> Text:
     col = span / width
     out = Text()
     out.append(
-        f"{case['channel']} {case['peer']} peer, cpu {case['cpu']}: {tl['round_trips']} round "
-        f"trips in {_us(span)}, one column = {col / 1000:.2f} µs\n"
+        f"{case['channel']} {case['peer']} peer, cpu {case['cpu']}: {_us(span)} "
+        f"({tl['round_trips']} x the p50 round trip), one column = {_us(col)}\n"
     )
     for cpu, lane in sorted(tl["lanes"].items(), key=lambda kv: int(kv[0])):
         out.append(f"cpu{cpu:<2} ")
@@ -84,10 +84,18 @@ def timeline_text(case: dict[str, Any], width: int = 96) -> Text:
             f"{LETTERS[w['woken']]} {w['woken']} {w['woken_comm']} (cpu{w['target_cpu']}), "
             f"{waited}\n"
         )
-    out.append(
-        "  " + ", ".join(f"{LETTERS[r]} {r}" for r in LETTERS) + "\n",
-        style="dim",
+    others = sorted(
+        {
+            f"{comm} {tid}"
+            for lane in tl["lanes"].values()
+            for _, _, r, tid, comm in lane
+            if r == "other"
+        }
     )
+    legend = ", ".join(f"{LETTERS[r]} {r}" for r in LETTERS)
+    if others:
+        legend += f" ({', '.join(others[:6])}{', ...' if len(others) > 6 else ''})"
+    out.append(f"  {legend}\n", style="dim")
     return out
 
 
@@ -167,13 +175,12 @@ def figures_table(cases: list[dict[str, Any]]) -> Table:
         ),
     )
     row("other tasks on these CPUs", lambda c: _us(c["cpu_time"]["run_ns_per_round_trip"]["other"]))
+    row("events recorded / lost by perf", lambda c: f"{c['events']:,} / {c['lost_events']:,}")
     row(
-        "sleeps on a futex (lock)",
+        "sleeps on a lock (futex): all / the GIL",
         lambda c: (
-            f"{c['futex_sleeps_per_round_trip']['total']:.2f} "
-            + {"gil": "(GIL)", "channel": "(channel)", "none": ""}[
-                c["futex_sleeps_per_round_trip"]["lock"]
-            ]
-        ).strip(),
+            f"{c['futex_sleeps_per_round_trip']['total']:.2f} / "
+            f"{c['futex_sleeps_per_round_trip']['gil']:.2f}"
+        ),
     )
     return t

@@ -1,10 +1,14 @@
-"""MkDocs hook: one API reference page per module of the ``daemonkit`` package.
+"""MkDocs hook: one API reference page per module of the ``daemonkit`` package, and the
+navigation of the dated results pages.
 
 The module list is read from the source tree at every build (no import of the package), so a
 module that is added, moved or removed needs no change to the docs: its page and its entry in
 the navigation follow. Each page holds one ``::: daemonkit.x.y`` directive that mkdocstrings
 renders from the module's docstrings. Private modules (``_libc.py``, ``channels/_stream.py``)
 are included: they hold the framing and C-library code a reader of a channel is sent to.
+
+The "Results" section of the navigation lists every page under ``docs/results/``, newest first
+(they are named ``YYYY-MM-DD-topic.md``), so adding a measured run is adding one file.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from mkdocs.structure.files import File, Files
 PACKAGE = "daemonkit"
 SECTION = "API reference"
 PREFIX = "reference"
+RESULTS_SECTION = "Results"
+RESULTS = "results"
 
 
 def _source_root(config: MkDocsConfig) -> Path:
@@ -78,11 +84,23 @@ def _index(modules: list[tuple[str, Path]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _results_nav(docs_dir: Path) -> list[Any]:
+    """The results overview, then every dated page, newest first, titled by its heading."""
+    nav: list[Any] = [f"{RESULTS}/index.md"]
+    for page in sorted((docs_dir / RESULTS).glob("*.md"), reverse=True):
+        if page.name != "index.md":
+            title = page.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
+            nav.append({title.replace("`", ""): f"{RESULTS}/{page.name}"})
+    return nav
+
+
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     modules = _modules(_source_root(config))
     for entry in config.nav or []:
         if isinstance(entry, dict) and SECTION in entry:
             entry[SECTION] = _nav(modules)
+        if isinstance(entry, dict) and RESULTS_SECTION in entry:
+            entry[RESULTS_SECTION] = _results_nav(Path(config.docs_dir))
     return config
 
 

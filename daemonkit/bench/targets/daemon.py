@@ -39,10 +39,12 @@ from daemonkit.bench.runner import Case
 from daemonkit.channels.base import End
 from daemonkit.errors import ChannelError
 from daemonkit.machine import CpuMode, Placement
+from daemonkit.runtime import proc_stat
+from daemonkit.service.endpoints import ENDPOINT_NAMES, REGISTRY
 
 __all__ = ["DAEMON_CHANNELS", "DaemonTarget", "find_daemon"]
 
-DAEMON_CHANNELS = ("unix-stream", "fifo", "zmq-ipc", "signal", "posix-shm")
+DAEMON_CHANNELS = ENDPOINT_NAMES
 PEER = "daemon"  # the `peer` of every result against the daemon
 
 
@@ -62,7 +64,8 @@ def find_daemon(
 
 
 def _task_switches(pid: int) -> CtxSwitches:
-    """Context switches of every thread of *pid* so far, as /proc counts them."""
+    """Context switches of every thread of *pid* so far, as /proc counts them, and the CPU
+    time of the whole process (``stat`` fields 14 and 15, in clock ticks, proc(5))."""
     vol = invol = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -74,11 +77,15 @@ def _task_switches(pid: int) -> CtxSwitches:
                 vol += int(line.split()[1])
             elif line.startswith("nonvoluntary_ctxt_switches:"):
                 invol += int(line.split()[1])
-    return CtxSwitches(vol, invol)
+    stat = proc_stat(pid)  # numbered from field 3: utime is [11], stime [12], processor [36]
+    tick = os.sysconf("SC_CLK_TCK")
+    return CtxSwitches(vol, invol, int(stat[11]) / tick, int(stat[12]) / tick, int(stat[36]))
 
 
 class _DaemonLink:
     """The daemon as the other end: nothing to command, a deadline, its /proc counters."""
+
+    exact_size = False  # the other end reads frames: it cannot know the size
 
     def __init__(self, pid: int, channel: str) -> None:
         self.pid = pid
@@ -118,7 +125,7 @@ class DaemonTarget:
     ) -> list[Case | Result]:
         out: list[Case | Result] = []
         for name in channels:
-            payload = name != "signal"
+            payload = name not in REGISTRY or REGISTRY[name].payload
             if name not in DAEMON_CHANNELS or name not in self.serving:
                 why = (
                     "the daemon does not serve this channel"

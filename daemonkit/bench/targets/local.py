@@ -86,7 +86,8 @@ class LocalTarget:
     def prepare(self, case: Case, place: Placement, stack: contextlib.ExitStack) -> _LocalPeer:
         kind = _KINDS[case.peer]
         channel = stack.enter_context(channel_class(case.channel)(kind, case.size))
-        peer = Peer(channel, kind, case.size, place.peer_cpu)
+        # exact: every message of the case is case.size bytes, so a byte stream needs no frame
+        peer = Peer(channel, kind, case.size, place.peer_cpu, exact=True)
         peer.start()
         stack.callback(peer.stop)
         return _LocalPeer(channel, peer)
@@ -97,6 +98,8 @@ class LocalTarget:
 
 class _LocalPeer:
     """A :class:`Peer` of this process: commands and reports over its control pipes."""
+
+    exact_size = True  # the peer echoes exactly case.size bytes, unframed on a byte stream
 
     def __init__(self, channel: Channel, peer: Peer) -> None:
         self.channel = channel
@@ -134,4 +137,10 @@ class _LocalPeer:
 
     def finish(self) -> CtxSwitches:
         counts = self.peer.report()
-        return CtxSwitches(int(counts["voluntary"]), int(counts["involuntary"]))
+        return CtxSwitches(
+            int(counts["voluntary"]),
+            int(counts["involuntary"]),
+            float(counts["user_s"]),
+            float(counts["system_s"]),
+            int(counts["last_cpu"]),
+        )

@@ -48,6 +48,8 @@ PEER = "remote"  # the `peer` of every remote result
 class RemoteLink:
     """The runner's :class:`~daemonkit.bench.measure.Link` to a ``daemonkit serve``."""
 
+    exact_size = False  # the other end reads frames: it cannot know the size
+
     def __init__(self, server: RemoteServer, channel: str) -> None:
         self.server = server
         self.channel = channel

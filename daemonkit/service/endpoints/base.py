@@ -13,10 +13,12 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from daemonkit.channels.base import End
 from daemonkit.errors import ChannelError
 from daemonkit.runtime import object_name
+from daemonkit.service.trust import TrustedDir
 
 __all__ = ["ECHO_SIGNALS", "ClientEnd", "Endpoint", "Session", "start_thread"]
 
@@ -64,9 +66,10 @@ class Session:
 
 
 class Endpoint(ABC):
-    """One echo mechanism served by the daemon."""
+    """One echo mechanism served by the daemon, and (:meth:`client_end`) its client's side."""
 
-    name: str
+    name: ClassVar[str]  # the name in the registry, the config and ``bench --target daemon``
+    payload: ClassVar[bool] = True  # False: a notification; the client end is a NotifyEnd
 
     def __init__(self, runtime_dir: Path) -> None:
         self.runtime_dir = runtime_dir
@@ -95,6 +98,18 @@ class Endpoint(ABC):
         with self._lock:
             live = sum(s.echoes for s in self._sessions)
             return {"echoes": self._closed_echoes + live, "clients": len(self._sessions)}
+
+    @staticmethod
+    @abstractmethod
+    def client_end(reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int) -> End:
+        """In the client: its end, from the daemon's reply to its ``open`` request.
+
+        Every field is checked before use (see :mod:`daemonkit.service.trust`): a name must be
+        the daemon's (*daemon_pid*) own in its runtime dir *rdir*, of the right type and owner;
+        a signal target the daemon itself. A field that fails is an
+        :class:`~daemonkit.service.trust.UntrustedError` and nothing has been touched;
+        :class:`~daemonkit.errors.ChannelError` when the end cannot be opened.
+        """
 
     @abstractmethod
     def start(self) -> None:

@@ -36,11 +36,12 @@ from typing import Any
 import posix_ipc
 
 from daemonkit.channels._ipc import posix_interrupted
-from daemonkit.channels.base import PayloadEnd
+from daemonkit.channels.base import End, PayloadEnd
 from daemonkit.channels.shm_layout import buffer_size, split
 from daemonkit.errors import ChannelError, SizeNotSupportedError
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
 from daemonkit.service.limits import LIMITS, SHM_BYTES
+from daemonkit.service.trust import TrustedDir, UntrustedError
 
 __all__ = ["ShmClientEnd", "ShmEndpoint"]
 
@@ -93,6 +94,15 @@ class ShmEndpoint(Endpoint):
 
     def start(self) -> None:
         self._releases: set[Callable[[], None]] = set()
+
+    @staticmethod
+    def client_end(reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int) -> End:
+        what = "posix-shm reply"
+        shm = reply.get("name")
+        if not isinstance(shm, str) or not shm.startswith("/"):
+            raise UntrustedError(f"{what}: 'name' is not a POSIX object name")
+        rdir.object_name(shm[1:], daemon_pid, "posix-shm", what)
+        return ShmClientEnd(shm, rdir.uid)
 
     def open_for_client(
         self, req: dict[str, Any], client_pid: int

@@ -40,7 +40,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from daemonkit.channels.base import NotifyEnd
+from daemonkit.channels.base import End, NotifyEnd
 from daemonkit.channels.signals import tgkill
 from daemonkit.errors import ChannelError, PeerDiedError
 from daemonkit.service.endpoints.base import (
@@ -50,6 +50,7 @@ from daemonkit.service.endpoints.base import (
     Session,
     start_thread,
 )
+from daemonkit.service.trust import TrustedDir, UntrustedError
 
 __all__ = ["SignalClientEnd", "SignalEndpoint"]
 
@@ -59,6 +60,7 @@ assert {ECHO_SIGNAL} == ECHO_SIGNALS
 
 class SignalEndpoint(Endpoint):
     name = "signal"
+    payload = False
 
     _thread: threading.Thread | None = None
 
@@ -68,6 +70,18 @@ class SignalEndpoint(Endpoint):
         self._client: int | None = None
         self._session: Session | None = None
         self._stopping = False
+
+    @staticmethod
+    def client_end(reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int) -> End:
+        what = "signal reply"
+        target, signum = reply.get("pid"), reply.get("signal")
+        if type(target) is not int or target != daemon_pid:
+            raise UntrustedError(
+                f"{what}: signal target {target!r} is not the daemon (pid {daemon_pid})"
+            )
+        if type(signum) is not int or signum != ECHO_SIGNAL:
+            raise UntrustedError(f"{what}: signal {signum!r} is not {ECHO_SIGNAL.name}")
+        return SignalClientEnd(target, signum)
 
     def open_for_client(
         self, req: dict[str, Any], client_pid: int

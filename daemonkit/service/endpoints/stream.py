@@ -34,6 +34,7 @@ import functools
 import os
 import select
 import socket
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,12 +42,14 @@ from typing import Any
 
 from daemonkit.backoff import AcceptBackoff
 from daemonkit.channels._stream import FdStreamEnd
+from daemonkit.channels.base import End
 from daemonkit.channels.framing import FRAME_HEADER
 from daemonkit.channels.socket_file import listen_private
 from daemonkit.errors import ChannelError
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
 from daemonkit.service.limits import BYTES_IN_FLIGHT, LIMITS, Budget
 from daemonkit.service.log import log
+from daemonkit.service.trust import TrustedDir, UntrustedError
 
 __all__ = ["FifoEndpoint", "StreamClientEnd", "UnixStreamEndpoint", "echo_frames"]
 
@@ -148,6 +151,21 @@ class UnixStreamEndpoint(Endpoint):
         self.refused = 0  # connections closed at once: over the limit, or no thread
         start_thread(self._accept_loop, f"{self.name}-accept")
 
+    @staticmethod
+    def client_end(reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int) -> End:
+        what = "unix-stream reply"
+        sock_name = rdir.object_name(reply.get("path"), daemon_pid, "unix-stream", what)
+        rdir.entry(sock_name, stat.S_IFSOCK, what)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(rdir.via_fd(sock_name))
+        except OSError as exc:
+            sock.close()
+            where = rdir.path / sock_name
+            raise ChannelError("unix-stream", f"connect {where}: {exc.strerror}") from exc
+        fd = sock.detach()  # the end owns the descriptor from here
+        return StreamClientEnd("unix-stream", fd, fd)
+
     def _accept_loop(self) -> None:
         assert self._listener is not None
         backoff = self.backoff
@@ -212,6 +230,21 @@ class FifoEndpoint(Endpoint):
 
     def start(self) -> None:
         self._releases: set[Callable[[], None]] = set()
+
+    @staticmethod
+    def client_end(reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int) -> End:
+        # Read end first, then write end. Neither waits: the daemon already holds a writer
+        # of one and a reader of the other (open(2) on a FIFO blocks only without a peer).
+        what = "fifo reply"
+        to_client = rdir.object_name(reply.get("to_client"), daemon_pid, "fifo", what)
+        to_daemon = rdir.object_name(reply.get("to_daemon"), daemon_pid, "fifo", what)
+        rfd = _open_fifo(rdir, to_client, os.O_RDONLY, what)
+        try:
+            wfd = _open_fifo(rdir, to_daemon, os.O_WRONLY, what)
+        except BaseException:
+            os.close(rfd)
+            raise
+        return StreamClientEnd("fifo", rfd, wfd)
 
     def open_for_client(
         self, req: dict[str, Any], client_pid: int
@@ -286,6 +319,29 @@ class FifoEndpoint(Endpoint):
     def stop(self) -> None:
         for release in list(getattr(self, "_releases", ())):
             release()
+
+
+def _open_fifo(rdir: TrustedDir, name: str, flags: int, what: str) -> int:
+    """Open the daemon's FIFO *name* in *rdir*: no symlink followed, never a regular file.
+
+    ``O_NONBLOCK`` so that neither open can wait for a peer (the daemon already holds one);
+    fstat(2) of what was opened decides, before a byte is read or written.
+    """
+    rdir.entry(name, stat.S_IFIFO, what)  # before open: no device is ever opened
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=rdir.fd)
+    except OSError as exc:
+        raise ChannelError("fifo", f"open {rdir.path / name}: {exc.strerror}") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISFIFO(st.st_mode):
+            raise UntrustedError(f"{what}: {rdir.path / name} is not a FIFO")
+        rdir.owned(st, f"{what}: {rdir.path / name}")
+        os.set_blocking(fd, True)  # from here on, plain blocking reads and writes
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _unlink(*paths: Path) -> None:

@@ -26,15 +26,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
 import zmq
 
-from daemonkit.channels.base import PayloadEnd
+from daemonkit.channels.base import End, PayloadEnd
 from daemonkit.channels.socket_file import adopt_listener, listen_private
 from daemonkit.errors import ChannelError, PeerDiedError
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
+from daemonkit.service.trust import TrustedDir, UntrustedError
 
 __all__ = ["ZmqClientEnd", "ZmqIpcEndpoint"]
 
@@ -46,7 +48,8 @@ class ZmqIpcEndpoint(Endpoint):
 
     def start(self) -> None:
         self.path = self.runtime_dir / self.object_name()
-        listener = listen_private(self.path, 16)  # 0600 from bind(2) on; OSError if not
+        # 0600 from bind(2) on (OSError if not); the backlog is libzmq's default ZMQ_BACKLOG
+        listener = listen_private(self.path, 100)
         self._ctx = zmq.Context()  # starts libzmq's I/O thread: after daemonization
         sock = self._ctx.socket(zmq.REP)
         sock.setsockopt(zmq.LINGER, 0)
@@ -58,6 +61,17 @@ class ZmqIpcEndpoint(Endpoint):
             raise ChannelError(self.name, f"bind ipc://{self.path}: {exc}") from exc
         self._echo = Session()  # all clients share the one serving thread
         start_thread(lambda: self._serve(sock), f"{self.name}-rep")
+
+    @staticmethod
+    def client_end(reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int) -> End:
+        what = "zmq-ipc reply"
+        address = reply.get("address")
+        if not isinstance(address, str) or not address.startswith("ipc://"):
+            raise UntrustedError(f"{what}: 'address' is not an ipc:// address")
+        name = address.removeprefix("ipc://")
+        sock_name = rdir.object_name(name, daemon_pid, "zmq-ipc", what)
+        rdir.entry(sock_name, stat.S_IFSOCK, what)
+        return ZmqClientEnd(f"ipc://{rdir.path / sock_name}")
 
     def _serve(self, sock: zmq.Socket[bytes]) -> None:
         # A zmq socket belongs to one thread; this one is only ever used here (and closed here).

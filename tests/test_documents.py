@@ -1,0 +1,258 @@
+"""Every document daemonkit writes matches its published schema, and every reader refuses a
+broken one in one line with exit status 2, before anything is measured or drawn.
+
+The documents are real: one short run of each producer (bench with local peers, bench against
+the running demo daemon, bench and throughput against a ``daemonkit serve`` on loopback, two
+lessons). Each field of each is then mutated (wrong type, missing, out of range, NaN, huge)
+and fed to the commands that read documents.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_remote import start_serve, stop_serve
+
+from daemonkit.cli import main
+from daemonkit.errors import DocumentError
+from daemonkit.schemas import KINDS, check_document, parse_json, schema_of
+
+DK = [sys.executable, "-m", "daemonkit"]
+Doc = dict[str, Any]
+# Free-form objects: their content is the producer's own (a lesson's measurements, the figures
+# a verdict was computed from, options a newer version may add) and is not constrained.
+FREE = {"measurements", "figures"}
+# Keys the schemas let a document leave out (older producers did not write them).
+OPTIONAL = {
+    "skipped",
+    "cpu_us_per_roundtrip",  # bench fields newer than the first documents
+    "ran_on",
+    "batch_p50_ns",
+    "framed",
+    "histogram",
+    "latency_hdr",
+    "pinning",
+    "verified",
+    "options",
+    "arch",
+    "cpus_allowed",
+    "python_build",
+    "pyzmq",
+    "libzmq",
+    "load_avg",
+    "daemon",
+    "remote_peer",
+    "requested_client",
+    "client",
+    "client_cpu",
+    "peer_cpu",
+    "requested_peer",
+    "note",
+    "channels",
+    "peer",
+    "target",
+    "connect",
+    "cpu",
+    "sizes",
+    "iterations",
+    "duration",
+    "warmup",
+    "quick",
+    "pid",
+    "version",
+    "backend",
+    "checksums",
+    "messages",
+    "bytes",
+    "facts",  # the machine facts lessons explain with: documents before them lack it
+}
+
+
+def _run(*args: str | Path) -> None:
+    r = subprocess.run([*DK, *map(str, args)], capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def documents() -> Iterator[dict[str, Doc]]:
+    """One real document of each kind the tool writes."""
+    base = Path(tempfile.mkdtemp(prefix="dkdoc.", dir="/tmp"))  # short: AF_UNIX paths
+    rdir = base / "run"
+    quick = ("--iterations", "200", "--warmup", "20")
+    try:
+        _run("bench", "--channels", "pipe,signal", *quick, "--json", base / "bench.json")
+        _run("start", "--runtime-dir", rdir)
+        try:
+            _run("bench", "--target", "daemon", "--channels", "unix-stream,signal", *quick,
+                 "--runtime-dir", rdir, "--json", base / "daemon.json")  # fmt: skip
+        finally:
+            _run("stop", "--runtime-dir", rdir)
+        served = start_serve()
+        try:
+            url = served.zmq_url
+            _run("bench", "--connect", url, "--channels", "tcp", *quick,
+                 "--json", base / "connect.json")  # fmt: skip
+            _run("throughput", "--connect", url, "--sizes", "64,4K", "--count", "200",
+                 "--json", base / "throughput.json")  # fmt: skip
+        finally:
+            stop_serve(served)
+        _run("lessons", "address-space", "semaphore-vs-signal", "--quick",
+             "--json", base / "lessons.json")  # fmt: skip
+        yield {p.stem: json.loads(p.read_text()) for p in base.glob("*.json")}
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_every_document_the_tool_writes_matches_its_published_schema(
+    documents: dict[str, Doc],
+) -> None:
+    assert sorted(documents) == ["bench", "connect", "daemon", "lessons", "throughput"]
+    kinds = {name: check_document(doc, name) for name, doc in documents.items()}
+    assert kinds == {
+        "bench": "bench",
+        "daemon": "bench",
+        "connect": "bench",
+        "throughput": "throughput",
+        "lessons": "lessons",
+    }
+    assert {r["peer"] for r in documents["daemon"]["results"]} == {"daemon"}
+    assert {r["peer"] for r in documents["connect"]["results"]} == {"remote"}
+    for kind in set(KINDS.values()):  # each schema names the version its producer writes
+        assert schema_of(kind)["properties"]["schema"]["const"] in KINDS
+
+
+# -- mutations ----------------------------------------------------------------------------------
+
+Path_ = tuple[str | int, ...]
+
+
+def _paths(value: Any, path: Path_ = ()) -> Iterator[Path_]:
+    """Every field below *value*; of a long list only the first and the last element."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield (*path, k)
+            if k not in FREE:
+                yield from _paths(v, (*path, k))
+    elif isinstance(value, list):
+        for i in sorted({0, len(value) - 1}) if value else ():
+            yield (*path, i)
+            yield from _paths(value[i], (*path, i))
+
+
+def _wrong_type(v: Any) -> Any:
+    if isinstance(v, bool | int | float):
+        return "12"
+    if isinstance(v, str):
+        return 12
+    return [1] if v is None else "x"
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _huge(v: Any) -> Any:
+    if _number(v):
+        return 10**30
+    return "x" * 200_000 if isinstance(v, str) else v
+
+
+MUTATIONS = {
+    "wrong type": _wrong_type,
+    "missing": None,
+    "out of range": lambda v: -1 if _number(v) else v,
+    "NaN": lambda v: float("nan"),
+    "huge": _huge,
+}
+
+
+def _mutated(doc: Doc, path: Path_, how: str) -> Doc | None:
+    """*doc* with the field at *path* mutated *how*, or None where the mutation changes
+    nothing (a string cannot be out of range)."""
+    out = copy.deepcopy(doc)
+    holder: Any = out
+    for part in path[:-1]:
+        holder = holder[part]
+    last = path[-1]
+    if how == "missing":
+        if not isinstance(holder, dict):
+            return None
+        del holder[last]
+        return out
+    new = MUTATIONS[how](holder[last])  # type: ignore[misc]
+    if new is holder[last] and how != "NaN":
+        return None
+    holder[last] = new
+    return out
+
+
+def _must_break(path: Path_, how: str, value: Any) -> bool:
+    """Whether the schema must refuse this mutation: everything but leaving out an optional
+    key, and numbers out of range where negative numbers mean something."""
+    if how == "missing":
+        return isinstance(path[-1], str) and path[-1] not in OPTIONAL
+    return not (how == "out of range" and isinstance(value, bool))
+
+
+def _command(kind: str, path: Path, out: Path, draw: bool = False) -> list[str]:
+    """The reader of a document: ``compare`` for a bench run (it reads every stored round
+    trip), the report for the others and wherever the document is drawn."""
+    if kind == "bench" and not draw:
+        return ["compare", str(path), str(path), "--json", str(out.with_suffix(".json"))]
+    return ["report", str(path), "--out", str(out)]
+
+
+@pytest.mark.parametrize("name", ["bench", "daemon", "connect", "throughput", "lessons"])
+def test_every_broken_field_is_one_line_with_exit_2_before_anything_runs(
+    documents: dict[str, Doc],
+    name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    doc = documents[name]
+    kind = check_document(doc, name)
+    target, out = tmp_path / f"{name}.json", tmp_path / "out"
+    refused = 0
+    read_accepted: set[str | int] = set()
+    wrongly_accepted: list[str] = []
+    for path in _paths(doc):
+        holder: Any = doc
+        for part in path:
+            holder = holder[part]
+        for how in MUTATIONS:
+            bad = _mutated(doc, path, how)
+            if bad is None:
+                continue
+            target.write_text(json.dumps(bad))
+            where = ".".join(map(str, path))
+            try:
+                check_document(parse_json(target.read_text(), str(target)), str(target))
+            except DocumentError:
+                pass
+            else:
+                if _must_break(path, how, holder):
+                    wrongly_accepted.append(f"{where} {how}")
+                if path[-1] not in read_accepted:  # a document the schema allows is read whole
+                    read_accepted.add(path[-1])
+                    for draw in (False, True) if kind == "bench" else (True,):
+                        code = main(_command(kind, target, out, draw))
+                        err = capsys.readouterr().err
+                        assert code in (0, 1) and "Traceback" not in err, (where, how, err)
+                continue
+            code = main(_command(kind, target, out))
+            err = capsys.readouterr().err
+            assert code == 2, f"{where} {how}: exit {code}: {err}"
+            assert err.count("\n") == 1 and err.startswith("daemonkit: "), (where, how, err)
+            assert str(target) in err and "Traceback" not in err, (where, how, err)
+            refused += 1
+    assert not wrongly_accepted
+    assert refused > 50
