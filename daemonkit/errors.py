@@ -18,6 +18,7 @@ __all__ = [
     "DocumentError",
     "NoSuchProcessError",
     "NotRunningError",
+    "NotSupportedHereError",
     "PeerDiedError",
     "PidfileError",
     "RuntimeDirError",
@@ -93,7 +94,11 @@ class ChannelError(DaemonkitError):
         super().__init__(f"{channel}: {message}")
 
 
-class SizeNotSupportedError(ChannelError):
+class NotSupportedHereError(ChannelError):
+    """The channel cannot run on this machine or in this placement: its case is skipped."""
+
+
+class SizeNotSupportedError(NotSupportedHereError):
     """The channel cannot carry a message of this size on this machine."""
 
 

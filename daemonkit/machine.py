@@ -17,9 +17,23 @@ Facts about pinning (``--cpu``):
   so the CPUs are taken from ``sched_getaffinity``, not from the CPU count; with one CPU
   allowed, ``split`` falls back to ``same`` and says so.
 
+Facts that decide what a lesson can conclude (:func:`facts`, recorded under ``"facts"``):
+
+* ``pcid`` / ``invpcid`` (``/proc/cpuinfo`` flags): the TLB tags its entries with an address-
+  space id, and Linux >= 4.14 uses it, so switching to another process's page tables no longer
+  flushes the TLB.
+* The Meltdown mitigation (``/sys/devices/system/cpu/vulnerabilities/meltdown``): with KPTI
+  ("Mitigation: PTI") every system call and interrupt switches page tables twice.
+* ``hypervisor`` flag and DMI vendor/product: a virtual machine, whose vCPUs the host schedules.
+* Cache sizes from ``/sys/devices/system/cpu/cpu0/cache/index*``: the last-level cache
+  decides which working sets stay resident. A hypervisor may report the sum of several dies.
+* The cpufreq governor, where the VM exposes one; CPython's version and whether its global
+  interpreter lock is enabled (``sys._is_gil_enabled``, 3.13+; always on before).
+
 *Lifetime*: nothing is created; the affinity of the calling thread is changed by the runner
 and restored by it.
-*See also*: sched_setaffinity(2), cpuset(7), taskset(1), uname(2), proc(5).
+*See also*: sched_setaffinity(2), cpuset(7), taskset(1), uname(2), proc(5), sysfs(5)
+(``/sys/devices/system/cpu``), Documentation/admin-guide/hw-vuln/ of the kernel.
 """
 
 from __future__ import annotations
@@ -29,12 +43,14 @@ import platform
 import socket
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
     "CpuMode",
     "Placement",
     "describe",
+    "facts",
     "identity_differences",
     "noted_differences",
     "placement",
@@ -93,7 +109,74 @@ def describe() -> dict[str, Any]:
         "libzmq": libzmq,
         # The machine is shared: the load when the run started says how noisy it may be.
         "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "facts": facts(),
     }
+
+
+_SYS_CPU = Path("/sys/devices/system/cpu")
+
+
+def facts() -> dict[str, Any]:
+    """CPU flags, KPTI, virtualization, caches, governor and the GIL: what lessons explain."""
+    flags = _cpu_flags()
+    caches = _caches()
+    unified = [c for c in caches if c["type"] in ("Unified", "Data")]
+    llc = max(unified, key=lambda c: (c["level"], c["size"]), default=None)
+    return {
+        "pcid": "pcid" in flags,
+        "invpcid": "invpcid" in flags,
+        "hypervisor": "hypervisor" in flags,
+        "dmi": {k: _read(Path("/sys/class/dmi/id") / k) for k in ("sys_vendor", "product_name")},
+        "meltdown": _read(_SYS_CPU / "vulnerabilities" / "meltdown"),
+        "kpti": "PTI" in (_read(_SYS_CPU / "vulnerabilities" / "meltdown") or ""),
+        "caches": caches,
+        "llc_bytes": llc["size"] if llc else None,
+        "governor": _read(_SYS_CPU / "cpu0" / "cpufreq" / "scaling_governor"),
+        "python": platform.python_version(),
+        "gil": _gil_enabled(),
+    }
+
+
+def _read(path: Path) -> str | None:
+    """A one-line sysfs value, or None where the machine does not expose it."""
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _size(text: str) -> int:
+    """sysfs cache sizes: ``48K``, ``2048K``, ``32M``."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def _caches() -> list[dict[str, Any]]:
+    """CPU 0's caches as sysfs lists them: level, type, size in bytes, CPUs sharing it."""
+    out = []
+    for index in sorted((_SYS_CPU / "cpu0" / "cache").glob("index[0-9]*")):
+        level, kind, size = (_read(index / n) for n in ("level", "type", "size"))
+        if level is None or kind is None or size is None:
+            continue
+        shared = _read(index / "shared_cpu_list")
+        out.append({"level": int(level), "type": kind, "size": _size(size), "shared": shared})
+    return out
+
+
+def _gil_enabled() -> bool:
+    check = getattr(sys, "_is_gil_enabled", None)  # 3.13+: a free-threaded build may run without
+    return bool(check()) if check is not None else True
 
 
 def identity_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from facilities import need
+from facilities import check_requested, need
 from procfs import children
 
 from daemonkit.cleanup import KernelObject, list_objects, remove_object
@@ -21,6 +21,10 @@ def _children() -> set[int]:
 def _ours(objs: list[KernelObject]) -> list[KernelObject]:
     """Objects owned by this test process (other users of the machine are not our business)."""
     return [o for o in objs if o.owner == os.getpid()]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    check_requested()  # DAEMONKIT_REQUIRE names facilities: a typo must not require nothing
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -23,7 +23,7 @@ from typing import NoReturn
 
 import pytest
 
-__all__ = ["FACILITIES", "missing", "need", "require", "required"]
+__all__ = ["FACILITIES", "check_requested", "missing", "need", "require", "required"]
 
 # name -> what it is; the names DAEMONKIT_REQUIRE takes.
 FACILITIES = {
@@ -47,10 +47,23 @@ FACILITIES = {
 CHROMIUM = shutil.which("chromium") or "chromium"  # the browser the report tests run
 
 
+def requested() -> set[str]:
+    """The names in ``DAEMONKIT_REQUIRE`` (``all`` included as given)."""
+    return {n.strip() for n in os.environ.get("DAEMONKIT_REQUIRE", "").split(",") if n.strip()}
+
+
+def check_requested() -> None:
+    """A name in ``DAEMONKIT_REQUIRE`` that is no facility (a typo) would require nothing."""
+    unknown = sorted(requested() - {"all", *FACILITIES})
+    if unknown:
+        known = ", ".join(["all", *FACILITIES])
+        raise pytest.UsageError(f"DAEMONKIT_REQUIRE: unknown facility {unknown[0]!r} ({known})")
+
+
 def required(facility: str) -> bool:
     """True when the environment says this machine has *facility*: its absence is a failure."""
     assert facility in FACILITIES, f"unknown facility {facility!r}"
-    names = {n.strip() for n in os.environ.get("DAEMONKIT_REQUIRE", "").split(",")}
+    names = requested()
     legacy = "DAEMONKIT_REQUIRE_" + facility.upper().replace("-", "_")
     return "all" in names or facility in names or os.environ.get(legacy) == "1"
 

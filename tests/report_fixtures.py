@@ -117,13 +117,16 @@ def _spread(median: float, rng: random.Random) -> dict[str, float]:
 
 
 def _verdict(claim: str, label: str) -> dict[str, Any]:
+    """A verdict as daemonkit.lessons/2 stores it: string keys and the figures filling them."""
     return {
         "claim": claim,
         "label": label,
-        "label_text": label,
-        "text": f"{claim}: measured",
-        "threshold": "ratio >= 2",
-        "figures": {},
+        "text": "verdict.failed",
+        "threshold": "ui.no_threshold",
+        "extra": [],
+        "why": [],
+        "figures": {"failed": [f"{claim} measured"]},
+        "decisions": [],
     }
 
 
@@ -173,8 +176,6 @@ def lessons_doc(scale: float = 1.0, only: tuple[str, ...] = ()) -> dict[str, Any
         {
             "name": "ctx-switch",
             "claims": ["C2", "C3"],
-            "claim": "A process switch costs more.",
-            "method": "lat_ctx token ring.",
             "seconds": 1.0,
             "measurements": {
                 "cpu": 0,
@@ -188,8 +189,6 @@ def lessons_doc(scale: float = 1.0, only: tuple[str, ...] = ()) -> dict[str, Any
         {
             "name": "creation",
             "claims": ["C3b"],
-            "claim": "Creating a process costs more.",
-            "method": "thread, fork, fork+exec, posix_spawn.",
             "seconds": 1.0,
             "measurements": {"sizes": sizes, "rss_after_release": 17 << 20},
             "verdicts": [_verdict("C3b", "holds")],
@@ -197,8 +196,6 @@ def lessons_doc(scale: float = 1.0, only: tuple[str, ...] = ()) -> dict[str, Any
         {
             "name": "address-space",
             "claims": ["C1"],
-            "claim": "Threads share memory.",
-            "method": "write and read back.",
             "seconds": 0.1,
             "measurements": {
                 "thread_write": {"written": 42, "main_reads": 42},
@@ -208,10 +205,8 @@ def lessons_doc(scale: float = 1.0, only: tuple[str, ...] = ()) -> dict[str, Any
         },
     ]
     lessons = [x for x in lessons if not only or x["name"] in only]
-    for lesson in lessons:
-        lesson["verdict"] = lesson["verdicts"][0]
     return {
-        "schema": "daemonkit.lessons/1",
+        "schema": "daemonkit.lessons/2",
         "created": "2026-11-27T06:00:00Z",
         "lang": "en",
         "quick": True,

@@ -73,6 +73,7 @@ OPTIONAL = {
     "checksums",
     "messages",
     "bytes",
+    "facts",  # the machine facts lessons explain with: documents before them lack it
 }
 
 

@@ -186,10 +186,13 @@ def test_fifty_peer_kills_across_all_channels(tmp_path: Path) -> None:
 # -- SIGKILL the runner ------------------------------------------------------------------------
 
 
-def test_runner_killed_then_cleanup_removes_its_leftovers_and_only_those() -> None:
+@pytest.mark.parametrize("channel", ["posix-shm", "mp-shm", "shm-spin"])
+def test_runner_killed_then_cleanup_removes_its_leftovers_and_only_those(channel: str) -> None:
+    """mp-shm: multiprocessing's resource tracker must neither unlink the segment behind our
+    back nor be left running; shm-spin: a segment named like the others."""
     rdir = resolve_runtime_dir()
     run = _start(
-        "bench", "--channels", "posix-shm", "--peer", "process", "--duration", "30",
+        "bench", "--channels", channel, "--peer", "process", "--duration", "30",
         "--warmup", "10",
     )  # fmt: skip
     decoy_name = f"/dk.{os.getpid()}.decoy.0"  # ours, alive: cleanup must leave it

@@ -24,6 +24,7 @@ import pytest
 from report_fixtures import bench_doc, lessons_doc
 
 from daemonkit.errors import DocumentError
+from daemonkit.lessons.render import localize_lesson
 from daemonkit.report import write_report
 from daemonkit.report.figure import cjk_font, fmt_ns
 from daemonkit.report.html import VERDICT_CLASSES
@@ -69,6 +70,7 @@ def real_lessons() -> dict[str, Any]:
     """Real lesson experiments with small parameters, in the producer's own JSON shape."""
     from daemonkit.lessons import address_space, creation, ctx_switch
     from daemonkit.lessons.report import LessonResult, to_json
+    from daemonkit.machine import facts
 
     def tick(_: str) -> None:
         pass
@@ -79,7 +81,8 @@ def real_lessons() -> dict[str, Any]:
         (address_space, address_space.run(True, tick)),
     ]
     results = [
-        LessonResult(m.NAME, tuple(m.CLAIMS), meas, m.verdicts(meas), 0.0) for m, meas in runs
+        LessonResult(m.NAME, tuple(m.CLAIMS), meas, m.verdicts(meas, facts()), 0.0)
+        for m, meas in runs
     ]
     return to_json(results, "en", True)
 
@@ -131,7 +134,8 @@ def test_lessons_plots_with_their_verdicts_beside_them(
     page = path.read_text(encoding="utf-8")
     files = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert files == ["creation.png", "ctx-switch-curve.png", "ctx-switch-placement.png"]
-    by_name = {x["name"]: x for x in real_lessons["lessons"]}
+    # The document stores verdicts as keys and figures: the page shows them as sentences.
+    by_name = {x["name"]: localize_lesson(x, "en") for x in real_lessons["lessons"]}
     for key, lesson in (("ctx-switch-curve", "ctx-switch"), ("creation", "creation")):
         beside = section(page, key)  # picture, verdict and table share one row
         for v in by_name[lesson]["verdicts"]:
@@ -145,7 +149,7 @@ def test_lessons_plots_with_their_verdicts_beside_them(
         assert fmt_ns(med).split()[0] in curve
     # A lesson without a picture still shows its verdict and its raw measurements.
     plain = section(page, "lesson-address-space")
-    assert by_name["address-space"]["verdict"]["text"].split()[0] in plain
+    assert html.escape(by_name["address-space"]["verdict"]["text"]) in plain
     assert "<details>" in plain and "<table>" in plain
 
 

@@ -19,10 +19,11 @@ on every path out (success, a failing channel, a peer killed with SIGKILL, Ctrl-
 
 Facts about errors:
 
-* A channel that cannot carry the size here (:class:`SizeNotSupportedError`) makes the case
-  *skipped*; any other daemonkit error, an ``OSError`` or a ZeroMQ error becomes the case's
-  *error* and the next case runs. So does any other exception, with its type named: a bug in
-  one channel module must not hide the other channels' figures.
+* A channel that cannot carry the size here (:class:`SizeNotSupportedError`), or cannot run
+  here at all (:class:`NotSupportedHereError`), makes the case *skipped*; any other daemonkit
+  error, an ``OSError`` or a ZeroMQ error becomes the case's *error* and the next case runs.
+  So does any other exception, with its type named: a bug in one channel module must not hide
+  the other channels' figures.
 * The other end may explain an error (:meth:`OtherEnd.explain`): a forked peer killed by
   SIGKILL says so, after it has been reaped.
 
@@ -60,7 +61,7 @@ import zmq
 from daemonkit.bench.measure import Link, Progress, Settings, measure
 from daemonkit.bench.results import Result
 from daemonkit.channels.base import End
-from daemonkit.errors import DaemonkitError, SizeNotSupportedError
+from daemonkit.errors import DaemonkitError, NotSupportedHereError
 from daemonkit.interrupts import INTERRUPTS, record_interrupts
 from daemonkit.machine import CpuMode, Placement
 
@@ -201,7 +202,7 @@ def run_case(
         finally:
             with interrupts_deferred():
                 stack.close()  # step 4: client end, other end, kernel objects, in that order
-    except SizeNotSupportedError as exc:
+    except NotSupportedHereError as exc:
         return replace(base, skipped=str(exc))
     except CASE_ERRORS as exc:
         return replace(base, error=_explained(str(exc), other))

@@ -28,6 +28,13 @@ REGISTRY: dict[str, str] = {
     "zmq-ipc": "daemonkit.channels.zmq:ZmqIpcChannel",
     "zmq-tcp": "daemonkit.channels.zmq:ZmqTcpChannel",
     "zmq-inproc": "daemonkit.channels.zmq:ZmqInprocChannel",
+    # what Python programmers reach for: multiprocessing's pipes, queue and shared memory
+    "mp-pipe": "daemonkit.channels.mp_pipe:MpPipeChannel",
+    "mp-pipe-simplex": "daemonkit.channels.mp_pipe:MpPipeSimplexChannel",
+    "mp-queue": "daemonkit.channels.mp_queue:MpQueueChannel",
+    "mp-shm": "daemonkit.channels.mp_shm:MpShmChannel",
+    # busy-polling shared memory: no system call per message
+    "shm-spin": "daemonkit.channels.shm_spin:ShmSpinChannel",
     # notification channels: no payload
     "signal": "daemonkit.channels.signals:SignalChannel",
     "rt-signal": "daemonkit.channels.signals:RtSignalChannel",

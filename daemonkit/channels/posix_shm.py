@@ -45,7 +45,33 @@ from daemonkit.channels.shm_layout import buffer_size, split
 from daemonkit.errors import ChannelError, SizeNotSupportedError
 from daemonkit.runtime import object_name
 
-__all__ = ["PosixShmChannel"]
+__all__ = ["PosixShmChannel", "map_new_segment"]
+
+
+def map_new_segment(channel: str, name: str, size: int, handles: LocalHandles) -> memoryview:
+    """Create ``/dev/shm/NAME`` (0600, *size* bytes, pages reserved) and map it shared.
+
+    The mapping is released through *handles*; a failure after the object was created
+    unlinks it again before raising (SizeNotSupportedError for a full ``/dev/shm``).
+    """
+    try:
+        # shm_open(O_CREAT|O_EXCL|O_RDWR, 0600) + ftruncate(size)
+        shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, MODE, size)
+    except (posix_ipc.Error, OSError, ValueError) as exc:
+        raise ChannelError(channel, f"shm_open {name}: {exc}") from exc
+    try:
+        os.posix_fallocate(shm.fd, 0, size)  # tmpfs pages now, or ENOSPC now, not SIGBUS
+        pages = mmap.mmap(shm.fd, size)  # MAP_SHARED: both processes see the same pages
+    except OSError as exc:
+        posix_ipc.unlink_shared_memory(name)
+        error = SizeNotSupportedError if exc.errno == errno.ENOSPC else ChannelError
+        raise error(channel, f"{size} bytes in /dev/shm: {exc.strerror}") from exc
+    finally:
+        shm.close_fd()  # the mapping holds the pages: the descriptor is not needed
+    view = memoryview(pages)
+    handles.on_release(pages.close)  # munmap, after the views are released
+    handles.on_release(view.release)
+    return view
 
 
 class _ShmEnd(PayloadEnd):
@@ -89,31 +115,12 @@ class PosixShmChannel(Channel):
         self._handles = LocalHandles()
         name = object_name(self.name, posix=True)
         try:
-            self._view = self._map_buffer(name, buffer_size(max_size))
+            self._view = map_new_segment(self.name, name, buffer_size(max_size), self._handles)
+            self._shm_name = name
             self._pair = SemaphorePair(self.name, name, self._handles)
         except ChannelError:
             self.close()
             raise
-
-    def _map_buffer(self, name: str, size: int) -> memoryview:
-        try:
-            # shm_open(O_CREAT|O_EXCL|O_RDWR, 0600) + ftruncate(size)
-            shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, MODE, size)
-        except (posix_ipc.Error, OSError, ValueError) as exc:
-            raise ChannelError(self.name, f"shm_open {name}: {exc}") from exc
-        self._shm_name = name
-        try:
-            os.posix_fallocate(shm.fd, 0, size)  # tmpfs pages now, or ENOSPC now, not SIGBUS
-            pages = mmap.mmap(shm.fd, size)  # MAP_SHARED: both processes see the same pages
-        except OSError as exc:
-            error = SizeNotSupportedError if exc.errno == errno.ENOSPC else ChannelError
-            raise error(self.name, f"{size} bytes in /dev/shm: {exc.strerror}") from exc
-        finally:
-            shm.close_fd()  # the mapping holds the pages: the descriptor is not needed
-        view = memoryview(pages)
-        self._handles.on_release(pages.close)  # munmap, after the views are released
-        self._handles.on_release(view.release)
-        return view
 
     def open(self, role: Role) -> PayloadEnd:
         assert self._pair is not None, "open() after a failed setup"

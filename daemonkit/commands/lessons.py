@@ -18,36 +18,21 @@ See also: :mod:`daemonkit.lessons.report` (the JSON schema), ``daemonkit report`
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from daemonkit.commands.options import add_report_option, nearest, prepare_out_dir
 from daemonkit.errors import DaemonkitError, UsageError
+from daemonkit.lessons.base import LESSONS, load
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from daemonkit.lessons.base import Lesson
     from daemonkit.lessons.report import LessonResult
 
 __all__ = ["LESSONS", "load", "register"]
-
-# name -> module; the order is the note's.
-LESSONS: dict[str, str] = {
-    "address-space": "daemonkit.lessons.address_space",
-    "ctx-switch": "daemonkit.lessons.ctx_switch",
-    "creation": "daemonkit.lessons.creation",
-    "communication": "daemonkit.lessons.communication",
-    "semaphore-vs-signal": "daemonkit.lessons.semaphore_vs_signal",
-    "daemon": "daemonkit.lessons.daemon",
-}
-
-
-def load(name: str) -> ModuleType:
-    """Lesson *name*: ``NAME``, ``CLAIMS``, ``steps``, ``run``, ``verdicts``, ``tables``."""
-    return importlib.import_module(LESSONS[name])
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -72,8 +57,10 @@ def cmd_lessons(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from daemonkit.bench.views import console as make_console
-    from daemonkit.lessons.report import LessonResult, Verdict, to_json, write_json
+    from daemonkit.lessons.report import LessonResult, to_json, write_json
     from daemonkit.lessons.text import translator
+    from daemonkit.lessons.verdict import Verdict
+    from daemonkit.machine import describe
 
     unknown = [n for n in args.names if n not in LESSONS]
     if unknown:
@@ -101,6 +88,8 @@ def cmd_lessons(args: argparse.Namespace) -> int:
         transient=True,
     )
     lessons = [load(name) for name in names]
+    machine = describe()  # read once, before any lesson loads the machine
+    facts = machine["facts"]
     with progress:
         total = sum(lesson.steps(args.quick) for lesson in lessons)
         task = progress.add_task(tr("ui.running", name=names[0]), total=total)
@@ -116,13 +105,14 @@ def cmd_lessons(args: argparse.Namespace) -> int:
             t0 = time.monotonic()
             try:
                 m = lesson.run(args.quick, tick)
-                verdicts = lesson.verdicts(m)
+                verdicts = lesson.verdicts(m, facts)
             except DaemonkitError as exc:
                 failed = True
                 m = {"error": str(exc)}
                 msg = {"msg": str(exc)}
                 verdicts = [
-                    Verdict(lesson.CLAIMS[0], "inconclusive", "ui.failed", "ui.no_threshold", msg)
+                    Verdict(c, "inconclusive", "ui.failed", "ui.no_threshold", msg)
+                    for c in lesson.CLAIMS
                 ]
             result = LessonResult(name, lesson.CLAIMS, m, verdicts, time.monotonic() - t0)
             results.append(result)
@@ -130,7 +120,7 @@ def cmd_lessons(args: argparse.Namespace) -> int:
             done += lesson.steps(args.quick)
             progress.update(task, completed=done)  # a lesson that failed early still counts
             progress.refresh()
-    doc = to_json(results, args.lang, args.quick)
+    doc = to_json(results, args.lang, args.quick, machine)
     if args.json is not None:
         write_json(args.json, doc)
         if str(args.json) != "-":
@@ -143,10 +133,11 @@ def cmd_lessons(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _print(console: Console, result: LessonResult, lesson: ModuleType, lang: str) -> None:
+def _print(console: Console, result: LessonResult, lesson: Lesson, lang: str) -> None:
     from rich.markup import escape
     from rich.table import Table as RichTable
 
+    from daemonkit.lessons.render import render_verdict
     from daemonkit.lessons.text import translator
 
     tr = translator(lang)
@@ -163,10 +154,14 @@ def _print(console: Console, result: LessonResult, lesson: ModuleType, lang: str
             console.print(rt)
     style = {"holds": "green", "partly holds": "yellow", "does not hold": "red"}
     for v in result.verdicts:
-        r = v.render(lang)
+        r = render_verdict(v.as_json(), lang)
         head = tr("ui.verdict", claim=r["claim"], label=r["label_text"])
         console.print(
             f"[bold {style.get(v.label, 'magenta')}]{escape(head)}[/] {escape(r['text'])}"
         )
+        if r["interval"]:
+            console.print(f"  {escape(r['interval'])}")
         console.print(f"  [dim]{escape(tr('ui.threshold', text=r['threshold']))}[/]")
+        if r["why"]:
+            console.print(f"  [italic]{escape(tr('ui.why', text=r['why']))}[/]")
     console.print(f"[dim]{escape(tr('ui.seconds', name=result.name, s=result.seconds))}[/]")

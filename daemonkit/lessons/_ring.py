@@ -3,7 +3,9 @@
 The ring is :class:`daemonkit.channels.pipe.PipeChannel` driven by
 :class:`daemonkit.bench.peer.Peer`; its ends are wrapped so that every receive also reads
 the receiving side's private working set of W bytes (``bytes.find`` of a byte that is not
-there: ``memchr`` over all W bytes, at C speed). Beside it, the two no-switch baselines: the
+there: ``memchr`` over all W bytes, at C speed) or, for a page-strided working set, one byte of
+each of its pages (``bytes(view[::4096])``: one cache line per page, so every page costs a
+TLB lookup and little cache). Beside it, the two no-switch baselines: the
 same pipe calls made by one thread, and one read of a working set that is already hot.
 
 Kernel path: per hop, ``writev(2)`` into a pipe, the reader woken from ``read(2)``, and,
@@ -25,29 +27,42 @@ import os
 import statistics
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from daemonkit.bench.peer import CtxSwitches, Peer, payload_roundtrips
 from daemonkit.channels import channel_class
 from daemonkit.channels.base import Channel, PayloadEnd, PeerKind, Role
 
-__all__ = ["Ring", "hot_read", "pinned", "rounds_per_batch", "solo"]
+__all__ = ["Ring", "hot_read", "pinned", "reader", "rounds_per_batch", "solo"]
+
+
+def reader(size: int, stride: int) -> tuple[bytes, Callable[[], object]]:
+    """A private working set of *size* bytes and the call that reads it once.
+
+    ``stride == 1``: every byte (``memchr``). ``stride == PAGE``: one byte per page, so the
+    read touches as many pages (TLB entries) as the set has, but one cache line of each.
+    """
+    ws = b"\x02" * size  # memset: real private frames, not the shared zero page
+    if stride == 1:
+        find = ws.find
+        return ws, lambda: find(b"\x01")  # memchr over all W bytes
+    view = memoryview(ws)[::stride]
+    return ws, lambda: bytes(view)  # one load per page, at C speed
 
 
 class _WorkingSetEnd(PayloadEnd):
     """A pipe end that reads this side's private working set after every receive."""
 
-    def __init__(self, inner: PayloadEnd, size: int) -> None:
+    def __init__(self, inner: PayloadEnd, size: int, stride: int) -> None:
         self._inner = inner
-        self._ws = b"\x02" * size  # memset: real private frames, not the shared zero page
-        self._find = self._ws.find
+        self._ws, self._read = reader(size, stride)
 
     def send(self, data: memoryview) -> None:
         self._inner.send(data)
 
     def recv_into(self, buf: memoryview) -> int:
         n = self._inner.recv_into(buf)
-        self._find(b"\x01")  # memchr over all W bytes: W bytes through the caches and TLB
+        self._read()  # the working set through the caches and the TLB
         return n
 
     def _close(self) -> None:
@@ -60,15 +75,18 @@ class _WorkingSetChannel(Channel):
     summary = "the pipe channel, with a working-set read at every receive"
     payload = True
 
-    def __init__(self, peer: PeerKind, ws: int) -> None:
+    def __init__(self, peer: PeerKind, ws: int, stride: int = 1) -> None:
         super().__init__(peer, 0)
         self._ws = ws
+        self._stride = stride
         self._inner = channel_class("pipe")(peer, 0)
 
     def open(self, role: Role) -> PayloadEnd:
         end = self._inner.open(role)
         assert isinstance(end, PayloadEnd)
-        return _WorkingSetEnd(end, self._ws)  # allocated here: in the side that reads it
+        return _WorkingSetEnd(
+            end, self._ws, self._stride
+        )  # allocated here: in the side that reads it
 
     def _remove(self) -> None:
         self._inner.close()
@@ -80,9 +98,11 @@ _MSG = memoryview(b"")  # the token: a zero-byte message (its 4-byte frame heade
 class Ring:
     """The client end in this thread and a peer (thread or forked process) on *cpu*."""
 
-    def __init__(self, stack: contextlib.ExitStack, kind: PeerKind, ws: int, cpu: int | None):
+    def __init__(
+        self, stack: contextlib.ExitStack, kind: PeerKind, ws: int, cpu: int | None, stride: int
+    ) -> None:
         self.kind = kind
-        self.channel = stack.enter_context(_WorkingSetChannel(kind, ws))
+        self.channel = stack.enter_context(_WorkingSetChannel(kind, ws, stride))
         self.peer = Peer(self.channel, kind, 0, cpu)
         self.peer.start()
         stack.callback(self.peer.stop)
@@ -108,9 +128,13 @@ class Ring:
         }
 
 
-def solo(ws: int, n: int) -> float:
+def solo(ws: int, n: int, stride: int = 1) -> float:
     """The same sends and receives all in this thread (no switch), reading both working sets."""
-    with _WorkingSetChannel("thread", ws) as ch, ch.open("client") as c, ch.open("server") as s:
+    with (
+        _WorkingSetChannel("thread", ws, stride) as ch,
+        ch.open("client") as c,
+        ch.open("server") as s,
+    ):
         assert isinstance(c, PayloadEnd) and isinstance(s, PayloadEnd)
         buf = memoryview(bytearray(1))
         clock = time.perf_counter_ns
@@ -125,16 +149,15 @@ def solo(ws: int, n: int) -> float:
         return float(statistics.median(samples))
 
 
-def hot_read(ws: int, n: int) -> float:
+def hot_read(ws: int, n: int, stride: int = 1) -> float:
     """One read of a working set this thread just read: cached, as far as W fits."""
-    data = b"\x02" * ws
-    find = data.find
+    _data, read = reader(ws, stride)
     clock = time.perf_counter_ns
-    find(b"\x01")  # warm it
+    read()  # warm it
     samples = array("q", [0] * n)
     for i in range(n):
         t0 = clock()
-        find(b"\x01")
+        read()
         samples[i] = clock() - t0
     return float(statistics.median(samples))
 

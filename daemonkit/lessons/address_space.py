@@ -27,11 +27,13 @@ import mmap
 import os
 import resource
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from daemonkit.lessons._child import in_child
-from daemonkit.lessons.report import Label, Table, Tick, Verdict
+from daemonkit.lessons.report import Table, Tick
 from daemonkit.lessons.text import Tr
+from daemonkit.lessons.verdict import Label, Verdict
 
 __all__ = ["CLAIMS", "NAME", "run", "steps", "tables", "verdicts"]
 
@@ -164,7 +166,7 @@ def _fd_close() -> dict[str, Any]:
     return {"open_after_thread_close": after_thread, "open_after_child_close": after_child}
 
 
-def observations(m: dict[str, Any]) -> dict[str, bool]:
+def observations(m: Mapping[str, Any]) -> dict[str, bool]:
     """Each prediction of the note, checked against what the kernel showed."""
     ids = m["ids"]
     cw = m["child_write"]
@@ -183,15 +185,15 @@ def observations(m: dict[str, Any]) -> dict[str, bool]:
     }
 
 
-def verdicts(m: dict[str, Any]) -> list[Verdict]:
+def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
     obs = observations(m)
     ok = sum(obs.values())
-    failed = ", ".join(k for k, v in obs.items() if not v) or "-"
+    failed = [k for k, v in obs.items() if not v]
     label: Label = (
         "holds" if ok == len(obs) else "does not hold" if ok <= len(obs) // 2 else "partly holds"
     )
     cw = m["child_write"]
-    args = {
+    figures = {
         "ok": ok,
         "total": len(obs),
         "failed": failed,
@@ -199,7 +201,13 @@ def verdicts(m: dict[str, Any]) -> list[Verdict]:
         "faults": cw["write_faults"] - cw["read_faults"],
         "pages": cw["pages"],
     }
-    return [Verdict("C1", label, "verdict.address-space", "threshold.address-space", args)]
+    extra = ("verdict.failed",) if failed else ()
+    why = ("why.c1.cow",) if obs["copy_on_write_faults"] else ()
+    return [
+        Verdict(
+            "C1", label, "verdict.address-space", "threshold.address-space", figures, extra, why
+        )
+    ]
 
 
 def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
@@ -253,3 +261,87 @@ def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
         Table("as.task.title", ("as.col.pid", "as.col.tasks"), task_rows),
         Table("as.obs.title", ("as.col.observation", "as.col.as_predicted"), rows),
     ]
+
+
+# -- this lesson's words, in both languages (the same keys; a test checks it) --------
+
+TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "claim.address-space": "C1 (作用 / 从属关系): a process is the unit of resource "
+        "allocation with its own address space; a thread is the unit of scheduling and shares "
+        "its process's resources; a thread belongs to exactly one process.",
+        "method.address-space": "Two threads and a forked child report gettid/getpid and "
+        "/proc/PID/task; a thread and a child each write shared memory (the child counting the "
+        "minor page faults copy-on-write costs it) and close a descriptor; the parent checks "
+        "what it sees afterwards.",
+        "step.address-space.ids": "address-space: thread and process ids",
+        "step.address-space.write": "address-space: writes by a thread and by a child",
+        "step.address-space.fd": "address-space: descriptors closed by a thread and by a child",
+        "as.ids.title": "Who runs: thread and process ids",
+        "as.task.title": "/proc/PID/task: one entry per thread",
+        "as.obs.title": "What one side sees of the other's actions",
+        "as.main": "main thread",
+        "as.thread": "thread",
+        "as.child": "forked child",
+        "as.col.who": "who",
+        "as.col.pid": "getpid()",
+        "as.col.tid": "gettid()",
+        "as.col.task_of": "listed in /proc/PID/task of",
+        "as.col.tasks": "tasks (tids)",
+        "as.col.observation": "observation",
+        "as.col.as_predicted": "as the note predicts",
+        "obs.one_pid_many_tids": "all threads report one pid; each tid is listed in /proc/PID/task",
+        "obs.child_own_process": "the child has its own pid and a single task",
+        "obs.thread_write_visible": "a thread wrote 42; the main thread reads {v}",
+        "obs.child_write_invisible": "the child wrote 1 byte in each of {pages} pages; the "
+        "parent sees {seen} of them",
+        "obs.copy_on_write_faults": "the child's writes cost {w} minor faults (reading the same "
+        "pages: {r}) for {pages} pages",
+        "obs.fd_shared_by_threads": "a descriptor closed by a thread is closed for the main thread",
+        "obs.fd_copied_by_fork": "a descriptor closed by the child is still open in the parent",
+        "verdict.address-space": "{ok} of {total} observations as the note predicts; "
+        "copy-on-write: {faults} faults for {pages} pages written.",
+        "threshold.address-space": "holds: all observations; does not hold: half or fewer; "
+        "copy-on-write counted at >= {cow} faults per written page",
+        "why.c1.cow": "The child's first write to each shared page faulted and the kernel gave "
+        "it a private copy: after fork the pages are shared until one side writes.",
+    },
+    "zh": {
+        "claim.address-space": "C1（作用 / 从属关系）：进程是资源分配的单位，有独立的地址空间；线"
+        "程是调度的单位，共享所属进程的资源；一个线程只属于一个进程。",
+        "method.address-space": "两个线程和一个 fork 出的子进程报告 gettid/getpid 以及 "
+        "/proc/PID/task；线程和子进程各自写共享内存（子进程统计写时复制引起的次缺页次数）并关闭一"
+        "个描述符；之后由父进程检查它看到的结果。",
+        "step.address-space.ids": "address-space：线程和进程 ID",
+        "step.address-space.write": "address-space：线程和子进程的写入",
+        "step.address-space.fd": "address-space：线程和子进程关闭描述符",
+        "as.ids.title": "谁在运行：线程与进程 ID",
+        "as.task.title": "/proc/PID/task：每个线程一项",
+        "as.obs.title": "一方能看到另一方的哪些操作",
+        "as.main": "主线程",
+        "as.thread": "线程",
+        "as.child": "fork 出的子进程",
+        "as.col.who": "谁",
+        "as.col.pid": "getpid()",
+        "as.col.tid": "gettid()",
+        "as.col.task_of": "列在哪个进程的 /proc/PID/task 中",
+        "as.col.tasks": "任务（tid）",
+        "as.col.observation": "观察",
+        "as.col.as_predicted": "与笔记预期相符",
+        "obs.one_pid_many_tids": "所有线程报告同一个 pid；每个 tid 都列在 /proc/PID/task 中",
+        "obs.child_own_process": "子进程有自己的 pid，且只有一个任务",
+        "obs.thread_write_visible": "线程写入 42；主线程读到 {v}",
+        "obs.child_write_invisible": "子进程在 {pages} 个页中各写了 1 字节；父进程看到其中 "
+        "{seen} 个",
+        "obs.copy_on_write_faults": "子进程的写入引起了 {w} 次轻微缺页（只读同样这些页时为 {r} "
+        "次），共 {pages} 页",
+        "obs.fd_shared_by_threads": "线程关闭的描述符对主线程也关闭了",
+        "obs.fd_copied_by_fork": "子进程关闭的描述符在父进程中仍然打开",
+        "verdict.address-space": "{total} 项观察中有 {ok} 项与笔记的预期相符；写时复制：写 "
+        "{pages} 页引起 {faults} 次缺页。",
+        "threshold.address-space": "成立：全部相符；不成立：一半或更少相符；每写一页缺页 >= "
+        "{cow} 次即计为写时复制",
+        "why.c1.cow": "子进程第一次写每个共享页时都会缺页，内核随即为它复制出一份私有页：fork 之"
+        "后父子进程共享页面，直到某一方写入为止。",
+    },
+}

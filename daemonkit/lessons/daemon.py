@@ -17,6 +17,11 @@ The daemon is in another session with no terminal: nothing is sent to it.
 
 Before and after the hangup, each process's daemon(7) properties are read from ``/proc``:
 session, process group, controlling terminal (``tty_nr``), parent, cwd, umask, descriptors.
+"Its parent is init" is checked too: the daemon's parent pid, and when it is not 1, who the
+parent is. An orphan goes to the nearest ancestor marked as a *subreaper*
+(``prctl(PR_SET_CHILD_SUBREAPER)``: systemd --user, container runtimes, some shells' job
+control) and only otherwise to pid 1, which in a container (a new PID namespace, ``NSpid``
+in ``/proc/self/status``) is the container's own init.
 The daemon is stopped with ``daemonkit stop`` afterwards, and every process this lesson made
 is gone when it returns, on every path.
 
@@ -40,14 +45,26 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from daemonkit.lessons.report import Table, Tick, Verdict
+from daemonkit.lessons.report import Table, Tick
 from daemonkit.lessons.text import Tr
+from daemonkit.lessons.verdict import Label, Verdict, by_checks
 from daemonkit.runtime import proc_stat
 
-__all__ = ["CLAIMS", "NAME", "proc_props", "run", "steps", "tables", "verdicts"]
+__all__ = [
+    "CLAIMS",
+    "NAME",
+    "explain",
+    "parent_of",
+    "proc_props",
+    "run",
+    "steps",
+    "tables",
+    "verdicts",
+]
 
 NAME = "daemon"
 CLAIMS = ("C6",)
@@ -202,6 +219,46 @@ def _naming(runtime_dir: Path) -> list[int]:
     return found
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def _ancestors() -> list[int]:
+    """This process's parent, its parent, ... up to pid 1 (or as far as /proc shows)."""
+    out, pid = [], os.getppid()
+    while pid > 1 and pid not in out:
+        out.append(pid)
+        try:
+            pid = int(proc_stat(pid)[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return out
+
+
+def parent_of(ppid: int) -> dict[str, Any]:
+    """Who the daemon's parent is: init (pid 1) of this PID namespace, or a subreaper."""
+    nspid = next(
+        (
+            ln.split()[1:]
+            for ln in Path("/proc/self/status").read_text().splitlines()
+            if ln.startswith("NSpid:")
+        ),
+        [],
+    )
+    return {
+        "ppid": ppid,
+        "comm": _comm(ppid),
+        "is_init": ppid == 1,
+        "init_comm": _comm(1),
+        "container": len(nspid) > 1,  # our pid in more than one namespace: a nested one
+        # The orphan went to this ancestor of ours instead of pid 1: it is a subreaper.
+        "subreaper": ppid != 1 and ppid in _ancestors(),
+    }
+
+
 def steps(quick: bool) -> int:
     """How many times ``run`` ticks (for the progress bar)."""
     return 2
@@ -252,6 +309,8 @@ def run(quick: bool, tick: Tick) -> dict[str, Any]:
             m["daemon_alive"] = (
                 after["daemon"] is not None and after["daemon"]["starttime"] == dstart
             )
+            if before["daemon"] is not None:
+                m["parent"] = parent_of(before["daemon"]["ppid"])
             tick("step.daemon.hangup")
         finally:
             if master >= 0:
@@ -267,32 +326,63 @@ def run(quick: bool, tick: Tick) -> dict[str, Any]:
     return m
 
 
-def verdicts(m: dict[str, Any]) -> list[Verdict]:
-    if not m.get("started"):
-        args = {"msg": m.get("start_message", "") or f"exit {m.get('start_rc')}"}
-        return [Verdict("C6", "inconclusive", "verdict.daemon.nostart", "threshold.daemon", args)]
+def checks(m: Mapping[str, Any]) -> dict[str, bool]:
+    """The note's predictions about a daemon, checked against /proc."""
     shell, d = m["before"]["shell"], m["before"]["daemon"]
-    checks = {
+    return {
         "job_died": bool(m["job_gone"]),
         "daemon_survived": bool(m["daemon_alive"]),
         "no_tty": d["tty"] == "-",
         "own_session": d["sid"] != shell["sid"],
         "not_leader": d["sid"] != d["pid"],
+        "parent_is_init": bool(m.get("parent", {}).get("is_init")),
     }
-    if not checks["daemon_survived"]:
-        label: Any = "does not hold"
-    elif all(checks.values()):
-        label = "holds"
-    else:
-        label = "partly holds"
-    args = {
-        "failed": ", ".join(k for k, v in checks.items() if not v) or "-",
+
+
+def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
+    if not m.get("started"):
+        args = {"msg": m.get("start_message", "") or f"exit {m.get('start_rc')}"}
+        return [Verdict("C6", "inconclusive", "verdict.daemon.nostart", "threshold.daemon", args)]
+    d = m["before"]["daemon"]
+    c = checks(m)
+    label: Label = by_checks(c, essential=("daemon_survived",))
+    parent = m.get("parent") or parent_of(d["ppid"])
+    figures: dict[str, Any] = {
+        "failed": [k for k, v in c.items() if not v],
         "sig": m.get("shell_signal") or "-",
         "dpid": d["pid"],
         "dsid": d["sid"],
-        "ppid": d["ppid"],
+        "ppid": parent["ppid"],
+        "pcomm": parent["comm"],
+        "init_comm": parent["init_comm"],
     }
-    return [Verdict("C6", label, "verdict.daemon", "threshold.daemon", args)]
+    text = "verdict.daemon.survived" if c["daemon_survived"] else "verdict.daemon.died"
+    extra = [
+        "verdict.daemon.job_died" if c["job_died"] else "verdict.daemon.job_lived",
+        "verdict.daemon.parent_init" if parent["is_init"] else "verdict.daemon.parent_other",
+    ]
+    if figures["failed"]:
+        extra.append("verdict.failed")
+    return [
+        Verdict("C6", label, text, "threshold.daemon", figures, tuple(extra), explain(m, parent))
+    ]
+
+
+def explain(m: Mapping[str, Any], parent: Mapping[str, Any]) -> tuple[str, ...]:
+    """Why on this machine: who adopted the daemon, and why the second fork (by condition)."""
+    why: list[str] = []
+    if parent["is_init"] and parent["container"]:
+        why.append("why.c6.container_init")  # pid 1 of a PID namespace: the container's init
+    elif parent["is_init"]:
+        why.append("why.c6.init")
+    elif parent["subreaper"]:
+        why.append("why.c6.subreaper")  # an ancestor took the orphan instead of init
+    else:
+        why.append("why.c6.other_parent")
+    d = m["before"]["daemon"]
+    if d["sid"] != d["pid"]:
+        why.append("why.c6.second_fork")  # not a session leader: can never get a terminal
+    return tuple(why)
 
 
 def _fmt(p: dict[str, Any] | None, key: str, tr: Tr) -> str:
@@ -335,3 +425,119 @@ def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
         for k in PROPS
     ]
     return [Table("dm.title", cols, rows)]
+
+
+# -- this lesson's words, in both languages (the same keys; a test checks it) --------
+
+TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "claim.daemon": "C6 (守护进程): a daemon lives on when its terminal goes away; it is "
+        "made by fork + parent exit and setsid, and its parent is init.",
+        "method.daemon": "forkpty makes a session leader (a shell) on a pseudo-terminal; it "
+        "starts a plain job (sleep, in its process group) and the demo daemon (daemonkit start). "
+        "The master side is closed (hang-up); /proc shows who survived. The daemon forks twice: "
+        "after setsid the first child is a session leader and could acquire a terminal again by "
+        "opening one; the grandchild cannot.",
+        "step.daemon.started": "daemon: job and daemon started from the pty",
+        "step.daemon.hangup": "daemon: terminal hung up",
+        "dm.title": "daemon(7) properties from /proc, before and after the hang-up",
+        "dm.col.what": "what",
+        "dm.col.value": "value",
+        "dm.start": "daemonkit start failed",
+        "dm.col.prop": "property",
+        "dm.col.shell": "pty shell",
+        "dm.col.job": "plain job",
+        "dm.col.job_after": "job after",
+        "dm.col.daemon": "daemon",
+        "dm.col.daemon_after": "daemon after",
+        "dm.prop.pid": "pid",
+        "dm.prop.ppid": "parent pid",
+        "dm.prop.pgid": "process group",
+        "dm.gone": "gone",
+        "dm.prop.sid": "session",
+        "dm.prop.leader": "session leader",
+        "dm.prop.tty": "controlling tty",
+        "dm.prop.cwd": "cwd",
+        "dm.prop.umask": "umask",
+        "dm.prop.fds": "descriptors",
+        "dm.prop.state": "state",
+        "verdict.daemon.nostart": "The daemon could not be started: {msg}",
+        "threshold.daemon": "holds: the plain job died, the daemon survived with no controlling "
+        "terminal, in its own session but not its leader, adopted by init; does not hold: the "
+        "daemon died; partly: anything between",
+        "verdict.daemon.survived": "After the hang-up the shell died of {sig}; the daemon (pid "
+        "{dpid}, session {dsid}) kept running.",
+        "verdict.daemon.died": "After the hang-up the shell died of {sig}, and the daemon (pid "
+        "{dpid}, session {dsid}) died too.",
+        "verdict.daemon.job_died": "The plain job died with the terminal.",
+        "verdict.daemon.job_lived": "The plain job survived the hang-up.",
+        "verdict.daemon.parent_init": "The daemon's parent is pid 1 ({init_comm}).",
+        "verdict.daemon.parent_other": "The daemon's parent is pid {ppid} ({pcomm}), not pid 1.",
+        "why.c6.container_init": "Pid 1 here is {init_comm}, the first process of this "
+        "container's PID namespace: orphans are re-parented to it as they would be to init.",
+        "why.c6.init": "When the first child exited, the kernel re-parented its orphan, the "
+        "daemon, to init (pid 1, {init_comm}).",
+        "why.c6.subreaper": "Pid {ppid} ({pcomm}) is an ancestor of this run that acts as a "
+        "subreaper (prctl PR_SET_CHILD_SUBREAPER, as systemd --user and container runtimes set): "
+        "an orphan goes to the nearest subreaper, not to init.",
+        "why.c6.other_parent": "Pid {ppid} ({pcomm}) is neither init nor an ancestor of this "
+        "run: the daemon was not orphaned the way daemon(7) describes.",
+        "why.c6.second_fork": "The daemon is not a session leader (session {dsid}, pid {dpid}): "
+        "that is what the second fork is for, since only a session leader acquires a controlling "
+        "terminal by opening one.",
+    },
+    "zh": {
+        "claim.daemon": "C6（守护进程）：终端关闭后守护进程继续运行；它由 fork、父进程退出和 "
+        "setsid 创建，其父进程是 init。",
+        "method.daemon": "forkpty 在伪终端上创建一个会话首进程（相当于 shell）；它启动一个普通作"
+        "业（sleep，在它的进程组里）和演示守护进程（daemonkit start）。关闭主设备端（挂断）后，从"
+        " /proc 查看谁还活着。守护进程 fork 两次：setsid 之后第一个子进程是会话首进程，打开终端时"
+        "可能再次获得控制终端；孙进程则不会。",
+        "step.daemon.started": "daemon：已从伪终端启动作业和守护进程",
+        "step.daemon.hangup": "daemon：终端已挂断",
+        "dm.title": "从 /proc 读取的 daemon(7) 属性，挂断前后",
+        "dm.col.what": "项目",
+        "dm.col.value": "值",
+        "dm.start": "daemonkit start 失败",
+        "dm.col.prop": "属性",
+        "dm.col.shell": "伪终端 shell",
+        "dm.col.job": "普通作业",
+        "dm.col.job_after": "挂断后的作业",
+        "dm.col.daemon": "守护进程",
+        "dm.col.daemon_after": "挂断后的守护进程",
+        "dm.prop.pid": "pid",
+        "dm.prop.ppid": "父进程 pid",
+        "dm.prop.pgid": "进程组",
+        "dm.gone": "已终止",
+        "dm.prop.sid": "会话",
+        "dm.prop.leader": "会话首进程",
+        "dm.prop.tty": "控制终端",
+        "dm.prop.cwd": "当前目录",
+        "dm.prop.umask": "umask",
+        "dm.prop.fds": "描述符",
+        "dm.prop.state": "状态",
+        "verdict.daemon.nostart": "无法启动守护进程：{msg}",
+        "threshold.daemon": "成立：普通作业终止，守护进程存活，没有控制终端，拥有自己的会话但不是"
+        "会话首进程，并由 init 收养；不成立：守护进程终止；介于两者之间为部分成立",
+        "verdict.daemon.survived": "挂断后 shell 因 {sig} 终止；守护进程（pid {dpid}，会话 "
+        "{dsid}）继续运行。",
+        "verdict.daemon.died": "挂断后 shell 因 {sig} 终止，守护进程（pid {dpid}，会话 {dsid}）也"
+        "终止了。",
+        "verdict.daemon.job_died": "普通作业随终端一起终止。",
+        "verdict.daemon.job_lived": "普通作业在挂断后仍然存活。",
+        "verdict.daemon.parent_init": "守护进程的父进程是 1 号进程（{init_comm}）。",
+        "verdict.daemon.parent_other": "守护进程的父进程是 {ppid} 号进程（{pcomm}），不是 1 号进"
+        "程。",
+        "why.c6.container_init": "这里的 1 号进程是 {init_comm}，即本容器 PID 命名空间中的第一个"
+        "进程：孤儿进程会像交给 init 一样交给它收养。",
+        "why.c6.init": "第一个子进程退出后，内核把成为孤儿的守护进程交给 init（1 号进程，"
+        "{init_comm}）收养。",
+        "why.c6.subreaper": "{ppid} 号进程（{pcomm}）是本次运行的祖先进程，起着子进程收割者（"
+        "subreaper）的作用（prctl PR_SET_CHILD_SUBREAPER，systemd --user 和容器运行时都会设置）："
+        "孤儿进程交给最近的收割者，而不是 init。",
+        "why.c6.other_parent": "{ppid} 号进程（{pcomm}）既不是 init，也不是本次运行的祖先进程：守"
+        "护进程并没有按 daemon(7) 所述的方式成为孤儿。",
+        "why.c6.second_fork": "守护进程不是会话首进程（会话 {dsid}，pid {dpid}）：这正是第二次 "
+        "fork 的目的，因为只有会话首进程打开终端时才会获得控制终端。",
+    },
+}

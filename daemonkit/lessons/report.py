@@ -1,18 +1,21 @@
-"""What every lesson hands back, and the two views of it: rich tables and versioned JSON.
+"""What every lesson hands back, and its versioned JSON document (``daemonkit.lessons/2``).
 
-A lesson is a module with three functions over plain data (listed in
-:mod:`daemonkit.commands.lessons`):
-``run`` measures and returns a dict of raw numbers; ``verdicts`` is a *pure* function of that
-dict, so a test can feed it synthetic numbers on either side of a threshold; ``tables`` turns
-the dict into :class:`Table` rows for the terminal. No lesson prints; no verdict is canned text.
+A lesson is one module that satisfies :class:`daemonkit.lessons.base.Lesson`: ``run``
+measures and returns its typed measurements; ``verdicts`` is a *pure* function of those and
+of the machine facts (:func:`daemonkit.machine.facts`), so a test can feed it synthetic numbers
+on either side of every band boundary; ``tables`` turns the measurements into :class:`Table`
+rows for the terminal. No lesson prints; no verdict is canned text.
 
-Facts about the verdicts:
+Facts about the document:
 
-* Every :class:`Verdict` names a string-table key for its sentence and another for its
-  threshold, plus the measured numbers that fill both, so the English and Chinese reports say
-  the same thing and the threshold is always printed beside the figures it was applied to.
-* ``inconclusive`` is used when the experiment could not measure what the claim needs (a
-  missing channel, no second CPU): it is never a quiet stand-in for a failure.
+* A verdict is stored as keys and figures (:class:`daemonkit.lessons.verdict.Verdict`), never
+  as a sentence: :mod:`daemonkit.lessons.render` writes the sentence when it is shown, in the
+  reader's language. The document therefore has no language; ``lang`` records only what the
+  terminal showed.
+* ``machine`` holds :func:`daemonkit.machine.describe`, with its ``facts`` (PCID, KPTI, the
+  caches, the GIL): the same block as bench documents.
+* ``inconclusive`` means the interval of the deciding quantity straddles a band boundary, or
+  the experiment could not measure what the claim needs: never a quiet stand-in for a failure.
 
 Kernel path: none (data and formatting only). Lifetime: none.
 
@@ -24,13 +27,13 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from daemonkit.errors import DaemonkitError
-from daemonkit.lessons.text import tr
+from daemonkit.lessons.verdict import Label, Verdict
 from daemonkit.machine import describe
 
 __all__ = [
@@ -45,37 +48,10 @@ __all__ = [
     "write_json",
 ]
 
-SCHEMA = "daemonkit.lessons/1"
-
-Label = Literal["holds", "partly holds", "does not hold", "inconclusive"]
+SCHEMA = "daemonkit.lessons/2"
 
 # Called by a lesson after each unit of work, with the string-table key of what it just did.
 Tick = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A claim's verdict: the label, and the keys + numbers of its sentence and threshold."""
-
-    claim: str  # "C2"
-    label: Label
-    text: str  # string-table key of the sentence
-    threshold: str  # string-table key of the threshold
-    args: dict[str, Any] = field(default_factory=dict)  # the measured figures both quote
-    extra: tuple[str, ...] = ()  # further sentences (keys), filled from the same figures
-
-    def render(self, lang: str) -> dict[str, Any]:
-        return {
-            "claim": self.claim,
-            "label": self.label,
-            "label_text": tr(lang, "label." + self.label),
-            # Chinese sentences end in "。" and follow each other without a space.
-            "text": ("" if lang == "zh" else " ").join(
-                tr(lang, k, **self.args) for k in (self.text, *self.extra)
-            ),
-            "threshold": tr(lang, self.threshold, **self.args),
-            "figures": self.args,
-        }
 
 
 @dataclass(frozen=True)
@@ -98,8 +74,8 @@ class LessonResult:
     seconds: float
 
 
-def spread(values: Sequence[float]) -> dict[str, float]:
-    """Median, quartiles and range of repeated measurements of one point.
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """Median, quartiles, range and the repeats themselves, of one measured point.
 
     On a shared machine a repeat now and then lands on a busy CPU: the range shows those
     outliers, the interquartile range [q1, q3] is what noise comparisons use.
@@ -118,37 +94,35 @@ def spread(values: Sequence[float]) -> dict[str, float]:
         "min": min(values),
         "max": max(values),
         "n": len(values),
+        "samples": list(values),  # the repeats themselves: what the intervals resample
     }
 
 
-def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+def overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """True when two points' interquartile ranges overlap: the difference is within noise."""
-    return a["q1"] <= b["q3"] and b["q1"] <= a["q3"]
+    return bool(a["q1"] <= b["q3"] and b["q1"] <= a["q3"])
 
 
-def to_json(results: Sequence[LessonResult], lang: str, quick: bool) -> dict[str, Any]:
-    """The versioned document: per lesson its claim, method, raw measurements and verdicts."""
-    lessons = []
-    for r in results:
-        rendered = [v.render(lang) for v in r.verdicts]
-        lessons.append(
-            {
-                "name": r.name,
-                "claims": list(r.claims),
-                "claim": tr(lang, f"claim.{r.name}"),
-                "method": tr(lang, f"method.{r.name}"),
-                "seconds": round(r.seconds, 3),
-                "measurements": r.measurements,
-                "verdict": rendered[0],
-                "verdicts": rendered,
-            }
-        )
+def to_json(
+    results: Sequence[LessonResult], lang: str, quick: bool, machine: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The versioned document: per lesson its claims, raw measurements and verdicts (as data)."""
+    lessons = [
+        {
+            "name": r.name,
+            "claims": list(r.claims),
+            "seconds": round(r.seconds, 3),
+            "measurements": r.measurements,
+            "verdicts": [v.as_json() for v in r.verdicts],
+        }
+        for r in results
+    ]
     return {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "lang": lang,
+        "lang": lang,  # what the terminal showed; the document itself has no language
         "quick": quick,
-        "machine": describe(),  # the same metadata as bench runs
+        "machine": machine if machine is not None else describe(),
         "lessons": lessons,
     }
 

@@ -23,7 +23,7 @@ def write_report(
 ) -> Path:
     """Write ``out_dir/report.html`` and ``out_dir/plots/*.png``; return the page's path.
 
-    ``json_docs``: parsed ``daemonkit.bench/1`` and/or ``daemonkit.lessons/1`` documents.
+    ``json_docs``: parsed ``daemonkit.bench/1`` and/or ``daemonkit.lessons/2`` documents.
     ``lang``: ``"en"`` or ``"zh"``. ``compare``: an older document, drawn on the same axes as
     the current document of the same schema. Raises :class:`daemonkit.errors.UsageError` (bad
     language, nothing to report, matplotlib missing) or

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from daemonkit.errors import DaemonkitError, DocumentError, UsageError
+from daemonkit.lessons.render import localize_lesson
 from daemonkit.report.figure import Plot, Table, cjk_font, fmt_bytes, fmt_ns, footer_text
 from daemonkit.report.lesson_plots import lesson_plots, measurement_tables
 from daemonkit.report.load import (
@@ -52,7 +53,7 @@ __all__ = ["CSP", "VERDICT_CLASSES", "write_report"]
 Doc = dict[str, Any]
 REPORT_NAME = "report.html"
 PLOT_NAME = re.compile(r"(d[0-9]+-)?[a-z0-9-]+\.png")
-# Verdict labels of daemonkit.lessons/1, tested in this order: "partly holds" contains "holds".
+# Verdict labels of daemonkit.lessons/2, tested in this order: "partly holds" contains "holds".
 VERDICT_CLASSES = (
     ("partly", "partly"),
     ("not", "not hold"),
@@ -345,12 +346,18 @@ class _Ctx:
         return f"{schema_kind(doc)} document of {doc_date(doc)}"
 
 
+def _localized(doc: Doc, lang: str) -> Doc:
+    if schema_kind(doc) != "lessons":
+        return doc
+    return {**doc, "lessons": [localize_lesson(x, lang) for x in doc["lessons"]]}
+
+
 def write_report(
     json_docs: Sequence[Doc], out_dir: Path, lang: str = "en", compare: Doc | None = None
 ) -> Path:
     """Write ``out_dir/report.html`` (plus ``out_dir/plots/*.png``) and return its path.
 
-    ``json_docs``: bench (``daemonkit.bench/1``) and/or lessons (``daemonkit.lessons/1``)
+    ``json_docs``: bench (``daemonkit.bench/1``) and/or lessons (``daemonkit.lessons/2``)
     documents, as parsed from their JSON. ``lang``: ``"en"`` or ``"zh"``. ``compare``: an older
     document; it is drawn on the same axes as the current document of the same schema.
     Raises :class:`~daemonkit.errors.DocumentError` for a document that does not match and
@@ -359,6 +366,9 @@ def write_report(
     if lang not in STRINGS:
         raise UsageError(f"unknown language {lang!r} (choose from {', '.join(STRINGS)})")
     docs = merge_docs([check_doc(d, f"document {i + 1}") for i, d in enumerate(json_docs)])
+    # Lessons documents store verdicts as keys and figures: their sentences are written now,
+    # in the report's language, whatever language the lessons ran in.
+    docs = [_localized(d, lang) for d in docs]
     if not docs:
         raise UsageError("no results documents to report on")
     old = check_doc(compare, "compared document") if compare is not None else None

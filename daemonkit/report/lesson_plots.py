@@ -1,6 +1,6 @@
 """Plots of the lessons: lat_ctx curve, placement, creation, message passing; tables for the rest.
 
-Each function reads one lesson of a ``daemonkit.lessons/1`` document (the raw
+Each function reads one lesson of a ``daemonkit.lessons/2`` document (the raw
 ``measurements`` its experiment returned) and draws it; a lesson this module has no picture
 for still gets its measurements as tables, flattened from whatever plain data it holds.
 

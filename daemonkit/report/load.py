@@ -3,7 +3,7 @@ fold runs from one machine together.
 
 A report is a view of data that was measured before: the versioned JSON written by
 ``daemonkit bench --json`` (schema ``daemonkit.bench/1``) and ``daemonkit lessons --json``
-(``daemonkit.lessons/1``). Nothing here measures; it only checks that a document is one of
+(``daemonkit.lessons/2``). Nothing here measures; it only checks that a document is one of
 ours and of a version this code knows, so that a plot never draws a guess from a field that
 means something else.
 

@@ -7,7 +7,7 @@ version in ``schema`` (a ``const``), and is shipped with the package:
 ``bench.schema.json``     ``daemonkit bench --json`` (local peers, ``--target daemon``,
                           ``--connect``): ``daemonkit.bench/1``
 ``throughput.schema.json`` ``daemonkit throughput --json``: ``daemonkit.throughput/1``
-``lessons.schema.json``   ``daemonkit lessons --json``: ``daemonkit.lessons/1``
+``lessons.schema.json``   ``daemonkit lessons --json``: ``daemonkit.lessons/2``
 ``trace.schema.json``     ``daemonkit trace --json``: ``daemonkit.trace/1``
 ``compare.schema.json``   ``daemonkit compare --json``: ``daemonkit.compare/1``
 ``machine.schema.json``   the ``machine`` object the three share
@@ -42,7 +42,7 @@ __all__ = ["KINDS", "check_document", "load_document", "parse_json", "schema_of"
 KINDS = {
     "daemonkit.bench/1": "bench",
     "daemonkit.throughput/1": "throughput",
-    "daemonkit.lessons/1": "lessons",
+    "daemonkit.lessons/2": "lessons",
     "daemonkit.trace/1": "trace",
     "daemonkit.compare/1": "compare",
 }
