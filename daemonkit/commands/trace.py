@@ -122,6 +122,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
         run.write_json(doc, args.json)
 
     out = console()
+    note = doc["machine"]["pinning"].get("note")
+    if note:
+        out.print(note, markup=False)
     measured = [c for c in doc["cases"] if "timeline" in c]
     for case in measured:
         out.print(views.timeline_text(case))
