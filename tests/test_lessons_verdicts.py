@@ -198,6 +198,16 @@ def test_c2_capacity_dominated_and_preempted_points_do_not_decide() -> None:
     spilled = _cs([_pt(0, 1000, 2500), _pt(16 * MiB, 1000, 9000, both=5000.0)])
     v = ctx_switch.verdict_c2(spilled, PCID)  # both sets read without a switch: 2.5x a hot read
     assert "verdict.ctx-switch.capacity" in v.extra and v.figures["capacity"] == ["16 MiB"]
+    # Read at a quarter of the sweep's fastest cached speed: from memory, not from a cache.
+    slow = _cs(
+        [_pt(0, 1000, 2500), _pt(256 * KiB, 1000, 2500), _pt(1 * MiB, 1000, 1100, hot=16000.0)]
+    )
+    assert ctx_switch.verdict_c2(slow, PCID).figures["capacity"] == ["1 MiB"]
+    assert ctx_switch.verdict_c2(slow, PCID).label == "holds"  # 1.1 at 1 MiB does not decide
+    fast = _cs(
+        [_pt(0, 1000, 2500), _pt(256 * KiB, 1000, 2500), _pt(1 * MiB, 1000, 1100, hot=6000.0)]
+    )
+    assert ctx_switch.verdict_c2(fast, PCID).figures["capacity"] == []
     small_llc = ctx_switch.verdict_c2(m, {**PCID, "llc_bytes": 16 * MiB})
     assert small_llc.figures["capacity"] == ["16 MiB"]  # 2W > LLC from sysfs
     preempted = _cs([_pt(0, 1000, 2500), _pt(1 * MiB, 1000, 1100, switches=2.6)])

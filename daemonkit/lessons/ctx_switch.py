@@ -95,6 +95,7 @@ FAR_MORE = Bands(partly=1.25, holds=2.0)  # C2's "far more", as a process/thread
 MIN_SWITCHES = 1.8  # switches per round trip (both sides, both kinds) below which a hop did not
 PREEMPTED = 2.2  # switches per round trip above which a third task also ran on the CPU
 FITS = 1.5  # both sets read without a switch / two cached reads: above it, they spill
+SLOWER = 2.0  # a read this much slower per byte than the sweep's fastest is not from cache
 # C3: what a process switch adds beyond a thread switch (over their W=0 difference), in units
 # of one cached read of the working set: a cold set costs at least about one more read.
 REFILL = Bands(partly=0.25, holds=1.0)
@@ -234,22 +235,37 @@ def _wname(r: Mapping[str, Any]) -> str:
     return fmt_size(r["w"])
 
 
-def fits(r: Mapping[str, Any], llc: int | None) -> bool:
-    """Whether both working sets of point *r* stayed cached: 2W within the last-level cache
-    that sysfs reports, *and* one thread reading both sets in turn (no switch) cost at most
-    :data:`FITS` x two reads of one cached set. A hypervisor may report the cache of a whole
-    socket; the measured check keeps such a figure from calling a spilling set resident."""
+def fits(r: Mapping[str, Any], llc: int | None, fastest: float) -> bool:
+    """Whether both working sets of point *r* stayed cached.
+
+    Three conditions: 2W within the last-level cache that sysfs reports; one cached read of
+    the set at no less than half the fastest per-byte speed of the sweep (*fastest*, ns per
+    byte: a set read at memory speed is not cached, whatever the cache's size); and one
+    thread reading both sets in turn (no switch) costing at most :data:`FITS` x two reads of
+    one, so that the two sets fit together. A hypervisor may report the cache of a whole
+    socket: the measured checks keep such a figure from calling a spilling set resident.
+    """
     if r["w"] == 0:
         return True
     if llc is None or 2 * r["w"] > llc:
         return False
+    hot = r["hot_read_ns"]["median"]
     both = r["same_work_ns"]["median"] - r["pipe_alone_ns"]["median"]
-    return bool(both <= FITS * 2 * r["hot_read_ns"]["median"])
+    return bool(hot / r["w"] <= SLOWER * fastest and both <= FITS * 2 * hot)
+
+
+def fastest_read(m: Mapping[str, Any]) -> float:
+    """The fastest cached read of the sweep, in ns per byte (inf without a non-zero W)."""
+    return min(
+        (r["hot_read_ns"]["median"] / r["w"] for r in m["sweep"] if r["w"] > 0),
+        default=float("inf"),
+    )
 
 
 def resident(m: Mapping[str, Any], llc: int | None) -> list[Mapping[str, Any]]:
     """Sweep points whose two working sets stay cached (:func:`fits`); W=0 always does."""
-    return [r for r in m["sweep"] if fits(r, llc)]
+    fastest = fastest_read(m)
+    return [r for r in m["sweep"] if fits(r, llc, fastest)]
 
 
 def preempted(r: Mapping[str, Any]) -> bool:
@@ -447,7 +463,7 @@ def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
         mark = ""
         if r.get("stride", 1) > 1:
             mark = " " + tr("cs.mark.tlb")
-        elif not fits(r, llc):
+        elif not fits(r, llc, fastest_read(m)):
             mark = " " + tr("cs.mark.capacity")
         rows.append(
             [
