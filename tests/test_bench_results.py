@@ -10,12 +10,14 @@ import csv
 import json
 import math
 import os
+import shutil
 from array import array
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from daemonkit.bench.results import load
 from daemonkit.bench.stats import histogram, latency
 from daemonkit.channels import REGISTRY, channel_class
 from daemonkit.channels._stream import FdStreamEnd
@@ -276,3 +278,30 @@ def test_statistics_of_known_samples() -> None:
     one = histogram(array("q", [0, 7]))  # a zero sample still lands in a bin
     assert sum(one.counts) == 2
     assert latency(array("q", [5])).stdev == 0.0
+
+
+def test_references_are_measured_or_skipped_with_their_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--reference: the bare Python loops have a p50 each; a C tool has a mean when it is
+    installed, else it is skipped naming the package; the rows are printed and the
+    document holds them, checked by its schema on the way back in."""
+    code, doc, _ = _bench(
+        tmp_path, "--channels", "pipe,shm-spin", "--peer", "process", "--cpu", "same",
+        "--sizes", "0,64", "--iterations", "300", "--warmup", "10", "--reference",
+    )  # fmt: skip
+    assert code == 0
+    refs = {(r["name"], r["size"]): r for r in doc["references"]}
+    for name in ("python pipe loop", "python busy-poll loop"):
+        for size in (0, 64):
+            assert refs[(name, size)]["p50_ns"] > 0 and refs[(name, size)]["skipped"] is None
+    for tool, package in (("perf", "linux-perf"), ("lat_pipe", "lmbench"), ("lat_tcp", "lmbench")):
+        (ref,) = [r for r in doc["references"] if r["name"] == tool]
+        if shutil.which(tool):
+            assert ref["mean_ns"] is None or ref["mean_ns"] > 0
+        else:
+            assert ref["mean_ns"] is None and package in ref["skipped"]
+    out = capsys.readouterr().out
+    assert "references (" in out and "python busy-poll loop" in out and "target <= 1.5x" in out
+    run = load(tmp_path / "run.json")
+    assert len(run.references) == len(doc["references"])

@@ -44,6 +44,7 @@ __all__ = [
     "CtxSwitches",
     "Peer",
     "current_cpu",
+    "die_with_parent",
     "exact_roundtrips",
     "notify_roundtrips",
     "payload_roundtrips",
@@ -179,7 +180,7 @@ def notify_roundtrips(end: NotifyEnd, samples: array[int]) -> None:
         samples[i] = clock() - t0
 
 
-def _die_with(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """In a forked peer: be killed when the runner dies, even in the middle of a batch.
 
     A peer blocked in sem_wait or mq_receive has no other way to learn that its client is gone
@@ -253,7 +254,7 @@ class Peer:
             if pid == 0:  # the peer process
                 code = 0
                 try:
-                    _die_with(parent)
+                    die_with_parent(parent)
                     # A runner may fork with SIGINT, SIGTERM and SIGHUP blocked (so that none
                     # can split its setup); the peer process must still end with its group.
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)

@@ -4,6 +4,8 @@ The document (schema ``daemonkit.bench/1``)::
 
     {"schema": "daemonkit.bench/1", "created": ISO-8601 UTC, "command": [argv...],
      "options": {...}, "machine": {... "pinning": {...}}, "timer_overhead_ns": float,
+     "references": [{"name", "what", "channel", "size", "p50_ns", "mean_ns", "command",
+                     "skipped"}, ...],
      "results": [{"channel", "peer", "cpu", "size", "payload", "iterations",
                   "latency_ns": {"min","p50","p90","p99","p999","max","mean","stdev"},
                   "roundtrips_per_s", "mb_per_s",
@@ -199,6 +201,8 @@ class Run:
     machine: dict[str, Any]
     timer_overhead_ns: float
     results: list[Result] = field(default_factory=list)
+    # C tools and bare Python loops measured in the same run (daemonkit.bench.references)
+    references: list[dict[str, Any]] = field(default_factory=list)
     schema: str = SCHEMA
 
     def to_json(self) -> dict[str, Any]:
@@ -251,6 +255,7 @@ def from_json(doc: dict[str, Any]) -> Run:
         machine=doc["machine"],
         timer_overhead_ns=doc["timer_overhead_ns"],
         results=[Result.from_json(r) for r in doc["results"]],
+        references=doc.get("references", []),
     )
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "console",
     "fastest_lines",
     "machine_lines",
+    "reference_lines",
     "result_tables",
     "significance_line",
     "unmeasured_lines",
@@ -79,9 +80,41 @@ def fastest_lines(run: Run) -> list[str]:
         ranked = [r for r in _sorted(rows) if r.key in dists]
         if len(ranked) >= 2:
             a, b = ranked[0], ranked[1]
-            lines.append(
-                faster_line(_name(a), dists[a.key], _name(b), dists[b.key]) + " (p50)"
+            lines.append(faster_line(_name(a), dists[a.key], _name(b), dists[b.key]) + " (p50)")
+    return lines
+
+
+SPIN_TARGET = 1.5  # shm-spin's p50 over the bare busy-poll loop's, at most
+
+
+def reference_lines(run: Run) -> list[str]:
+    """The references measured in the run, each held against its channel's p50 (local forked
+    peer, the same size, or the smallest measured when the tool has no size of ours)."""
+    if not run.references:
+        return []
+    by_case = {(r.channel, r.size): r for r in run.results if r.ok and r.peer == "process"}
+    lines = ["references (pinned like the channels; C tools print a mean, the loops a p50):"]
+    for ref in run.references:
+        name = f"  {ref['name']:<22}"
+        if ref.get("skipped"):
+            lines.append(f"{name}skipped: {ref['skipped']}")
+            continue
+        figure = ref["p50_ns"] if ref["p50_ns"] is not None else ref["mean_ns"]
+        stat = "p50" if ref["p50_ns"] is not None else "mean"
+        line = f"{name}{ref['what']}, {fmt_size_short(ref['size'])}: {stat} {fmt_ns(figure)}"
+        sizes = sorted(s for c, s in by_case if c == ref["channel"])
+        size = ref["size"] if ref["size"] in sizes else (sizes[0] if sizes else None)
+        mine = by_case.get((ref["channel"], size)) if size is not None else None
+        if mine is not None and mine.latency_ns is not None:
+            ratio = mine.latency_ns.p50 / figure
+            line += (
+                f"; {ref['channel']} {fmt_size_short(mine.size)} p50 "
+                f"{fmt_ns(mine.latency_ns.p50)} is {ratio:.2f}x"
             )
+            if ref["name"] == "python busy-poll loop":
+                verdict = "PASS" if ratio <= SPIN_TARGET else "FAIL"
+                line += f" (target <= {SPIN_TARGET}x: {verdict})"
+        lines.append(line)
     return lines
 
 

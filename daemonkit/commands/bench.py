@@ -20,6 +20,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ from daemonkit.remote.wire import REMOTE_CHANNELS
 
 if TYPE_CHECKING:
     from daemonkit.bench.measure import Settings
+    from daemonkit.bench.references import Reference
     from daemonkit.bench.results import Result
     from daemonkit.bench.runner import Case, Target
     from daemonkit.machine import Placement
@@ -107,6 +109,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--quick",
         action="store_true",
         help=f"{QUICK['iterations']} round trips, {QUICK['warmup']} warm-up",
+    )
+    b.add_argument(
+        "--reference",
+        action="store_true",
+        help="also run the C tools installed (perf bench sched pipe, lmbench's lat_*) and bare "
+        "Python loops, pinned the same way, as reference rows",
     )
     add_output_option(b, "--json", "write the results document")
     add_output_option(b, "--csv", "write one CSV row per result")
@@ -210,6 +218,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         found = _run_with_progress(target, cases, settings, place)
     finally:
         target.close()
+    refs = _references(args, channels, iterations, place)
 
     here["pinning"] = {
         "mode": place.mode,
@@ -237,10 +246,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "duration": args.duration,
             "warmup": warmup,
             "quick": args.quick,
+            "reference": args.reference,
         },
         machine=here,
         timer_overhead_ns=overhead,
         results=found,
+        references=[asdict(ref) for ref in refs],
     )
     if args.json:
         write_output(args.json, json.dumps(run.to_json(), indent=1) + "\n")
@@ -253,6 +264,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out.print(table)
     for line in [
         *views.fastest_lines(run),
+        *views.reference_lines(run),
         *views.unmeasured_lines(run.results),
         *views.machine_lines(run),
     ]:
@@ -286,6 +298,26 @@ def _nothing_measured_why(found: list[Result], channels: list[str], peers: Seque
     first = next(r for r in found if r.error or r.skipped)
     why = f"{first.channel} {first.peer}: {first.error or first.skipped}"
     return f"nothing was measured: every case failed or was skipped (first: {why})"
+
+
+def _references(
+    args: argparse.Namespace, channels: list[str], iterations: int | None, place: Placement
+) -> list[Reference]:
+    """With ``--reference``: the C tools and the bare Python loops; without it, the bare
+    busy-poll loop whenever ``shm-spin`` ran, since its verdict is held against it."""
+    from daemonkit.bench.references import c_references, python_references
+
+    if args.connect or args.target == "daemon" or args.peer == "thread":
+        return []  # the references are local processes: nothing to hold them against
+    n = min(iterations or _REFERENCE_N, _REFERENCE_N)
+    loops = channels if args.reference else [c for c in channels if c == "shm-spin"]
+    refs = python_references(loops, args.sizes, n, place)
+    if args.reference:
+        refs += c_references(max(n, _REFERENCE_N), place)
+    return refs
+
+
+_REFERENCE_N = 10_000  # round trips of each bare loop or C tool
 
 
 def _target(args: argparse.Namespace, peers: list[PeerKind]) -> Target:

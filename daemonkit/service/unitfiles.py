@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import re
 import sys
-import sysconfig
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -74,6 +73,8 @@ def shipped(kind: str) -> str:
 
 def installed_script() -> Path:
     """The ``daemonkit`` console script pip installed for the running interpreter."""
+    import sysconfig  # here, not on top: every command loads this module (for `unit` choices)
+
     script = Path(sysconfig.get_path("scripts")) / "daemonkit"
     if not script.is_file():
         raise DaemonkitError(
