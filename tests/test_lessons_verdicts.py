@@ -124,15 +124,23 @@ def _pt(
     stride: int = 1,
     rel: float = 0.01,
 ) -> dict[str, Any]:
-    """One point of the sweep: per-switch costs t, p; beyond-same-work bt, bp; a hot read."""
+    """One point of the sweep: per-switch costs t, p; beyond-same-work bt, bp; a hot read.
 
-    def kind(s: float, b: float) -> dict[str, Any]:
-        return {
+    The process's repeats run opposite to the thread's (its fastest repeat beside the thread's
+    slowest), so *rel* spreads the per-repeat ratios and differences, not only the levels.
+    """
+
+    def kind(s: float, b: float, flip: bool) -> dict[str, Any]:
+        out = {
             "switch_ns": _sp(s, rel),
             "beyond_same_work_ns": _sp(b, rel),
             "rtt_ns": _sp(2 * s + 5000),
             "switches_per_rtt": switches,
         }
+        if flip:
+            for k in ("switch_ns", "beyond_same_work_ns"):
+                out[k]["samples"] = out[k]["samples"][::-1]
+        return out
 
     return {
         "w": w,
@@ -140,8 +148,8 @@ def _pt(
         "pipe_alone_ns": _sp(3000.0),
         "hot_read_ns": _sp(hot),
         "same_work_ns": _sp(3000.0 + (2 * hot if both is None else both)),
-        "thread": kind(t, t if bt is None else bt),
-        "process": kind(p, p if bp is None else bp),
+        "thread": kind(t, t if bt is None else bt, False),
+        "process": kind(p, p if bp is None else bp, True),
     }
 
 

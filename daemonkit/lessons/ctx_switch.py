@@ -70,7 +70,7 @@ from daemonkit.lessons.verdict import (
     Verdict,
     bootstrap,
     combine,
-    ratio_of_medians,
+    paired_ratio,
 )
 from daemonkit.machine import CpuMode, facts, placement
 
@@ -163,8 +163,8 @@ def run(
     batch_s: float | None = None,
 ) -> dict[str, Any]:
     ws = ws or (W_QUICK if quick else W_FULL)
-    reps = reps or (7 if quick else 15)
-    batch_s = batch_s or (0.02 if quick else 0.2)
+    reps = reps or (11 if quick else 21)
+    batch_s = batch_s or (0.015 if quick else 0.15)
     same = placement("same")
     perf_reason = _perf.probe(PERF_EVENTS)
     m: dict[str, Any] = {
@@ -288,7 +288,8 @@ def verdict_c2(m: Mapping[str, Any], facts: Mapping[str, Any]) -> Verdict:
     res = resident(m, llc)
     capacity = [r for r in m["sweep"] if r not in res]
     res = deciding(m, llc)
-    ci = ratio_of_medians(
+    # Thread and process batches alternate within each repeat: their ratio is taken per repeat.
+    ci = paired_ratio(
         [(r["process"]["switch_ns"]["samples"], r["thread"]["switch_ns"]["samples"]) for r in res]
     )
     decision = Decision("c2", ci, FAR_MORE, "W = " + ", ".join(fmt_size(r["w"]) for r in res))
@@ -348,26 +349,24 @@ def explain_c2(facts: Mapping[str, Any], d: Decision) -> tuple[str, ...]:
 
 
 def refill(m: Mapping[str, Any], r: Mapping[str, Any], where: str) -> Decision:
-    """C3's quantity at point *r*: the process's switch-added cost over W=0, minus the
-    thread's, divided by one cached read of the set; with its bootstrap interval."""
+    """C3's quantity at point *r*: what the process switch added beyond the thread switch
+    (per repeat, process minus thread: the two batches ran back to back), less the same
+    difference at W=0, divided by one cached read of the set; with its bootstrap interval."""
     zero = m["sweep"][0]
 
-    def samples(p: Mapping[str, Any], k: str) -> list[float]:
-        return list(p[k]["beyond_same_work_ns"]["samples"])
+    def gap(p: Mapping[str, Any]) -> list[float]:
+        pairs = zip(
+            p["process"]["beyond_same_work_ns"]["samples"],
+            p["thread"]["beyond_same_work_ns"]["samples"],
+            strict=True,
+        )
+        return [a - b for a, b in pairs]
 
-    groups = [
-        samples(r, "process"),
-        samples(zero, "process"),
-        samples(r, "thread"),
-        samples(zero, "thread"),
-        list(r["hot_read_ns"]["samples"]),
-    ]
+    def stat(gap_w: Arr, gap_0: Arr, hot: Arr) -> Arr:
+        g_w, g_0, h = (np.median(x, axis=1) for x in (gap_w, gap_0, hot))
+        return np.asarray(np.where(h > 0, (g_w - g_0) / np.where(h > 0, h, 1), np.nan))
 
-    def stat(pw: Arr, p0: Arr, tw: Arr, t0: Arr, hot: Arr) -> Arr:
-        med = [np.median(x, axis=1) for x in (pw, p0, tw, t0, hot)]
-        extra = (med[0] - med[1]) - (med[2] - med[3])
-        return np.asarray(np.where(med[4] > 0, extra / np.where(med[4] > 0, med[4], 1), np.nan))
-
+    groups = [gap(r), gap(zero), list(r["hot_read_ns"]["samples"])]
     return Decision("c3", bootstrap(groups, stat), REFILL, where)
 
 
