@@ -41,8 +41,12 @@ from daemonkit.cleanup import KernelObject, list_objects
 from daemonkit.runtime import resolve_runtime_dir
 from daemonkit.service.client import open_endpoint
 
-# Channels with no name in any namespace (anonymous pipes, loopback ports, signals, eventfd).
-NAMELESS = {"pipe", "tcp", "zmq-tcp", "signal", "rt-signal", "eventfd"}
+# Channels with no name in any namespace (anonymous pipes, loopback ports, signals, eventfd;
+# multiprocessing's pipes and queues, whose semaphores are unlinked as soon as they are made).
+NAMELESS = {
+    "pipe", "tcp", "zmq-tcp", "signal", "rt-signal", "eventfd",
+    "mp-pipe", "mp-pipe-simplex", "mp-queue",
+}  # fmt: skip
 _SYSV_TABLES = {"sysv-sem": "sem", "sysv-shm": "shm", "sysv-mq": "msg"}
 
 
