@@ -226,3 +226,34 @@ def _prlimit_as(uid: int, pid: int, limit: str) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
+
+
+# -- shared memory ------------------------------------------------------------------------------
+
+
+def test_a_client_cannot_shrink_the_segment_under_the_daemon(daemons: Daemons) -> None:
+    """The old attack: ftruncate the segment to 0, then post. The buffer is a sealed memfd
+    passed over the socket: no name to open, and the kernel refuses the ftruncate itself."""
+    import posix_ipc
+
+    from daemonkit.service.client import ControlClient
+
+    daemons.start()
+    pid = daemons.pid()
+    with ControlClient(daemons.rdir) as control:
+        reply = control.request({"cmd": "open", "endpoint": "posix-shm", "max_size": 4096})
+        fd = control.take_fd()
+        assert fd is not None, reply
+        try:
+            assert not any(n.startswith(f"dk.{pid}.posix-shm.") for n in os.listdir("/dev/shm"))
+            for size in (0, 8, 1 << 20):
+                with pytest.raises(PermissionError):
+                    os.ftruncate(fd, size)  # F_SEAL_SHRINK / F_SEAL_GROW: EPERM for everyone
+            # A length word claiming far more than the buffer, then the post.
+            os.pwrite(fd, (2**63).to_bytes(8, "little"), 0)
+            posix_ipc.Semaphore(f"{reply['name']}.to-server").release()
+            done = posix_ipc.Semaphore(f"{reply['name']}.to-client")
+            done.acquire(5)  # the daemon clipped the length to its buffer and answered
+        finally:
+            os.close(fd)
+    healthy(daemons, pid)
