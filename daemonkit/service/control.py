@@ -67,15 +67,20 @@ class Connection:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        # SO_PEERCRED: the pid, uid, gid of the process that connected, filled in by the kernel
-        # at connect(2); a client cannot claim to be someone else.
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-        self.peer_pid, self.peer_uid, self.peer_gid = _UCRED.unpack(creds)
+        self.peer_pid, self.peer_uid, self.peer_gid = self.credentials(sock)
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.last_active = time.monotonic()
         self.closing = False  # close once the queued replies are written
         self.on_close: list[Callable[[], None]] = []  # releases per-client endpoint objects
+
+    @staticmethod
+    def credentials(sock: socket.socket) -> tuple[int, int, int]:
+        """SO_PEERCRED: the pid, uid, gid of the process that connected, filled in by the
+        kernel at connect(2); a client cannot claim to be someone else."""
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+        pid, uid, gid = _UCRED.unpack(creds)
+        return pid, uid, gid
 
     def receive(
         self,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from daemonkit.channels.base import End
+from daemonkit.errors import ChannelError
 from daemonkit.runtime import object_name
 from daemonkit.service.trust import TrustedDir
 
@@ -29,11 +30,16 @@ ECHO_SIGNALS = {signal.SIGUSR1}
 
 def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
     """Start a daemon thread whose signal mask blocks ECHO_SIGNALS (a new thread inherits
-    its creator's mask, so block, start, and restore the main thread's)."""
+    its creator's mask, so block, start, and restore the main thread's).
+
+    Raises :class:`~daemonkit.errors.ChannelError` when the kernel refuses the thread: the
+    caller refuses the client it was for and removes what it made for it."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, ECHO_SIGNALS)
     try:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
+    except RuntimeError as exc:  # pthread_create: EAGAIN (RLIMIT_NPROC, cgroup pids.max)
+        raise ChannelError(name, f"cannot start a thread ({exc})") from exc
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     return thread

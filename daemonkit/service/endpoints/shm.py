@@ -40,6 +40,7 @@ from daemonkit.channels.base import End, PayloadEnd
 from daemonkit.channels.shm_layout import buffer_size, split
 from daemonkit.errors import ChannelError, SizeNotSupportedError
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
+from daemonkit.service.limits import LIMITS, SHM_BYTES
 from daemonkit.service.trust import TrustedDir, UntrustedError
 
 __all__ = ["ShmClientEnd", "ShmEndpoint"]
@@ -109,14 +110,24 @@ class ShmEndpoint(Endpoint):
         size = req.get("max_size")
         if not isinstance(size, int) or not 0 <= size <= MAX_SHM:
             return {"error": f"posix-shm: max_size must be 0..{MAX_SHM}"}, lambda: None
+        if not SHM_BYTES.take(size):
+            return {"error": f"posix-shm: limit: {LIMITS.shm_bytes} bytes mapped"}, lambda: None
         base = self.object_name(posix=True)
         try:
             objs = _Objects(base, size, create=True)
         except (posix_ipc.Error, OSError, ValueError) as exc:
+            SHM_BYTES.give(size)
             _unlink_names(base)
             return {"error": f"posix-shm: {base}: {exc}"}, lambda: None
         session = self.new_session()
-        worker = start_thread(lambda: self._serve(objs, session), f"{self.name}-client")
+        try:
+            worker = start_thread(lambda: self._serve(objs, session), f"{self.name}-client")
+        except ChannelError:  # no thread to serve it: undo everything made for this client
+            self.end_session(session)
+            objs.unlink()
+            objs.unmap()
+            SHM_BYTES.give(size)
+            raise
 
         def release() -> None:
             self._releases.discard(release)
@@ -127,6 +138,7 @@ class ShmEndpoint(Endpoint):
             objs.unlink()  # the names go now; the pages with the last mapping
             if not worker.is_alive():
                 objs.unmap()
+            SHM_BYTES.give(size)
 
         self._releases.add(release)
         return {"name": base, "size": size}, release
