@@ -41,7 +41,8 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with usage errors reported as one line and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"daemonkit: {message} (see '{self.prog} --help')\n")
+        hint = "" if "(see '" in message else f" (see '{self.prog} --help')"  # one hint
+        self.exit(2, f"daemonkit: {message}{hint}\n")
 
 
 def build_parser() -> ArgumentParser:

@@ -73,7 +73,8 @@ def require(facility: str, reason: str) -> NoReturn:
     the environment requires the facility (:func:`required`)."""
     if required(facility):
         pytest.fail(f"{facility} is required here but missing: {reason}", pytrace=False)
-    pytest.skip(f"needs {facility}: {reason}")
+    # Reported at the test's own line, not here (as @pytest.mark.skip does; pytest >= 8).
+    raise pytest.skip.Exception(f"needs {facility}: {reason}", _use_item_location=True)
 
 
 def need(facility: str) -> None:

@@ -35,6 +35,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "interrupts",
             "cleanup",
             "units",
+            "schemas",
         }
     ),
 }

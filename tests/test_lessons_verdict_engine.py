@@ -28,6 +28,7 @@ from daemonkit.lessons.verdict import (
     by_checks,
     combine,
     decide,
+    paired_ratio,
     ratio_of_medians,
 )
 from daemonkit.machine import describe
@@ -99,6 +100,20 @@ def test_the_interval_is_a_function_of_the_measurements() -> None:
 def test_a_non_positive_median_makes_the_ratio_undefined() -> None:
     ci = ratio_of_medians([([-5.0, -4.0, 3.0], _reps(1000, n=3))])
     assert math.isnan(ci.lo) and decide(ci, FAR) == "inconclusive"
+
+
+def test_paired_repeats_cancel_a_burst_that_slows_both_halves() -> None:
+    # Each repeat ran thread and process back to back; a burst of load slows both by 1.0-1.6x.
+    load = [1.0, 1.6, 1.1, 1.5, 1.2, 1.4, 1.3]
+    thread = [1000 * f for f in load]
+    process = [1500 * f for f in load]
+    paired = paired_ratio([(process, thread)])
+    assert paired.lo == pytest.approx(1.5) and paired.hi == pytest.approx(1.5)
+    assert decide(paired, FAR) == "partly holds"
+    unpaired = ratio_of_medians([(process, thread)])
+    assert unpaired.hi - unpaired.lo > 0.2  # the same repeats, resampled apart: much wider
+    with pytest.raises(ValueError):
+        paired_ratio([(process, thread[:-1])])
 
 
 def test_geometric_mean_over_points() -> None:

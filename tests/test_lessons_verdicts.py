@@ -124,15 +124,23 @@ def _pt(
     stride: int = 1,
     rel: float = 0.01,
 ) -> dict[str, Any]:
-    """One point of the sweep: per-switch costs t, p; beyond-same-work bt, bp; a hot read."""
+    """One point of the sweep: per-switch costs t, p; beyond-same-work bt, bp; a hot read.
 
-    def kind(s: float, b: float) -> dict[str, Any]:
-        return {
+    The process's repeats run opposite to the thread's (its fastest repeat beside the thread's
+    slowest), so *rel* spreads the per-repeat ratios and differences, not only the levels.
+    """
+
+    def kind(s: float, b: float, flip: bool) -> dict[str, Any]:
+        out = {
             "switch_ns": _sp(s, rel),
             "beyond_same_work_ns": _sp(b, rel),
             "rtt_ns": _sp(2 * s + 5000),
             "switches_per_rtt": switches,
         }
+        if flip:
+            for k in ("switch_ns", "beyond_same_work_ns"):
+                out[k]["samples"] = out[k]["samples"][::-1]
+        return out
 
     return {
         "w": w,
@@ -140,8 +148,8 @@ def _pt(
         "pipe_alone_ns": _sp(3000.0),
         "hot_read_ns": _sp(hot),
         "same_work_ns": _sp(3000.0 + (2 * hot if both is None else both)),
-        "thread": kind(t, t if bt is None else bt),
-        "process": kind(p, p if bp is None else bp),
+        "thread": kind(t, t if bt is None else bt, False),
+        "process": kind(p, p if bp is None else bp, True),
     }
 
 
@@ -198,6 +206,16 @@ def test_c2_capacity_dominated_and_preempted_points_do_not_decide() -> None:
     spilled = _cs([_pt(0, 1000, 2500), _pt(16 * MiB, 1000, 9000, both=5000.0)])
     v = ctx_switch.verdict_c2(spilled, PCID)  # both sets read without a switch: 2.5x a hot read
     assert "verdict.ctx-switch.capacity" in v.extra and v.figures["capacity"] == ["16 MiB"]
+    # Read at a quarter of the sweep's fastest cached speed: from memory, not from a cache.
+    slow = _cs(
+        [_pt(0, 1000, 2500), _pt(256 * KiB, 1000, 2500), _pt(1 * MiB, 1000, 1100, hot=16000.0)]
+    )
+    assert ctx_switch.verdict_c2(slow, PCID).figures["capacity"] == ["1 MiB"]
+    assert ctx_switch.verdict_c2(slow, PCID).label == "holds"  # 1.1 at 1 MiB does not decide
+    fast = _cs(
+        [_pt(0, 1000, 2500), _pt(256 * KiB, 1000, 2500), _pt(1 * MiB, 1000, 1100, hot=6000.0)]
+    )
+    assert ctx_switch.verdict_c2(fast, PCID).figures["capacity"] == []
     small_llc = ctx_switch.verdict_c2(m, {**PCID, "llc_bytes": 16 * MiB})
     assert small_llc.figures["capacity"] == ["16 MiB"]  # 2W > LLC from sysfs
     preempted = _cs([_pt(0, 1000, 2500), _pt(1 * MiB, 1000, 1100, switches=2.6)])

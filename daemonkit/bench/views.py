@@ -176,19 +176,26 @@ def _sorted(rows: list[Result]) -> list[Result]:
 _MEASURE = Console(width=10_000, file=io.StringIO())  # measures a table's natural width
 
 
-def _new_table(title: str, compact: bool) -> Table:
-    if compact:  # no vertical rules: every column a person reads, nothing cut
-        return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    return Table(title=title, title_justify="left")
+def _new_table(title: str, compact: bool = False) -> Table:
+    """No vertical rules: the width goes to the figures (compact: one space between
+    columns)."""
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1, 0, 0) if compact else (0, 1),
+    )
 
 
 def _table(title: str, rows: list[Result], compact: bool) -> Table:
     t = _new_table(title, compact)
-    right: tuple[str, ...] = ("p50", "p99", "round trips/s", "CPU/rt", "x fastest")
+    # Two-line headers: a column is as wide as its figures, not as its name.
+    right: tuple[str, ...] = ("p50", "p99", "round\ntrips/s", "CPU\nper rt", "x\nfastest")
     if not compact:
-        right = ("p50", "p90", "p99", "p99.9", "max", "round trips/s", "MB/s",
-                 "cs/rt vol c/p", "invol c/p", "CPU µs/rt c/p", "CPU use c/p",
-                 "x fastest")  # fmt: skip
+        right = ("p50", "p90", "p99", "p99.9", "max", "round\ntrips/s", "MB/s",
+                 "cs/rt\nvol c/p", "cs/rt\ninvol c/p", "CPU µs/rt\nc/p", "CPU use\nc/p",
+                 "x\nfastest")  # fmt: skip
     for col in ("channel", "peer", "size"):
         t.add_column(col, overflow="fold")
     for col in right:
@@ -299,8 +306,15 @@ def comparison_table(cmp: Comparison, width: int = FULL_WIDTH) -> Table:
             head.insert(2, r.cpu)
             head += [fmt_ns(o.latency_ns.p50), fmt_ns(r.latency_ns.p50),
                      fmt_ns(o.latency_ns.p99), fmt_ns(r.latency_ns.p99)]  # fmt: skip
-        t.add_row(*head, _ratio(c.p50), c.p50.verdict, _ratio(c.p99), c.p99.verdict)
+        t.add_row(*head, _ratio(c.p50), _verdict(c.p50, compact), _ratio(c.p99),
+                  _verdict(c.p99, compact))  # fmt: skip
+    if compact:
+        t.caption, t.caption_justify = "n.s.: not significant", "left"
     return t
+
+
+def _verdict(r: Ratio, compact: bool) -> str:
+    return "n.s." if compact and r.verdict == "not significant" else r.verdict
 
 
 def comparison_lines(cmp: Comparison) -> list[str]:

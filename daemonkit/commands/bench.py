@@ -292,7 +292,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from daemonkit.report import write_report
 
         older = old.to_json() if old is not None else None
-        out.print(f"report: {write_report([run.to_json()], args.report, compare=older)}")
+        page = write_report([run.to_json()], args.report, compare=older)
+        out.print(f"report: {page}", markup=False, soft_wrap=True)  # a path is never wrapped
     if not any(r.measured for r in run.results):
         raise NothingMeasuredError(_nothing_measured_why(run.results, channels, peers))
     return 1 if any(r.error for r in run.results) else 0

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemonkit.commands.options import add_report_option, prepare_out_dir
+from daemonkit.commands.options import add_report_option, nearest, prepare_out_dir
 from daemonkit.errors import DaemonkitError, UsageError
 from daemonkit.lessons.base import LESSONS, load
 
@@ -64,7 +64,8 @@ def cmd_lessons(args: argparse.Namespace) -> int:
 
     unknown = [n for n in args.names if n not in LESSONS]
     if unknown:
-        raise UsageError(f"unknown lesson {unknown[0]!r} (known: {', '.join(LESSONS)})")
+        guess = nearest(unknown[0], LESSONS)
+        raise UsageError(f"unknown lesson {unknown[0]!r}{guess} (known: {', '.join(LESSONS)})")
     names = list(dict.fromkeys(args.names)) or list(LESSONS)
     if args.json is not None and str(args.json) != "-":
         from daemonkit.bench.results import check_writable

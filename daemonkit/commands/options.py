@@ -9,9 +9,11 @@ or a negative count never reaches the runner.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from daemonkit.channels import REGISTRY, channel_names
@@ -32,7 +34,20 @@ __all__ = [
 
 MAX_SIZE = 64 << 20  # 64 MiB: each end allocates a buffer this large
 _SIZE_RE = re.compile(r"^(\d+)([KkMm]?)$")
+_SIZE_GUESS_RE = re.compile(r"^(\d+)\s*([KkMm])(?:i?[Bb])$")
 _SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20}
+
+
+def nearest(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'pipe'?)`` for the valid name closest to a mistyped one, else ``""``."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _size_guess(text: str) -> str:
+    """``64KB``, ``4 kib``, ``1MiB`` -> `` (did you mean '64K'?)``."""
+    m = _SIZE_GUESS_RE.match(text)
+    return f" (did you mean '{m.group(1)}{m.group(2).upper()}'?)" if m else ""
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -42,7 +57,8 @@ def parse_sizes(text: str) -> list[int]:
         m = _SIZE_RE.match(part.strip())
         if not m:
             raise argparse.ArgumentTypeError(
-                f"bad size {part.strip()!r}: give bytes with an optional K or M, e.g. 0,64,4K,1M"
+                f"bad size {part.strip()!r}{_size_guess(part.strip())}: give bytes with an "
+                "optional K or M, e.g. 0,64,4K,1M"
             )
         size = int(m.group(1)) * _SCALE[m.group(2).lower()]
         if size > MAX_SIZE:
@@ -58,7 +74,9 @@ def parse_channels(text: str) -> list[str]:
     names: list[str] = []
     for name in (n.strip() for n in text.split(",")):
         if name not in REGISTRY:
-            raise argparse.ArgumentTypeError(f"unknown channel {name!r} (see 'daemonkit channels')")
+            raise argparse.ArgumentTypeError(
+                f"unknown channel {name!r}{nearest(name, REGISTRY)} (see 'daemonkit channels')"
+            )
         if name not in names:
             names.append(name)
     return names

@@ -13,10 +13,20 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from daemonkit.commands.options import parse_count, parse_seconds, parse_sizes
+from daemonkit.commands.options import (
+    add_output_option,
+    is_stdout,
+    parse_count,
+    parse_seconds,
+    parse_sizes,
+    write_output,
+)
 from daemonkit.remote.wire import Address, parse_address
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["add_bench_connect", "register"]
 
@@ -126,7 +136,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     t.add_argument(
         "--warmup", type=parse_count, default=10, metavar="N", help="untimed messages first"
     )
-    t.add_argument("--json", type=Path, metavar="PATH", help="write the results document")
+    add_output_option(t, "--json", "write the results document")
     t.set_defaults(func=cmd_throughput)
 
 
@@ -164,10 +174,14 @@ def cmd_throughput(args: argparse.Namespace) -> int:
 
     from daemonkit import machine
     from daemonkit.bench import views
-    from daemonkit.errors import ChannelError, DaemonkitError
+    from daemonkit.errors import ChannelError
     from daemonkit.remote.client import RemoteServer
     from daemonkit.remote.throughput import SCHEMA, measure
 
+    if args.json is not None and not is_stdout(args.json):
+        from daemonkit.bench.results import check_writable
+
+        check_writable(args.json)  # found out now, not after the measurement
     rows: list[dict[str, Any]] = []
     with RemoteServer(args.connect) as server:
         for size in args.sizes:
@@ -186,33 +200,31 @@ def cmd_throughput(args: argparse.Namespace) -> int:
             "remote_peer": peer_machine,
             "results": rows,
         }
-        try:
-            args.json.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise DaemonkitError(f"{args.json}: {exc.strerror}") from exc
-    _print_throughput(views, rows, args.connect.zmq_url)
+        write_output(args.json, json.dumps(doc, indent=1) + "\n")
+    _print_throughput(views.console(stderr=is_stdout(args.json)), rows, args.connect.zmq_url)
     return 1 if any("error" in r for r in rows) else 0
 
 
-def _print_throughput(views: Any, rows: list[dict[str, Any]], where: str) -> None:
+def _print_throughput(out: Console, rows: list[dict[str, Any]], where: str) -> None:
     from rich.table import Table
 
+    from daemonkit.units import fmt_count, fmt_ns, fmt_rate, fmt_size, fmt_size_short
+
     t = Table(title=f"zmq-tcp throughput to {where} (pipelined)", title_justify="left")
-    for col in ("size", "messages", "seconds", "messages/s", "MB/s", "tail ms"):
+    for col in ("size", "messages", "time", "messages/s", "MB/s", "tail"):
         t.add_column(col, justify="right")
-    out = views.console()
     for r in rows:
         if "error" in r:
             continue
         t.add_row(
-            str(r["size"]),
-            str(r["messages"]),
-            f"{r['seconds']:.3f}",
-            f"{r['messages_per_s']:,.0f}",
-            f"{r['mb_per_s']:,.2f}",
-            f"{r['tail_ns'] / 1e6:.2f}",
+            fmt_size_short(r["size"]),
+            fmt_count(r["messages"]),
+            fmt_ns(r["seconds"] * 1e9),
+            fmt_count(r["messages_per_s"]),
+            fmt_rate(r["mb_per_s"]),
+            fmt_ns(r["tail_ns"]),
         )
     out.print(t)
     for r in rows:
         if "error" in r:
-            out.print(f"FAILED  zmq-tcp {r['size']} B: {r['error']}", markup=False)
+            out.print(f"FAILED  zmq-tcp {fmt_size(r['size'])}: {r['error']}", markup=False)

@@ -20,19 +20,23 @@ ftrace state (``tracing_on``, ``current_tracer``, enabled events, instances) is 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from daemonkit.channels.base import PeerKind
 from daemonkit.commands.options import (
+    add_output_option,
     add_placement_options,
     add_report_option,
+    is_stdout,
     parse_channels,
     parse_count,
     parse_sizes,
     parse_warmup,
     prepare_out_dir,
+    write_output,
 )
 
 __all__ = ["register"]
@@ -84,7 +88,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help=f"untraced round trips first (default {DEFAULT_WARMUP})",
     )
-    p.add_argument("--json", type=Path, metavar="FILE", help="write the daemonkit.trace/1 document")
+    add_output_option(p, "--json", "write the daemonkit.trace/1 document")
     add_report_option(p)
     p.set_defaults(func=cmd_trace)
 
@@ -97,7 +101,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     why = perf.missing()  # before anything is created: one line, exit 77
     if why is not None:
         raise perf.TraceUnavailableError(f"cannot record the scheduler's events: {why}")
-    if args.json is not None:
+    if args.json is not None and not is_stdout(args.json):
         check_writable(args.json)
     if args.report is not None:
         prepare_out_dir(args.report)
@@ -118,10 +122,15 @@ def cmd_trace(args: argparse.Namespace) -> int:
         [Path(sys.argv[0]).name, *sys.argv[1:]],
         progress,
     )
-    if args.json is not None:
+    if is_stdout(args.json):
+        write_output(args.json, json.dumps(doc, indent=1) + "\n")
+    elif args.json is not None:
         run.write_json(doc, args.json)
 
-    out = console()
+    out = console(stderr=is_stdout(args.json))  # standard output may carry the JSON
+    note = doc["machine"]["pinning"].get("note")
+    if note:
+        out.print(note, markup=False)
     measured = [c for c in doc["cases"] if "timeline" in c]
     for case in measured:
         out.print(views.timeline_text(case))

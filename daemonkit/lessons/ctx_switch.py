@@ -70,7 +70,7 @@ from daemonkit.lessons.verdict import (
     Verdict,
     bootstrap,
     combine,
-    ratio_of_medians,
+    paired_ratio,
 )
 from daemonkit.machine import CpuMode, facts, placement
 
@@ -95,6 +95,7 @@ FAR_MORE = Bands(partly=1.25, holds=2.0)  # C2's "far more", as a process/thread
 MIN_SWITCHES = 1.8  # switches per round trip (both sides, both kinds) below which a hop did not
 PREEMPTED = 2.2  # switches per round trip above which a third task also ran on the CPU
 FITS = 1.5  # both sets read without a switch / two cached reads: above it, they spill
+SLOWER = 2.0  # a read this much slower per byte than the sweep's fastest is not from cache
 # C3: what a process switch adds beyond a thread switch (over their W=0 difference), in units
 # of one cached read of the working set: a cold set costs at least about one more read.
 REFILL = Bands(partly=0.25, holds=1.0)
@@ -162,8 +163,8 @@ def run(
     batch_s: float | None = None,
 ) -> dict[str, Any]:
     ws = ws or (W_QUICK if quick else W_FULL)
-    reps = reps or (7 if quick else 15)
-    batch_s = batch_s or (0.02 if quick else 0.2)
+    reps = reps or (11 if quick else 21)
+    batch_s = batch_s or (0.015 if quick else 0.15)
     same = placement("same")
     perf_reason = _perf.probe(PERF_EVENTS)
     m: dict[str, Any] = {
@@ -234,22 +235,37 @@ def _wname(r: Mapping[str, Any]) -> str:
     return fmt_size(r["w"])
 
 
-def fits(r: Mapping[str, Any], llc: int | None) -> bool:
-    """Whether both working sets of point *r* stayed cached: 2W within the last-level cache
-    that sysfs reports, *and* one thread reading both sets in turn (no switch) cost at most
-    :data:`FITS` x two reads of one cached set. A hypervisor may report the cache of a whole
-    socket; the measured check keeps such a figure from calling a spilling set resident."""
+def fits(r: Mapping[str, Any], llc: int | None, fastest: float) -> bool:
+    """Whether both working sets of point *r* stayed cached.
+
+    Three conditions: 2W within the last-level cache that sysfs reports; one cached read of
+    the set at no less than half the fastest per-byte speed of the sweep (*fastest*, ns per
+    byte: a set read at memory speed is not cached, whatever the cache's size); and one
+    thread reading both sets in turn (no switch) costing at most :data:`FITS` x two reads of
+    one, so that the two sets fit together. A hypervisor may report the cache of a whole
+    socket: the measured checks keep such a figure from calling a spilling set resident.
+    """
     if r["w"] == 0:
         return True
     if llc is None or 2 * r["w"] > llc:
         return False
+    hot = r["hot_read_ns"]["median"]
     both = r["same_work_ns"]["median"] - r["pipe_alone_ns"]["median"]
-    return bool(both <= FITS * 2 * r["hot_read_ns"]["median"])
+    return bool(hot / r["w"] <= SLOWER * fastest and both <= FITS * 2 * hot)
+
+
+def fastest_read(m: Mapping[str, Any]) -> float:
+    """The fastest cached read of the sweep, in ns per byte (inf without a non-zero W)."""
+    return min(
+        (r["hot_read_ns"]["median"] / r["w"] for r in m["sweep"] if r["w"] > 0),
+        default=float("inf"),
+    )
 
 
 def resident(m: Mapping[str, Any], llc: int | None) -> list[Mapping[str, Any]]:
     """Sweep points whose two working sets stay cached (:func:`fits`); W=0 always does."""
-    return [r for r in m["sweep"] if fits(r, llc)]
+    fastest = fastest_read(m)
+    return [r for r in m["sweep"] if fits(r, llc, fastest)]
 
 
 def preempted(r: Mapping[str, Any]) -> bool:
@@ -272,7 +288,8 @@ def verdict_c2(m: Mapping[str, Any], facts: Mapping[str, Any]) -> Verdict:
     res = resident(m, llc)
     capacity = [r for r in m["sweep"] if r not in res]
     res = deciding(m, llc)
-    ci = ratio_of_medians(
+    # Thread and process batches alternate within each repeat: their ratio is taken per repeat.
+    ci = paired_ratio(
         [(r["process"]["switch_ns"]["samples"], r["thread"]["switch_ns"]["samples"]) for r in res]
     )
     decision = Decision("c2", ci, FAR_MORE, "W = " + ", ".join(fmt_size(r["w"]) for r in res))
@@ -332,26 +349,24 @@ def explain_c2(facts: Mapping[str, Any], d: Decision) -> tuple[str, ...]:
 
 
 def refill(m: Mapping[str, Any], r: Mapping[str, Any], where: str) -> Decision:
-    """C3's quantity at point *r*: the process's switch-added cost over W=0, minus the
-    thread's, divided by one cached read of the set; with its bootstrap interval."""
+    """C3's quantity at point *r*: what the process switch added beyond the thread switch
+    (per repeat, process minus thread: the two batches ran back to back), less the same
+    difference at W=0, divided by one cached read of the set; with its bootstrap interval."""
     zero = m["sweep"][0]
 
-    def samples(p: Mapping[str, Any], k: str) -> list[float]:
-        return list(p[k]["beyond_same_work_ns"]["samples"])
+    def gap(p: Mapping[str, Any]) -> list[float]:
+        pairs = zip(
+            p["process"]["beyond_same_work_ns"]["samples"],
+            p["thread"]["beyond_same_work_ns"]["samples"],
+            strict=True,
+        )
+        return [a - b for a, b in pairs]
 
-    groups = [
-        samples(r, "process"),
-        samples(zero, "process"),
-        samples(r, "thread"),
-        samples(zero, "thread"),
-        list(r["hot_read_ns"]["samples"]),
-    ]
+    def stat(gap_w: Arr, gap_0: Arr, hot: Arr) -> Arr:
+        g_w, g_0, h = (np.median(x, axis=1) for x in (gap_w, gap_0, hot))
+        return np.asarray(np.where(h > 0, (g_w - g_0) / np.where(h > 0, h, 1), np.nan))
 
-    def stat(pw: Arr, p0: Arr, tw: Arr, t0: Arr, hot: Arr) -> Arr:
-        med = [np.median(x, axis=1) for x in (pw, p0, tw, t0, hot)]
-        extra = (med[0] - med[1]) - (med[2] - med[3])
-        return np.asarray(np.where(med[4] > 0, extra / np.where(med[4] > 0, med[4], 1), np.nan))
-
+    groups = [gap(r), gap(zero), list(r["hot_read_ns"]["samples"])]
     return Decision("c3", bootstrap(groups, stat), REFILL, where)
 
 
@@ -447,7 +462,7 @@ def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
         mark = ""
         if r.get("stride", 1) > 1:
             mark = " " + tr("cs.mark.tlb")
-        elif not fits(r, llc):
+        elif not fits(r, llc, fastest_read(m)):
             mark = " " + tr("cs.mark.capacity")
         rows.append(
             [

@@ -47,6 +47,7 @@ __all__ = [
     "by_checks",
     "combine",
     "decide",
+    "paired_ratio",
     "ratio_of_medians",
 ]
 
@@ -180,6 +181,26 @@ def ratio_of_medians(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -
             a, b = np.median(num, axis=1), np.median(den, axis=1)
             ok = (a > 0) & (b > 0)
             logs.append(np.where(ok, np.log(np.where(ok, a, 1.0) / np.where(ok, b, 1.0)), np.nan))
+        return np.asarray(np.exp(np.mean(logs, axis=0)), dtype=np.float64)
+
+    return bootstrap(groups, stat)
+
+
+def paired_ratio(pairs: Sequence[tuple[Sequence[float], Sequence[float]]]) -> Interval:
+    """Like :func:`ratio_of_medians`, for repeats taken in pairs (numerator and denominator
+    measured back to back in each repeat): the ratio is formed within each repeat, so a burst
+    of load that slows both halves of a repeat cancels, and the repeats are resampled whole.
+    """
+    groups = []
+    for num, den in pairs:
+        if len(num) != len(den):
+            raise ValueError("paired repeats need as many numerators as denominators")
+        groups.append(
+            [a / b if b > 0 and a > 0 else float("nan") for a, b in zip(num, den, strict=True)]
+        )
+
+    def stat(*arrays: Arr) -> Arr:
+        logs = [np.log(np.median(a, axis=1)) for a in arrays]
         return np.asarray(np.exp(np.mean(logs, axis=0)), dtype=np.float64)
 
     return bootstrap(groups, stat)

@@ -314,15 +314,6 @@ def _window(c: Capture, wakes: Sequence[Wake]) -> tuple[int, int]:
 def _timeline(c: Capture, ix: _Index, wakes: Sequence[Wake]) -> dict[str, Any]:
     """A few round trips' time from the middle of the loop: lanes and wake-up arrows."""
     lo, hi = _window(c, wakes)
-    lanes: dict[str, list[list[Any]]] = {}
-    for cpu in sorted(ix.segments):
-        lane = [
-            [max(s.start, lo) - lo, min(s.end, hi) - lo, role_of(s.tid, c), s.tid, s.comm]
-            for s in ix.segments[cpu]
-            if _overlap(s, lo, hi)
-        ]
-        if lane:
-            lanes[str(cpu)] = lane
     arrows = []
     for w in c.events:
         if not (isinstance(w, Wake) and w.kind == "waking" and lo <= w.ts < hi):
@@ -343,6 +334,20 @@ def _timeline(c: Capture, ix: _Index, wakes: Sequence[Wake]) -> dict[str, Any]:
                 "ran_ts": ran - lo if ran is not None and ran < hi else None,
             }
         )
+    # Lanes for the CPUs the story happens on: where a side ran, woke or was woken in the
+    # window (unpinned on a large machine, not every CPU the recorder saw).
+    shown = {a["cpu"] for a in arrows} | {a["target_cpu"] for a in arrows}
+    lanes: dict[str, list[list[Any]]] = {}
+    for cpu in sorted(ix.segments):
+        lane = [
+            [max(s.start, lo) - lo, min(s.end, hi) - lo, role_of(s.tid, c), s.tid, s.comm]
+            for s in ix.segments[cpu]
+            if _overlap(s, lo, hi)
+        ]
+        if lane and (
+            cpu in shown or any(r in ("client", "peer", "thread") for _, _, r, _, _ in lane)
+        ):
+            lanes[str(cpu)] = lane
     return {
         "round_trips": TIMELINE_ROUND_TRIPS,
         "span_ns": hi - lo,
