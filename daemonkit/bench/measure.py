@@ -49,6 +49,7 @@ from daemonkit.bench.peer import (
     exact_roundtrips,
     notify_roundtrips,
     payload_roundtrips,
+    spin_roundtrips,
     wire_size,
 )
 from daemonkit.bench.results import CpuCost, CpuPerRoundtrip, CtxPerRoundtrip, EndPair, Result
@@ -108,6 +109,7 @@ class _Echo:
         self.channel = channel
         self.end = end
         self.fds = end.stream_fds() if exact and isinstance(end, PayloadEnd) else None
+        self.spin = end.spin_words() if exact and isinstance(end, PayloadEnd) else None
         self.size = size if isinstance(end, PayloadEnd) else 0
         wire = wire_size(self.size) if self.fds is not None else self.size
         self._msg = bytearray(wire)
@@ -133,6 +135,8 @@ class _Echo:
     def roundtrips(self, samples: array[int], got: array[int]) -> None:
         if self.fds is not None:
             exact_roundtrips(self.channel, self.fds, self.msg, self.rbuf, samples)
+        elif self.spin is not None:
+            spin_roundtrips(self.spin, self.msg, self.rbuf, samples)
         elif isinstance(self.end, PayloadEnd):
             payload_roundtrips(self.end, self.msg, self.rbuf, samples, got)
         else:
@@ -142,7 +146,8 @@ class _Echo:
         """Every echoed length; and, with *content*, the last echo's bytes (CRC-32)."""
         if not isinstance(self.end, PayloadEnd) or not len(got):
             return
-        if self.fds is None and got.count(self.size) != len(got):
+        exact = self.fds is not None or self.spin is not None  # lengths hold by construction
+        if not exact and got.count(self.size) != len(got):
             i = next(i for i, n in enumerate(got) if n != self.size)
             raise ChannelError(
                 self.channel, f"echo {i} of a batch had {got[i]} bytes, {self.size} were sent"
