@@ -220,3 +220,32 @@ def lessons_doc(scale: float = 1.0, only: tuple[str, ...] = ()) -> dict[str, Any
         },
         "lessons": lessons,
     }
+
+
+def throughput_doc() -> dict[str, Any]:
+    """A ``daemonkit throughput`` document: three sizes and one that failed."""
+    machine = bench_doc(small=True)["machine"]
+    rows: list[dict[str, Any]] = []
+    for size, rate in ((64, 55_000.0), (1024, 61_000.0), (16384, 12_800.0)):
+        rows.append(
+            {
+                "channel": "zmq-tcp",
+                "size": size,
+                "messages": 10_000,
+                "seconds": 10_000 / rate,
+                "messages_per_s": rate,
+                "mb_per_s": rate * size / 1e6,
+                "tail_ns": 50_000_000,
+                "verified": {"messages": 10_000, "bytes": 10_000 * size},
+            }
+        )
+    rows.append({"channel": "zmq-tcp", "size": 2 << 20, "error": "zmq-tcp: too large"})
+    return {
+        "schema": "daemonkit.throughput/1",
+        "created": "2026-11-27T06:30:00Z",
+        "command": ["daemonkit", "throughput"],
+        "connect": "tcp://127.0.0.1:5555",
+        "machine": machine,
+        "remote_peer": machine,
+        "results": rows,
+    }

@@ -105,7 +105,8 @@ def test_report_of_a_real_bench_run(real_bench: Path, tmp_path: Path) -> None:
     assert page_path == out / "report.html" and page_path.is_file()
     page = page_path.read_text(encoding="utf-8")
     imgs = images(page)
-    assert len(imgs) == 3  # CDF, p50/p99 bars, size sweep; one placement: no placement plot
+    assert len(imgs) == 3  # summary, percentiles, size sweep; one placement: no placement plot
+    assert imgs[0][3] == "plots/latency-summary.png"  # the answer comes first
     for png, width, height, file in imgs:
         assert (out / file).read_bytes() == png  # the page embeds exactly the file on disk
         with PIL.open(io.BytesIO(png)) as im:
@@ -118,11 +119,16 @@ def test_report_of_a_real_bench_run(real_bench: Path, tmp_path: Path) -> None:
         assert f"id='{anchor}'" in page
     # The numbers beside the CDF are the run's numbers.
     doc = json.loads(real_bench.read_text())
-    cdf = section(page, "latency-cdf")
+    summary = section(page, "latency-summary")
+    for res in doc["results"]:  # every case is in the summary's table
+        assert f"<td>{fmt_ns(res['latency_ns']['p50'])}</td>" in summary
+        assert f"<td>{fmt_ns(res['latency_ns']['p99'])}</td>" in summary
+    nines = section(page, "latency-nines")
     for res in doc["results"]:
         if res["size"] == 0:
-            assert f"<td>{fmt_ns(res['latency_ns']['p50'])}</td>" in cdf
-            assert f"<td>{fmt_ns(res['latency_ns']['p99'])}</td>" in cdf
+            assert f"<td>{fmt_ns(res['latency_ns']['p99'])}</td>" in nines
+    # Figures read as a person writes them: no exponent anywhere on the page.
+    assert not re.search(r"\d[eE][+-]\d", re.sub(r"data:image/png;base64,[^'\"]*", "", page))
     # Machine and date of the run are on the page (the plots carry them in their footer).
     assert doc["machine"]["hostname"] in page and doc["created"] in page
 
@@ -177,7 +183,7 @@ def test_the_older_run_changes_the_pictures_and_another_machine_is_named(
     new, old = bench_doc(small=True), bench_doc(scale=1.5, small=True)
     alone = images(write_report([new], tmp_path / "a").read_text())
     both = images(write_report([new], tmp_path / "b", compare=old).read_text())
-    assert len(alone) == len(both) == 2  # one size, one placement: CDF and bars
+    assert len(alone) == len(both) == 2  # one size, one placement: summary and percentiles
     assert all(a[0] != b[0] for a, b in zip(alone, both, strict=True))
     old["machine"] = {**old["machine"], "hostname": "elsewhere"}
     assert "different machine" in write_report([new], tmp_path / "c", compare=old).read_text()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from facilities import CHROMIUM
-from report_fixtures import bench_doc, lessons_doc
+from report_fixtures import bench_doc, lessons_doc, throughput_doc
 
 from daemonkit.report import write_report
 from daemonkit.report.html import CSP
@@ -60,6 +60,10 @@ window.addEventListener('load', function () {
   b.setAttribute('data-broken', imgs.filter(function (i) {
     return !i.complete || i.naturalWidth === 0; }).length);
   b.setAttribute('data-errors', JSON.stringify(dkErrors));
+  // The page must fit the window (no sideways scrolling), and lead with the summary.
+  b.setAttribute('data-scrollw', document.documentElement.scrollWidth);
+  b.setAttribute('data-innerw', window.innerWidth);
+  b.setAttribute('data-first', imgs.length ? imgs[0].getAttribute('data-file') : '');
 });
 </script>"""
 
@@ -81,10 +85,11 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     compare) and lessons (lat_ctx curve, placement, creation, a lesson without a plot)."""
     out = tmp_path_factory.mktemp("report")
     old = bench_doc(scale=1.4, date="2026-11-20T06:00:00Z")
-    return write_report([bench_doc(), lessons_doc()], out, compare=old)
+    return write_report([bench_doc(), lessons_doc(), throughput_doc()], out, compare=old)
 
 
-def test_every_image_loads_and_nothing_errs(report: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("width", [1280, 800])
+def test_every_image_loads_and_nothing_errs(report: Path, tmp_path: Path, width: int) -> None:
     page = report.read_text(encoding="utf-8")
     n_img = page.count("<img ")
     assert n_img >= 7
@@ -99,6 +104,7 @@ def test_every_image_loads_and_nothing_errs(report: Path, tmp_path: Path) -> Non
         "--enable-logging=stderr",
         "--v=0",
         "--virtual-time-budget=5000",
+        f"--window-size={width},2000",
         "--dump-dom",
         copy.as_uri(),
     )
@@ -111,6 +117,8 @@ def test_every_image_loads_and_nothing_errs(report: Path, tmp_path: Path) -> Non
     assert json.loads(attrs["errors"].replace("&quot;", '"')) == []
     console = [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln]
     assert console == []
+    assert int(attrs["scrollw"]) <= int(attrs["innerw"]) == width  # nothing sticks out
+    assert attrs["first"].endswith("latency-summary.png")  # the answer comes first
 
 
 def test_screenshot_is_not_blank(report: Path, tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ from array import array
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Literal, Protocol
 
 from daemonkit.bench.distribution import encode
 from daemonkit.bench.peer import (
@@ -56,8 +56,9 @@ from daemonkit.bench.stats import histogram, latency
 from daemonkit.channels.base import End, NotifyEnd, PayloadEnd
 from daemonkit.errors import ChannelError
 
-__all__ = ["SETUP_TIMEOUT", "Link", "Progress", "Settings", "measure"]
+__all__ = ["SETUP_TIMEOUT", "Link", "Mode", "Progress", "Settings", "client_usage", "measure"]
 
+Mode = Literal["pingpong", "stream"]
 Progress = Callable[[str, float], None]  # (what runs now, fraction of this case done)
 
 SETUP_TIMEOUT = 20.0  # s for the other end to get ready, and for a batch of unknown length
@@ -67,11 +68,13 @@ _BATCHES = 10  # at least this many batches (content checks) when the count allo
 
 @dataclass(frozen=True)
 class Settings:
-    """How long each case runs: a fixed count, or a duration."""
+    """How long each case runs (a fixed count, or a duration), and how: round trips
+    (``pingpong``) or one-way messages (``stream``, :mod:`daemonkit.bench.stream`)."""
 
     iterations: int | None
     duration: float | None
     warmup: int
+    mode: Mode = "pingpong"
 
 
 class Link(Protocol):
@@ -180,6 +183,20 @@ def _plus(a: CtxSwitches, b: CtxSwitches) -> CtxSwitches:
     )
 
 
+def client_usage(
+    thread: CtxSwitches, process: CtxSwitches, peer: CtxSwitches, peer_is_thread: bool
+) -> CtxSwitches:
+    """The client's counts over a batch: its thread's switches, and the CPU time of its whole
+    process (a feeder or I/O thread works for it) less a thread peer's own."""
+    user, system = process.user_s or 0.0, process.system_s or 0.0
+    if peer_is_thread:
+        user -= peer.user_s or 0.0
+        system -= peer.system_s or 0.0
+    return CtxSwitches(
+        thread.voluntary, thread.involuntary, max(user, 0.0), max(system, 0.0), thread.last_cpu
+    )
+
+
 def measure(
     base: Result,
     end: End,
@@ -217,16 +234,7 @@ def measure(
             peer = link.finish()
         echo.verify(warm_g, content=False)  # rbuf holds the batch's last echo by now
         echo.verify(got)
-        # The client's CPU time is its whole process's (a feeder or I/O thread works for
-        # it), less a thread peer's own; its switches are its thread's.
-        cpu = proc1 - proc0
-        user, system = cpu.user_s or 0.0, cpu.system_s or 0.0
-        if peer_is_thread:
-            user -= peer.user_s or 0.0
-            system -= peer.system_s or 0.0
-        sw = thread1 - thread0
-        mine = CtxSwitches(sw.voluntary, sw.involuntary, max(user, 0.0), max(system, 0.0),
-                           thread1.last_cpu)  # fmt: skip
+        mine = client_usage(thread1 - thread0, proc1 - proc0, peer, peer_is_thread)
         return samples, mine, peer
 
     est_ns: float | None = None

@@ -48,6 +48,7 @@ __all__ = [
     "exact_roundtrips",
     "notify_roundtrips",
     "payload_roundtrips",
+    "stream_messages",
     "wire_size",
 ]
 
@@ -168,6 +169,70 @@ def _exact_echo(channel: str, fds: tuple[int, int], buf: memoryview, wire: int, 
         raise PeerDiedError(channel, f"peer closed its end ({exc.strerror})") from exc
 
 
+def stream_messages(
+    channel: str, end: PayloadEnd, fds: tuple[int, int] | None, msg: memoryview,
+    ack: memoryview, n: int, turns: bool,
+) -> None:  # fmt: skip
+    """Send *msg* *n* times, one way, as fast as the channel takes them; return once the
+    receiver's acknowledgement (a 1-byte token, or empty) says all have arrived.
+
+    *fds*: a byte stream of known size, written with plain ``write(2)`` as in
+    :func:`exact_roundtrips`. *turns*: the channel hands one buffer back and forth
+    (``Channel.turns``), so each message waits for the receiver's empty reply (no payload).
+    """
+    if fds is not None:
+        rfd, wfd = fds
+        write, wire = os.write, len(msg)
+        try:
+            for _ in range(n):
+                if (k := write(wfd, msg)) != wire:
+                    write_rest(channel, wfd, msg, k)
+            if os.readv(rfd, (ack[:1],)) != 1:
+                raise PeerDiedError(channel, "peer closed its end (end of file)")
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise PeerDiedError(channel, f"peer closed its end ({exc.strerror})") from exc
+        return
+    send, recv = end.send, end.recv_into
+    if turns:
+        for _ in range(n):
+            send(msg)
+            recv(ack)  # the buffer is ours again
+        return
+    for _ in range(n):
+        send(msg)
+    recv(ack)
+
+
+def _stream_sink(
+    channel: str, end: PayloadEnd, fds: tuple[int, int] | None, buf: memoryview, size: int,
+    n: int, turns: bool,
+) -> None:  # fmt: skip
+    """The peer's side of :func:`stream_messages`: take *n* messages, acknowledge."""
+    empty = buf[:0]
+    if fds is not None:
+        rfd, wfd = fds
+        readv, wire = os.readv, wire_size(size)
+        view = buf[:wire]
+        into = (view,)
+        for _ in range(n):
+            if (k := readv(rfd, into)) != wire:
+                read_rest(channel, rfd, view, k)
+        try:
+            os.write(wfd, buf[:1])
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise PeerDiedError(channel, f"peer closed its end ({exc.strerror})") from exc
+        return
+    send, recv = end.send, end.recv_into
+    if turns:
+        for _ in range(n):
+            recv(buf)
+            send(empty)  # hand the buffer back: no payload returns
+        return
+    for _ in range(n):
+        recv(buf)
+    send(empty)
+
+
 def notify_roundtrips(end: NotifyEnd, samples: array[int]) -> None:
     """Post and wait for the peer's post back, ``len(samples)`` times."""
     clock = time.perf_counter_ns
@@ -227,15 +292,23 @@ class Peer:
     """The server side of one channel, in a forked process or a thread of this process."""
 
     def __init__(
-        self, channel: Channel, kind: PeerKind, size: int, cpu: int | None, exact: bool = False
+        self,
+        channel: Channel,
+        kind: PeerKind,
+        size: int,
+        cpu: int | None,
+        exact: bool = False,
+        stream: bool = False,
     ) -> None:
         """*exact*: every message is *size* bytes, and a byte stream carries it without a
-        frame header (:func:`exact_roundtrips`); the client must then use that loop too."""
+        frame header (:func:`exact_roundtrips`); the client must then use that loop too.
+        *stream*: the messages come one way (:func:`stream_messages`), not as round trips."""
         self.channel = channel
         self.kind = kind
         self.size = size
         self.cpu = cpu
         self.exact = exact
+        self.stream = stream
         self.pid: int | None = None  # forked peer
         self.exit_status: int | None = None
         self._thread: threading.Thread | None = None
@@ -294,7 +367,11 @@ class Peer:
                 fds = end.stream_fds() if self.exact and isinstance(end, PayloadEnd) else None
                 while (n := self._next_command()) > 0:
                     before = self._usage()
-                    if fds is not None:
+                    if self.stream:
+                        assert isinstance(end, PayloadEnd)
+                        _stream_sink(self.channel.name, end, fds, buf, self.size, n,
+                                     self.channel.turns)  # fmt: skip
+                    elif fds is not None:
                         _exact_echo(self.channel.name, fds, buf, wire_size(self.size), n)
                     elif isinstance(end, PayloadEnd):
                         _payload_echo(end, buf, self.size, n)

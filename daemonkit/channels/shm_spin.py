@@ -139,6 +139,7 @@ class ShmSpinChannel(Channel):
     name = "shm-spin"
     summary = "shared memory, both sides busy-poll sequence numbers: no system call per message"
     payload = True
+    turns = True  # one buffer, strictly in turn
     peer_kinds = frozenset({"process"})
 
     _shm_name: str | None = None  # class default: close() is safe after a failed __init__

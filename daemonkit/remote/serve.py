@@ -162,8 +162,9 @@ class Server:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
-        if self._tcp is not None:
-            poller.register(self._tcp.fileno(), zmq.POLLIN)
+        tcp = self._tcp
+        if tcp is not None:
+            poller.register(tcp.fileno(), zmq.POLLIN)
         try:
             while True:
                 ready = dict(poller.poll(_TICK_MS))
@@ -171,8 +172,15 @@ class Server:
                     return 0
                 if self._router in ready:
                     self._serve_router()
-                if self._tcp is not None and self._tcp.fileno() in ready:
-                    self._tcp.accept()
+                if tcp is None:
+                    continue
+                if tcp.fileno() in ready:
+                    tcp.accept()
+                    if tcp.paused_until is not None:  # EMFILE & co.: out of the poll a while
+                        poller.unregister(tcp.fileno())
+                elif tcp.paused_until is not None and time.monotonic() >= tcp.paused_until:
+                    tcp.paused_until = None
+                    poller.register(tcp.fileno(), zmq.POLLIN)
         finally:
             self.close()
 

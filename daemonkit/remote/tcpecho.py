@@ -13,6 +13,9 @@ Facts about the limits:
   buffer grows to its largest message, so memory stays below ``max_connections x max_size``.
 * ``SO_RCVTIMEO``/``SO_SNDTIMEO`` (``idle_timeout``): a client silent that long, or one that
   stops reading its echoes, loses its connection and its slot.
+* accept(2) failing with ``EMFILE``, ``ENFILE``, ``ENOMEM``: the listener pauses
+  (``paused_until``, see :mod:`daemonkit.backoff`) and the main loop leaves it out of its
+  poll until then; a thread that cannot be started refuses that one client.
 * :meth:`TcpEcho.close` shuts every connection down (``shutdown(2)``): each thread's ``recv``
   returns 0 and the thread ends; then the threads are joined.
 
@@ -30,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from daemonkit.backoff import AcceptBackoff
 from daemonkit.remote.wire import NET_HEADER, recv_exactly, send_frame, set_timeouts
 
 __all__ = ["TcpEcho"]
@@ -51,6 +55,8 @@ class TcpEcho:
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._lock = threading.Lock()  # guards _conns and _counters (one writer per client)
         self._counters = dict.fromkeys(("echoes", "refused"), 0)
+        self.backoff = AcceptBackoff()
+        self.paused_until: float | None = None  # accept failed for want of a resource
 
     def listen(self, host: str, port: int, ipv6: bool) -> None:
         """Bind and listen; OSError (EADDRINUSE, EADDRNOTAVAIL...) goes to the caller."""
@@ -81,6 +87,15 @@ class TcpEcho:
             conn, peer = self._listener.accept()  # Python makes the new socket blocking
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
+        except OSError as exc:  # EMFILE & co.: pause the listener (see daemonkit.backoff)
+            delay = self.backoff.failed(exc)
+            if delay is None:
+                raise
+            if self.backoff.new_streak:
+                self.log(f"tcp: accept: {exc.strerror}; backing off")
+            self.paused_until = time.monotonic() + delay
+            return
+        self.backoff.succeeded()
         with self._lock:
             if len(self._conns) >= self.max_connections:
                 self._counters["refused"] += 1
@@ -90,7 +105,14 @@ class TcpEcho:
             set_timeouts(conn, self.idle_timeout)
             t = threading.Thread(target=self._echo, args=(conn,), daemon=True)
             self._conns[conn] = t
-        t.start()
+        try:
+            t.start()
+        except RuntimeError as exc:  # pthread_create: EAGAIN; this client is refused
+            with self._lock:
+                self._conns.pop(conn, None)
+                self._counters["refused"] += 1
+            conn.close()
+            self.log(f"tcp: refused {peer[0]}:{peer[1]}: cannot start a thread ({exc})")
 
     def _echo(self, conn: socket.socket) -> None:
         """One client: read a length and that many bytes, send them back, until it leaves."""

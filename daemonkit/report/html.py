@@ -32,7 +32,15 @@ from typing import Any
 
 from daemonkit.errors import DaemonkitError, DocumentError, UsageError
 from daemonkit.lessons.render import localize_lesson
-from daemonkit.report.figure import Plot, Table, cjk_font, fmt_bytes, fmt_ns, footer_text
+from daemonkit.report.figure import (
+    Plot,
+    Table,
+    cjk_font,
+    fmt_bytes,
+    fmt_ns,
+    footer_text,
+    peer_label,
+)
 from daemonkit.report.lesson_plots import lesson_plots, measurement_tables
 from daemonkit.report.load import (
     check_doc,
@@ -71,9 +79,10 @@ h3{margin:.2em 0 .4em} nav ol{columns:2} .lead{color:#555}
 .plot,.lesson{margin:1.2em 0 2em} .row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
 figure{margin:0;flex:0 1 auto;max-width:100%} img{max-width:100%;height:auto}
 figcaption{max-width:780px;font-size:.9em;color:#444}
-.side{flex:1 1 320px;min-width:300px;max-height:900px;overflow:auto}
-table{border-collapse:collapse;font-size:.8em;margin:.3em 0 1em}
-th,td{border:1px solid #ccc;padding:2px 7px;text-align:right} th{background:#f2f2f2}
+.side{flex:1 1 320px;min-width:0}
+table{border-collapse:collapse;font-size:.8em;margin:.3em 0 1em;max-width:100%}
+th,td{border:1px solid #ccc;padding:2px 7px;text-align:right;word-break:keep-all;
+ overflow-wrap:break-word} th{background:#f2f2f2}
 td:first-child,th:first-child{text-align:left}
 .verdict{border-left:6px solid #999;background:#f7f7f7;padding:6px 10px;margin:0 0 .8em}
 .holds{border-color:#2a8a2a} .partly{border-color:#d89a00} .not{border-color:#c0392b}
@@ -173,10 +182,13 @@ def _bench_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
         + "</p>",
     ]
     ctx.toc.append((0, f"{prefix}bench", S["sec.bench"]))
-    for plot in bench_plots(doc, old, ctx.plot_S, foot, ctx.font):
+    for i, plot in enumerate(bench_plots(doc, old, ctx.plot_S, foot, ctx.font)):
         verdict = _verdict_html(ctx.lessons[plot.lesson], S) if plot.lesson in ctx.lessons else ""
         out.append(_plot_html(plot, verdict, ctx, prefix))
         ctx.toc.append((1, f"{prefix}{plot.key}", plot.title))
+        if i == 0 and old is not None:  # the answer to "what changed" right after the summary
+            out.append(_ratios_html(doc, old, S, prefix))
+            ctx.toc.append((1, f"{prefix}ratios", S["cmp.title"]))
     failed = failed_results(doc)
     if failed:
         t = Table(
@@ -197,6 +209,44 @@ def _bench_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
         out.append(f"<p class='warn'>{_esc(S['bench.nothing'])}</p>")
     out.append(_machine_html(doc, S))
     return "".join(out)
+
+
+def _ratios_html(doc: Doc, old: Doc, S: Mapping[str, str], prefix: str) -> str:
+    """The comparison of ``daemonkit compare`` as a table: per case the p50 and p99 ratios
+    new/old, ± the bootstrap's spread, and whether each is significant."""
+    from daemonkit.bench.compare import NOISE_MARGIN, compare_runs
+    from daemonkit.bench.results import from_json
+
+    cmp = compare_runs(from_json(old), from_json(doc), doc_date(old), doc_date(doc))
+    words = {
+        "faster": S["cmp.faster"],
+        "slower": S["cmp.slower"],
+        "not significant": S["cmp.ns"],
+        "no distribution": S["cmp.nodist"],
+    }
+
+    def ratio(r: Any) -> str:
+        spread = "" if r.sd is None else f" ± {r.sd:.2g}"
+        return f"{r.value:.2f}{spread}"
+
+    rows = [
+        [c.new.channel, peer_label(S, c.new.peer), fmt_bytes(c.new.size),
+         ratio(c.p50), words[c.p50.verdict], ratio(c.p99), words[c.p99.verdict]]
+        for c in cmp.cases
+    ]  # fmt: skip
+    t = Table(
+        [S["col.channel"], S["col.peer"], S["col.size"], "p50 new/old", "p50", "p99 new/old",
+         "p99"],
+        rows,
+    )  # fmt: skip
+    caption = S["cmp.caption"].format(margin=f"{NOISE_MARGIN:.0%}")
+    summary = cmp.summary() or ""
+    notes = "".join(f"<p class='muted'>{_esc(n)}</p>" for n in cmp.notes)
+    return (
+        f"<section class='plot' id='{prefix}ratios'><h3>{_esc(S['cmp.title'])}</h3>"
+        f"<p><b>{_esc(summary)}</b></p><p class='muted'>{_esc(caption)}</p>{notes}"
+        f"{_table_html(t)}</section>"
+    )
 
 
 def _machine_html(doc: Doc, S: Mapping[str, str]) -> str:
@@ -316,6 +366,7 @@ def _throughput_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> st
     return "".join(out)
 
 
+SECTION_ORDER = ("bench", "throughput", "trace", "lessons")
 SECTIONS = {
     "bench": _bench_section,
     "lessons": _lessons_section,
@@ -366,6 +417,8 @@ def write_report(
     if lang not in STRINGS:
         raise UsageError(f"unknown language {lang!r} (choose from {', '.join(STRINGS)})")
     docs = merge_docs([check_doc(d, f"document {i + 1}") for i, d in enumerate(json_docs)])
+    # The answer first: the round trips, then the other measurements, then the lessons.
+    docs.sort(key=lambda d: SECTION_ORDER.index(schema_kind(d)))
     # Lessons documents store verdicts as keys and figures: their sentences are written now,
     # in the report's language, whatever language the lessons ran in.
     docs = [_localized(d, lang) for d in docs]

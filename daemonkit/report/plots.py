@@ -20,6 +20,7 @@ Facts about the numbers drawn:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -81,75 +82,105 @@ def _reference(results: list[Result]) -> dict[tuple[str, str], Result]:
     return best
 
 
-def _cdf_points(r: Result) -> tuple[list[float], list[float], bool]:
-    """(latency µs, fraction ≤, exact): from the histogram, else from the percentiles."""
+def _distribution(r: Result) -> tuple[list[float], list[float], bool]:
+    """(percentile in %, latency µs, exact) of one result: from its stored round trips
+    (``latency_hdr``), else its log-spaced histogram, else its few percentiles."""
+    hdr = r.get("latency_hdr")
+    if isinstance(hdr, str):
+        from daemonkit.bench.distribution import HdrError, decode
+
+        try:
+            d = decode(hdr)
+        except HdrError:
+            d = None
+        if d is not None:
+            # Beyond 1 - 1/n the run has no sample to tell: the maximum is drawn there.
+            top = 100 * (1 - 1 / max(d.total, 2))
+            qs = [q for q in _NINES_GRID if q < top] + [top]
+            xs = [d.percentile(q) / 1e3 for q in qs[:-1]] + [d.percentile(100.0) / 1e3]
+            return qs, xs, True
     hist = r.get("histogram")
     if isinstance(hist, Mapping) and hist.get("counts") and sum(hist["counts"]) > 0:
         edges, counts = hist["edges_ns"], hist["counts"]
         total, run = float(sum(counts)), 0
-        xs, ys = [edges[0] / 1e3], [0.0]
+        top = 100 * (1 - 1 / max(total, 2))  # the maximum sits at 1 - 1/n, as above
+        qs, xs = [], []
         for edge, c in zip(edges[1:], counts, strict=True):
             run += c
+            qs.append(min(100 * run / total, top))
             xs.append(edge / 1e3)
-            ys.append(run / total)
-        return xs, ys, True
+        return qs, xs, True
     lat = r["latency_ns"]
-    pts = [("min", 0.0), ("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999), ("max", 1.0)]
-    have = [(lat[k] / 1e3, q) for k, q in pts if k in lat]
-    return [x for x, _ in have], [q for _, q in have], False
+    pts = [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9), ("max", 100.0)]
+    have = [(q, lat[k] / 1e3) for k, q in pts if k in lat]
+    return [q for q, _ in have], [x for _, x in have], False
 
 
-def _cdf_legend(fig: Any, S: Mapping[str, str], with_old: bool, exact: bool) -> None:
-    """One legend for all panels: peer colours, the p50/p99 markers, the older run."""
-    from matplotlib.lines import Line2D
-
-    approx = "" if exact else " " + S["cdf.approx"]
-    handles = [
-        Line2D([], [], color=c, lw=1.6, label=peer_label(S, p) + approx)
-        for p, c in PEER_COLOR.items()
-    ]
-    handles += [
-        Line2D([], [], ls="", marker="o", color="0.5", mec="k", label="p50"),
-        Line2D([], [], ls="", marker="v", color="0.5", mec="k", label="p99"),
-    ]
-    if with_old:
-        handles.append(Line2D([], [], color="0.4", ls="--", label=S["compare.old"]))
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+# Percentiles at which a distribution is drawn: eight steps per nine (90, 99, 99.9, ...).
+_NINES_GRID = [100 * (1 - 10 ** (-k / 8)) for k in range(0, 57)]
+_NINES_MAX = 1e6  # the axis ends at 99.9999 %
 
 
-def cdf_plot(doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: str | None) -> Plot:
+def _nines(q: float) -> float:
+    """Percentile *q* (0-100) on the "nines" axis: 1 / (1 - q), so 90, 99 and 99.9 % are
+    evenly spaced (HdrHistogram's percentile-distribution plot)."""
+    return min(1 / max(1 - q / 100, 1e-12), _NINES_MAX)
+
+
+def _nines_axis(ax: Any, top: float) -> None:
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_xscale("log")
+    ticks = [10.0**k for k in range(0, 7) if 10.0**k <= top * 1.01]
+    if len(ticks) > 4:  # small panels: every other nine keeps the labels apart
+        ticks = ticks[::2]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _nines_label(v)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(1, max(top, 10))
+
+
+def _nines_label(v: float) -> str:
+    if v < 1.5:
+        return "0%"
+    nines = round(math.log10(v))
+    return f"{100 - 100 / 10**nines:.{max(nines - 2, 0)}f}%"
+
+
+def nines_plot(
+    doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: str | None
+) -> Plot:
+    """Per channel, latency against percentile on a log "nines" axis, one line per peer:
+    the tail (p99, p99.9, the maximum) gets as much room as the middle."""
     ref = _reference(ok_results(doc))
     old_idx = _index(old)
+    p50 = {key: r["latency_ns"]["p50"] for key, r in ref.items()}
     channels = sorted(
-        {ch for ch, _ in ref},
-        key=lambda c: min(ref[c, p]["latency_ns"]["p50"] for p in PEER_COLOR if (c, p) in ref),
+        {ch for ch, _ in ref}, key=lambda c: min(v for k, v in p50.items() if k[0] == c)
     )
     cols = min(3, len(channels))
     rows = -(-len(channels) // cols)
-    table = Table([S["col.channel"], S["col.peer"], S["col.size"], "p50", "p99", "p99.9"])
-    all_exact, any_old = True, False
-    title = S["cdf.title"].format(cpu=S.get("cpu." + _ref_cpu(ok_results(doc)), "?"))
-    with new_figure(7.8, 0.9 + 1.9 * rows, font) as fig:
-        axes = fig.subplots(rows, cols, squeeze=False, sharex=True)
+    table = Table([S["col.channel"], S["col.peer"], S["col.size"], "p50", "p99", "p99.9", "max"])
+    all_exact, any_old, top = True, False, 10.0
+    title = S["nines.title"].format(cpu=S.get("cpu." + _ref_cpu(ok_results(doc)), "?"))
+    with new_figure(7.8, 1.0 + 1.7 * rows, font) as fig:
+        axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
         for ax, ch in zip(axes.flat, channels, strict=False):
             for peer, color in PEER_COLOR.items():
                 r = ref.get((ch, peer))
                 if r is None:
                     continue
-                xs, ys, exact = _cdf_points(r)
+                qs, xs, exact = _distribution(r)
                 all_exact &= exact
-                if exact:
-                    ax.step(xs, ys, where="post", color=color, lw=1.5)
-                else:
-                    ax.plot(xs, ys, ":o", color=color, ms=3)
+                nx = [_nines(q) for q in qs]
+                top = max(top, *nx)
+                ax.plot(nx, xs, "-" if exact else ":o", color=color, lw=1.4, ms=3)
                 o = old_idx.get(result_key(r))
                 if o is not None:
                     any_old = True
-                    ox, oy, _ = _cdf_points(o)
-                    ax.step(ox, oy, where="post", color=color, lw=1, ls="--", alpha=0.7)
+                    oq, ox, _ = _distribution(o)
+                    ax.plot([_nines(q) for q in oq], ox, color=color, lw=1, ls="--", alpha=0.7)
                 lat = r["latency_ns"]
-                ax.plot([lat["p50"] / 1e3], [0.5], "o", color=color, ms=5, mec="black", mew=0.6)
-                ax.plot([lat["p99"] / 1e3], [0.99], "v", color=color, ms=6, mec="black", mew=0.6)
                 table.rows.append(
                     [
                         ch,
@@ -158,104 +189,138 @@ def cdf_plot(doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: s
                         fmt_ns(lat["p50"]),
                         fmt_ns(lat["p99"]),
                         fmt_ns(lat.get("p999", lat["max"])),
+                        fmt_ns(lat["max"]),
                     ]
                 )
-            ax.set_title(ch, fontsize=9.5, loc="left")
-            ax.set_xscale("log")
-            log_axis(ax.xaxis, subs=(1.0, 3.0))  # small panels: 1-3-10 keeps the labels apart
-            ax.set_ylim(0, 1.03)
+            ax.set_title(ch, fontsize=9, loc="left")
+            ax.set_yscale("log")
+            log_axis(ax.yaxis, subs=(1.0, 3.0))
+            ax.tick_params(labelsize=7.5)
+        for ax in axes.flat:
+            _nines_axis(ax, top)
         for ax in list(axes.flat)[len(channels) :]:
             ax.set_visible(False)
-        for ax in axes[:, 0]:
-            ax.set_ylabel(S["cdf.ylabel"])
+        fig.supylabel(S["axis.latency_us"], fontsize=9)
         for i, ax in enumerate(axes.flat[: len(channels)]):
             if i + cols >= len(channels):  # lowest panel of its column: label the axis
                 ax.tick_params(labelbottom=True)
-                ax.set_xlabel(S["axis.latency_us"])
+                ax.set_xlabel(S["nines.xlabel"], fontsize=8)
         fig.suptitle(title)
-        _cdf_legend(fig, S, any_old, all_exact)
+        _legend(fig, S, doc, any_old, all_exact)
         png, w, h = render_png(fig, foot)
-    return Plot("latency-cdf", title, S["cdf.caption"], png, w, h, table)
+    return Plot("latency-nines", title, S["nines.caption"], png, w, h, table)
 
 
-def bars_plot(doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: str | None) -> Plot:
-    ref = _reference(ok_results(doc))
+def _legend(fig: Any, S: Mapping[str, str], doc: Doc, with_old: bool, exact: bool) -> None:
+    """One legend for all panels: the colours of the peers this document has, the older run."""
+    from matplotlib.lines import Line2D
+
+    approx = "" if exact else " " + S["cdf.approx"]
+    peers = {r["peer"] for r in ok_results(doc)}
+    handles = [
+        Line2D([], [], color=c, lw=1.6, label=peer_label(S, p) + approx)
+        for p, c in PEER_COLOR.items()
+        if p in peers
+    ]
+    if with_old:
+        handles.append(Line2D([], [], color="0.4", ls="--", label=S["compare.old"]))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+
+
+def summary_plot(
+    doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: str | None
+) -> Plot:
+    """Every case of the run in one chart, fastest first: a dot at p50, a whisker to p99,
+    on a log axis, coloured by peer; an older run's p50 as a ring."""
+    cases = sorted(ok_results(doc), key=lambda r: r["latency_ns"]["p50"])
     old_idx = _index(old)
-    channels = sorted(
-        {ch for ch, _ in ref},
-        key=lambda c: -min(ref[c, p]["latency_ns"]["p50"] for p in PEER_COLOR if (c, p) in ref),
-    )
-    fastest = min(r["latency_ns"]["p50"] for r in ref.values())
-    # A linear axis, so bar lengths compare honestly; a p99 tail far beyond every median is
-    # cut at the edge (its value is printed at the bar's end and in the table).
-    cap = (
-        min(
-            max(r["latency_ns"]["p99"] for r in ref.values()),
-            4 * max(r["latency_ns"]["p50"] for r in ref.values()),
-        )
-        / 1e3
-    )
+    cpus = {str(r.get("cpu", "same")) for r in cases}
+    sizes = {int(r["size"]) for r in cases}
+    fastest = cases[0]["latency_ns"]["p50"]
     table = Table([S["col.channel"], S["col.peer"], S["col.size"], "p50", "p99", S["col.ratio"]])
-    with new_figure(7.8, 1.2 + 0.42 * len(channels), font) as fig:
+    if len(cpus) > 1:
+        table.headers.insert(3, "--cpu")
+
+    def label(r: Result) -> str:
+        parts = [f"{r['channel']} ({peer_label(S, r['peer'])})"]
+        if len(sizes) > 1:
+            parts.append(fmt_bytes(r["size"]) if r.get("payload", True) else S["bars.notify"])
+        if len(cpus) > 1:
+            parts.append(S.get(f"cpu.{r.get('cpu', 'same')}", str(r.get("cpu"))))
+        return " · ".join(parts)
+
+    with new_figure(7.8, 1.3 + 0.19 * len(cases), font) as fig:
         ax = fig.subplots()
         old_shown = False
-        for i, ch in enumerate(channels):
-            for j, (peer, color) in enumerate(PEER_COLOR.items()):
-                r = ref.get((ch, peer))
-                if r is None:
-                    continue
-                y, lat = i + (j - 0.5) * 0.38, r["latency_ns"]
-                first = i == 0 or all((c, peer) not in ref for c in channels[:i])
-                lab = peer_label(S, peer)
-                p99 = min(lat["p99"] / 1e3, cap)
-                ax.barh(
-                    y, p99, 0.36, color=color, alpha=0.35, label=f"{lab} p99" if first else None
+        for i, r in enumerate(cases):
+            lat, color = r["latency_ns"], PEER_COLOR.get(r["peer"], "tab:gray")
+            ax.plot([lat["p50"] / 1e3, lat["p99"] / 1e3], [i, i], "-", color=color, lw=1.2)
+            ax.plot([lat["p99"] / 1e3], [i], "|", color=color, ms=7, mew=1.5)
+            ax.plot([lat["p50"] / 1e3], [i], "o", color=color, ms=5.5, mec="black", mew=0.5)
+            o = old_idx.get(result_key(r))
+            if o is not None:
+                ax.plot(
+                    [o["latency_ns"]["p50"] / 1e3],
+                    [i],
+                    "o",
+                    mfc="none",
+                    mec="black",
+                    ms=7,
+                    mew=1,
+                    label=None if old_shown else f"p50 ({S['compare.old']})",
                 )
-                ax.barh(
-                    y, lat["p50"] / 1e3, 0.36, color=color, label=f"{lab} p50" if first else None
-                )
-                clipped = "▸" if lat["p99"] / 1e3 > cap else ""
-                ax.text(
-                    p99,
-                    y,
-                    f"{clipped} {fmt_ns(lat['p50'])} / {fmt_ns(lat['p99'])}",
-                    va="center",
-                    fontsize=7.5,
-                )
-                o = old_idx.get(result_key(r))
-                if o is not None:
-                    ax.plot(
-                        [o["latency_ns"]["p50"] / 1e3],
-                        [y],
-                        "k|",
-                        ms=11,
-                        mew=2,
-                        label=None if old_shown else f"p50 ({S['compare.old']})",
-                    )
-                    old_shown = True
-                table.rows.append(
-                    [
-                        ch,
-                        lab,
-                        fmt_bytes(r["size"]),
-                        fmt_ns(lat["p50"]),
-                        fmt_ns(lat["p99"]),
-                        f"{lat['p50'] / fastest:.2f}×",
-                    ]
-                )
-        # Notification channels (signals, semaphores, eventfd) carry no bytes: say so.
-        no_data = {ch for (ch, _), r in ref.items() if r.get("payload") is False}
-        ticks = [f"{ch} ({S['bars.notify']})" if ch in no_data else ch for ch in channels]
-        ax.set_yticks(range(len(channels)), ticks)
-        ax.set_xlim(0, cap * 1.35)  # room for the value labels
-        ax.set_xlabel(S["axis.latency_lin_us"])
+                old_shown = True
+            row = [
+                r["channel"],
+                peer_label(S, r["peer"]),
+                fmt_bytes(r["size"]),
+                fmt_ns(lat["p50"]),
+                fmt_ns(lat["p99"]),
+                f"{lat['p50'] / fastest:.2f}×",
+            ]
+            if len(cpus) > 1:
+                row.insert(3, S.get(f"cpu.{r.get('cpu', 'same')}", str(r.get("cpu"))))
+            table.rows.append(row)
+        ax.set_yticks(range(len(cases)), [label(r) for r in cases], fontsize=7.5)
+        ax.set_ylim(len(cases) - 0.5, -0.5)  # fastest at the top
+        ax.set_xscale("log")
+        log_axis(ax.xaxis)
+        ax.set_xlabel(S["summary.xlabel"])
         ax.grid(axis="y", visible=False)
-        fig.legend(loc="outside lower center", ncols=5, frameon=False)
-        ax.set_title(S["bars.title"])
+        from matplotlib.lines import Line2D
+
+        peers = [p for p in PEER_COLOR if any(r["peer"] == p for r in cases)]
+        handles = [
+            Line2D(
+                [], [], ls="", marker="o", color=PEER_COLOR[p], mec="black", label=peer_label(S, p)
+            )
+            for p in peers
+        ]
+        handles.append(Line2D([], [], color="0.3", marker="|", label=S["summary.whisker"]))
+        if old_shown:
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    ls="",
+                    marker="o",
+                    mfc="none",
+                    mec="black",
+                    label=f"p50 ({S['compare.old']})",
+                )
+            )
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+        ax.set_title(S["summary.title"])
         png, w, h = render_png(fig, foot)
-    table.rows.sort(key=lambda row: float(row[-1].rstrip("×")))
     return Plot(
-        "latency-bars", S["bars.title"], S["bars.caption"], png, w, h, table, lesson="communication"
+        "latency-summary",
+        S["summary.title"],
+        S["summary.caption"],
+        png,
+        w,
+        h,
+        table,
+        lesson="communication",
     )
 
 
@@ -393,7 +458,7 @@ def bench_plots(
     """Every bench plot the document has data for, in reading order."""
     if not ok_results(doc):
         return []
-    plots = [cdf_plot(doc, old, S, foot, font), bars_plot(doc, old, S, foot, font)]
+    plots = [summary_plot(doc, old, S, foot, font), nines_plot(doc, old, S, foot, font)]
     plots += [
         p
         for p in (size_plot(doc, old, S, foot, font), placement_plot(doc, old, S, foot, font))

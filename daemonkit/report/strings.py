@@ -73,6 +73,27 @@ EN: dict[str, str] = {
     "axis.per_op_us": "time per operation (µs, log scale)",
     "compare.old": "older run",
     "compare.dotted": "dotted: older run",
+    "summary.title": "Every case, fastest first: p50 (dot) and p99 (whisker end)",
+    "summary.caption": "One row per case measured (channel, and size or placement where the "
+    "run has several), sorted by the median round trip; the line runs from p50 to p99, on a "
+    "log axis so that a 3 µs pipe and a 300 µs TCP tail share one picture. Colour: where the "
+    "peer ran. The table gives each row's p50 as a multiple of the fastest.",
+    "summary.xlabel": "round trip (µs, log scale)",
+    "summary.whisker": "p50 to p99",
+    "nines.title": "Latency by percentile per channel (CPU placement: {cpu})",
+    "nines.caption": "Round-trip latency at each percentile, on a log \"nines\" axis: 90 %, "
+    "99 % and 99.9 % are evenly spaced, so the tail is as visible as the median "
+    "(HdrHistogram's percentile plot). A line that rises at the right is a long tail; "
+    "dashed: the older run.",
+    "nines.xlabel": "percentile",
+    "cmp.title": "Ratios new/old with their significance",
+    "cmp.caption": "Per case the p50 and p99 of this run over the older one's (below 1: "
+    "faster now), ± the bootstrap's standard deviation. Significant only where the whole 95 % "
+    "interval lies beyond ±{margin} (run-to-run noise).",
+    "cmp.faster": "faster",
+    "cmp.slower": "slower",
+    "cmp.ns": "not significant",
+    "cmp.nodist": "no distribution stored",
     "cdf.title": "Latency distribution per channel (CPU placement: {cpu})",
     "cdf.caption": "Fraction of round trips at or below each latency. Circle: p50; triangle: "
     "p99. A curve far to the right of its knee is a long tail.",
@@ -179,6 +200,24 @@ ZH: dict[str, str] = {
     "axis.per_op_us": "每次操作耗时（µs，对数坐标）",
     "compare.old": "较早的运行",
     "compare.dotted": "点线：较早的运行",
+    "summary.title": "全部用例，由快到慢：p50（圆点）与 p99（须线末端）",
+    "summary.caption": "每个测量用例一行（通道；若本次运行有多种大小或放置，也列出），"
+    "按往返延迟中位数排序；线段从 p50 延伸到 p99，横轴为对数坐标，"
+    "3 µs 的管道与 300 µs 的 TCP 尾部可画在同一张图里。"
+    "颜色表示对端运行的位置。表中给出每行 p50 相对最快者的倍数。",
+    "summary.xlabel": "往返时间（µs，对数坐标）",
+    "summary.whisker": "p50 到 p99",
+    "nines.title": "各通道按百分位的延迟（CPU 放置：{cpu}）",
+    "nines.caption": "各百分位上的往返延迟，横轴为对数“几个九”坐标：90 %、99 %、99.9 % 等距，"
+    "尾部与中位数一样清楚（HdrHistogram 的百分位图）。右端上翘的曲线表示长尾；虚线为旧的运行。",
+    "nines.xlabel": "百分位",
+    "cmp.title": "新/旧比值及其显著性",
+    "cmp.caption": "每个用例本次运行与旧运行的 p50、p99 之比（小于 1 表示现在更快），"
+    "± 为自助法的标准差。只有当 95 % 区间整体超出 ±{margin}（两次运行之间的噪声）时才算显著。",
+    "cmp.faster": "更快",
+    "cmp.slower": "更慢",
+    "cmp.ns": "不显著",
+    "cmp.nodist": "未存储分布",
     "cdf.title": "各通道的延迟分布（CPU 放置：{cpu}）",
     "cdf.caption": "延迟不超过横轴数值的往返所占比例。圆点为 p50，三角为 p99。"
     "拐点右侧拖得越长，长尾越明显。",

@@ -33,13 +33,14 @@ import os
 import selectors
 import signal
 import socket
-import sys
 import time
+import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from daemonkit import __version__
+from daemonkit.backoff import AcceptBackoff
 from daemonkit.channels.socket_file import listen_private
 from daemonkit.daemon.notify import Notifier
 from daemonkit.daemon.pidfile import Pidfile
@@ -55,6 +56,8 @@ from daemonkit.service.control import (
     parse_request,
 )
 from daemonkit.service.endpoints import Endpoint, make_endpoints
+from daemonkit.service.limits import LIMITS, budgets
+from daemonkit.service.log import log, log_stats
 
 __all__ = ["CONTROL_SOCKET", "Service", "ServiceOptions"]
 
@@ -67,12 +70,6 @@ class ServiceOptions:
     config: Path | None
     backend: str  # native, python-daemon, foreground
     log_file: Path | None
-
-
-def log(msg: str) -> None:
-    """One line on stderr: the log file, /dev/null, or (under systemd) the journal."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    print(f"{stamp} daemonkit[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
 
 
 class Service:
@@ -109,6 +106,9 @@ class Service:
         self._wake_r = self._wake_w = -1
         self._stop_requested = False
         self._stopped = False
+        self._backoff = AcceptBackoff()
+        self._accept_resume: float | None = None  # listener paused after EMFILE & co. until
+        self._refused_clients = 0  # connections closed at once: over a control_clients limit
         try:
             self.config = load_config(self.opts.config)
             if self.config.init_delay:
@@ -122,10 +122,16 @@ class Service:
                     ep.start()  # threads, if any, start here: after the last fork
                 except OSError as exc:
                     raise DaemonStartError(f"endpoint {name}: {exc.strerror}") from exc
+            failed = log(
+                f"ready (backend {self.opts.backend}, runtime dir {self.opts.runtime_dir})"
+            )
+            if failed is not None and self.opts.log_file is not None:
+                # Later lines that fail are counted; a log that takes nothing at start is a
+                # configuration error, and the starter hears why (see service/log.py).
+                raise DaemonStartError(f"log file {self.opts.log_file}: {failed.strerror}")
         except BaseException:
             self.stop()
             raise
-        log(f"ready (backend {self.opts.backend}, runtime dir {self.opts.runtime_dir})")
 
     def _install_signal_handlers(self) -> None:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -174,8 +180,11 @@ class Service:
                     self.notifier.watchdog()
                     next_ping = now + interval
                 wait = _TICK if not self._watchdog_on else max(0.0, min(_TICK, next_ping - now))
+                if self._accept_resume is not None:
+                    wait = max(0.0, min(wait, self._accept_resume - now))
                 for key, mask in self._sel.select(wait):
                     key.data(key.fileobj, mask)
+                self._resume_accept()
                 self._drop_idle()
         finally:
             self.stop()
@@ -200,12 +209,48 @@ class Service:
             sock, _ = self._listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        except OSError as exc:
+            delay = self._backoff.failed(exc)
+            if delay is None:
+                raise
+            if delay:  # the connection stays queued: stop watching the listener a while
+                if self._backoff.new_streak:
+                    log(f"accept: {exc.strerror}; backing off, clients wait in the queue")
+                self._sel.unregister(self._listener)
+                self._accept_resume = time.monotonic() + delay
+            return
+        self._backoff.succeeded()
+        if not self._admit(sock):
+            return
         if self.first_accept is None:
             self.first_accept = time.monotonic()
         sock.setblocking(False)
         conn = Connection(sock)
         self._conns.add(conn)
         self._sel.register(sock, selectors.EVENT_READ, self._on_conn_event(conn))
+
+    def _resume_accept(self) -> None:
+        if self._accept_resume is not None and time.monotonic() >= self._accept_resume:
+            self._accept_resume = None
+            if self._listener is not None:
+                self._sel.register(self._listener, selectors.EVENT_READ, self._on_accept)
+
+    def _admit(self, sock: socket.socket) -> bool:
+        """Close *sock* at once if the daemon, or the connecting user, is at its limit."""
+        try:
+            uid = Connection.credentials(sock)[1]
+        except OSError:
+            sock.close()
+            return False
+        same_user = sum(1 for c in self._conns if c.peer_uid == uid)
+        if (
+            len(self._conns) >= LIMITS.control_clients
+            or same_user >= LIMITS.control_clients_per_uid
+        ):
+            self._refused_clients += 1
+            sock.close()  # the client reads end-of-file: "the daemon closed the connection"
+            return False
+        return True
 
     def _on_conn_event(self, conn: Connection) -> Any:
         def on_event(fileobj: Any, mask: int) -> None:
@@ -244,6 +289,9 @@ class Service:
             reply = {"error": str(exc)}
         except DaemonkitError as exc:
             reply = {"error": str(exc)}
+        except Exception as exc:  # a bug met by one client's request must not end the daemon
+            log(f"internal error on {line[:80]!r}: {traceback.format_exc()}")
+            reply = {"error": f"internal error: {type(exc).__name__}"}
         if "error" in reply:
             self.counters["errors"] += 1
         return reply
@@ -267,6 +315,8 @@ class Service:
             ep = self.endpoints.get(name) if isinstance(name, str) else None
             if ep is None:
                 return {"error": f"no endpoint {name!r} (serving: {', '.join(self.endpoints)})"}
+            if len(conn.on_close) >= LIMITS.sessions_per_client:
+                return {"error": f"limit: {LIMITS.sessions_per_client} sessions per client"}
             reply, release = ep.open_for_client(req, conn.peer_pid)
             conn.on_close.append(release)  # the objects live as long as this connection
             return reply
@@ -294,6 +344,13 @@ class Service:
             },
             "reloads": self.reloads,
             "log_file": str(self.opts.log_file) if self.opts.log_file else None,
+            "log": log_stats.as_dict(),
+            "limits": {
+                **LIMITS.as_dict(),
+                "accept_backoffs": self._backoff.as_dict(),
+                "control_clients_refused": self._refused_clients,
+                **budgets(),
+            },
             "endpoints": endpoints,
         }
 
@@ -335,7 +392,8 @@ class Service:
         self._stopped = True
         self.notifier.stopping()
         if self._listener is not None:
-            self._sel.unregister(self._listener)
+            if self._accept_resume is None:  # else it is paused, not registered (back-off)
+                self._sel.unregister(self._listener)
             self._listener.close()  # no new clients from here on
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.control_path)

@@ -8,6 +8,7 @@ See also: :mod:`daemonkit.service.endpoints`.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from abc import ABC, abstractmethod
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from daemonkit.channels.base import End
+from daemonkit.errors import ChannelError
 from daemonkit.runtime import object_name
 from daemonkit.service.trust import TrustedDir
 
@@ -29,11 +31,16 @@ ECHO_SIGNALS = {signal.SIGUSR1}
 
 def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
     """Start a daemon thread whose signal mask blocks ECHO_SIGNALS (a new thread inherits
-    its creator's mask, so block, start, and restore the main thread's)."""
+    its creator's mask, so block, start, and restore the main thread's).
+
+    Raises :class:`~daemonkit.errors.ChannelError` when the kernel refuses the thread: the
+    caller refuses the client it was for and removes what it made for it."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, ECHO_SIGNALS)
     try:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
+    except RuntimeError as exc:  # pthread_create: EAGAIN (RLIMIT_NPROC, cgroup pids.max)
+        raise ChannelError(name, f"cannot start a thread ({exc})") from exc
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     return thread
@@ -64,6 +71,7 @@ class Endpoint(ABC):
 
     name: ClassVar[str]  # the name in the registry, the config and ``bench --target daemon``
     payload: ClassVar[bool] = True  # False: a notification; the client end is a NotifyEnd
+    passes_fd: ClassVar[bool] = False  # True: the open reply carries a descriptor
 
     def __init__(self, runtime_dir: Path) -> None:
         self.runtime_dir = runtime_dir
@@ -104,6 +112,15 @@ class Endpoint(ABC):
         :class:`~daemonkit.service.trust.UntrustedError` and nothing has been touched;
         :class:`~daemonkit.errors.ChannelError` when the end cannot be opened.
         """
+
+    @staticmethod
+    def client_end_with_fd(
+        reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int, fd: int
+    ) -> End:
+        """As :meth:`client_end`, for an endpoint that ``passes_fd``: *fd* came with the
+        reply (SCM_RIGHTS) and is the caller's to close, or the end's once it is made."""
+        os.close(fd)
+        raise NotImplementedError("this endpoint passes no descriptor")
 
     @abstractmethod
     def start(self) -> None:

@@ -90,6 +90,12 @@ class SignalEndpoint(Endpoint):
         tid = req.get("tid")
         if not isinstance(tid, int) or not os.path.exists(f"/proc/{client}/task/{tid}"):
             return {"error": f"signal: 'tid' must name a thread of pid {client}"}, lambda: None
+        try:
+            os.kill(client, 0)  # signal 0: only the permission check (kill(2))
+        except PermissionError:
+            return {
+                "error": f"signal: pid {client} is another user's: the daemon may not signal it"
+            }, lambda: None
         if self._client is not None:
             return {
                 "error": f"signal: busy with pid {self._client} (standard signals do not "
@@ -101,7 +107,13 @@ class SignalEndpoint(Endpoint):
         self._tid = tid
         self._session = session = self.new_session()
         if self._thread is None:
-            self._thread = start_thread(self._serve, f"{self.name}-sigwait")
+            try:
+                self._thread = start_thread(self._serve, f"{self.name}-sigwait")
+            except ChannelError:  # no thread: detach again, as release() would
+                self.end_session(session)
+                self._client = self._session = None
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, ECHO_SIGNALS)
+                raise
 
         def release() -> None:
             self.end_session(session)
@@ -121,7 +133,9 @@ class SignalEndpoint(Endpoint):
             session, client, tid = self._session, self._client, self._tid
             if session is None or info.si_pid != client:
                 continue  # not our attached client: no reply
-            with contextlib.suppress(ProcessLookupError):  # it died: its release follows
+            # ProcessLookupError: it died, its release follows; PermissionError: its user
+            # changed (setuid) since it attached. Either way no reply, and the thread goes on.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 tgkill(info.si_pid, tid, ECHO_SIGNAL)
                 session.echoes += 1
 

@@ -35,16 +35,20 @@ import os
 import select
 import socket
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from daemonkit.backoff import AcceptBackoff
 from daemonkit.channels._stream import FdStreamEnd
 from daemonkit.channels.base import End
 from daemonkit.channels.framing import FRAME_HEADER
 from daemonkit.channels.socket_file import listen_private
 from daemonkit.errors import ChannelError
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
+from daemonkit.service.limits import BYTES_IN_FLIGHT, LIMITS, Budget
+from daemonkit.service.log import log
 from daemonkit.service.trust import TrustedDir, UntrustedError
 
 __all__ = ["FifoEndpoint", "StreamClientEnd", "UnixStreamEndpoint", "echo_frames"]
@@ -53,44 +57,85 @@ MAX_MESSAGE = 64 * 1024 * 1024  # a frame claiming more ends the session (garbag
 _POLL_S = 0.5  # how often a FIFO thread waiting for its client checks for a release
 
 
-def _read_exactly(fd: int, view: memoryview) -> bool:
-    """Fill *view*; False at end-of-file (the writer is gone)."""
+def _wait(fd: int, events: int, deadline: float | None) -> None:
+    """poll(2) until *fd* is ready for *events*; TimeoutError once *deadline* has passed."""
+    poller = select.poll()
+    poller.register(fd, events)
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise TimeoutError("message deadline passed")
+        if poller.poll(None if left is None else max(1, int(left * 1000))):
+            return
+
+
+def _read_exactly(fd: int, view: memoryview, deadline: float | None) -> bool:
+    """Fill *view* by *deadline*; False at end-of-file (the writer is gone)."""
     got = 0
     while got < len(view):
-        n = os.readv(fd, (view[got:],))
+        try:
+            n = os.readv(fd, (view[got:],))
+        except BlockingIOError:
+            _wait(fd, select.POLLIN, deadline)
+            continue
         if n == 0:
             return False
         got += n
     return True
 
 
-def _write_all(fd: int, parts: list[memoryview]) -> None:
-    sent = os.writev(fd, parts)  # blocking: normally all of it, unless a signal interrupts
-    for part in parts:
-        if sent >= len(part):
-            sent -= len(part)
+def _write_all(fd: int, parts: list[memoryview], deadline: float) -> None:
+    """Write every part by *deadline* (a client that stops reading cannot hold us longer)."""
+    while parts:
+        try:
+            sent = os.writev(fd, parts)
+        except BlockingIOError:
+            _wait(fd, select.POLLOUT, deadline)
             continue
-        rest, sent = part[sent:], 0
-        while rest:
-            rest = rest[os.write(fd, rest) :]
+        while parts and sent >= len(parts[0]):
+            sent -= len(parts.pop(0))
+        if parts:
+            parts[0] = parts[0][sent:]
 
 
-def echo_frames(rfd: int, wfd: int, session: Session) -> None:
-    """Echo frames from *rfd* to *wfd* until end-of-file or an error; count them."""
+def echo_frames(rfd: int, wfd: int, session: Session, budget: Budget | None = None) -> None:
+    """Echo frames from *rfd* to *wfd* until end-of-file, an error, or a broken limit.
+
+    Both descriptors must be non-blocking. Between messages the client may stay silent as
+    long as it likes; once a message has begun (its first byte), all of it must arrive, and
+    its echo be taken, within ``message_deadline_s`` (see :mod:`daemonkit.service.limits`).
+    The echo buffer counts against *budget* (the daemon's bytes in flight): a frame that
+    would take it over ends the session, as one longer than :data:`MAX_MESSAGE` does.
+    """
     hdr = bytearray(FRAME_HEADER.size)
     hdr_view = memoryview(hdr)
-    buf = memoryview(bytearray(64 * 1024))
-    with contextlib.suppress(OSError):  # EPIPE/ECONNRESET: the client is gone, like EOF
-        while _read_exactly(rfd, hdr_view):
-            (n,) = FRAME_HEADER.unpack(hdr)
-            if n > MAX_MESSAGE:
-                return
-            if n > len(buf):
-                buf = memoryview(bytearray(n))  # grows once per larger size, then reused
-            if not _read_exactly(rfd, buf[:n]):
-                return
-            _write_all(wfd, [hdr_view, buf[:n]])
-            session.echoes += 1
+    held = 64 * 1024
+    if budget is not None and not budget.take(held):
+        return
+    buf = memoryview(bytearray(held))
+    grace = LIMITS.message_deadline_s
+    try:
+        with contextlib.suppress(OSError):  # EPIPE/ECONNRESET/timeout: the session ends
+            while True:
+                _wait(rfd, select.POLLIN, None)  # idle between messages: no deadline
+                deadline = time.monotonic() + grace  # the message has begun
+                if not _read_exactly(rfd, hdr_view, deadline):
+                    return
+                (n,) = FRAME_HEADER.unpack(hdr)
+                if n > MAX_MESSAGE:
+                    return
+                if n > len(buf):
+                    if budget is not None and not budget.take(n - held):
+                        return
+                    held = n
+                    buf = memoryview(bytearray(n))  # grows once per larger size, then reused
+                if not _read_exactly(rfd, buf[:n], deadline):
+                    return
+                _write_all(wfd, [hdr_view, buf[:n]], deadline)
+                session.echoes += 1
+    finally:
+        if budget is not None:
+            budget.give(held)
 
 
 class UnixStreamEndpoint(Endpoint):
@@ -102,6 +147,8 @@ class UnixStreamEndpoint(Endpoint):
         self.path = self.runtime_dir / self.object_name()
         self._listener = listen_private(self.path, 16)  # 0600 from its creation
         self._conns: set[socket.socket] = set()
+        self.backoff = AcceptBackoff()
+        self.refused = 0  # connections closed at once: over the limit, or no thread
         start_thread(self._accept_loop, f"{self.name}-accept")
 
     @staticmethod
@@ -121,22 +168,44 @@ class UnixStreamEndpoint(Endpoint):
 
     def _accept_loop(self) -> None:
         assert self._listener is not None
+        backoff = self.backoff
         while True:
             try:
                 conn, _ = self._listener.accept()
-            except OSError:
-                return  # stop() shut the listener down
+            except OSError as exc:
+                delay = backoff.failed(exc) if self._listener is not None else None
+                if delay is None:
+                    return  # stop() shut the listener down
+                if backoff.new_streak:
+                    log(f"{self.name}: accept: {exc.strerror}; backing off")
+                time.sleep(delay)  # the client waits in the listen queue meanwhile
+                continue
+            backoff.succeeded()
+            if len(self._conns) >= LIMITS.stream_clients:
+                self.refused += 1
+                conn.close()  # the client reads end-of-file at once
+                continue
+            conn.setblocking(False)
             self._conns.add(conn)
-            start_thread(functools.partial(self._serve, conn), f"{self.name}-conn")
+            try:
+                start_thread(functools.partial(self._serve, conn), f"{self.name}-conn")
+            except ChannelError as exc:  # no thread for this client: refused, nothing kept
+                self.refused += 1
+                log(f"{exc}; connection refused")
+                self._conns.discard(conn)
+                conn.close()
 
     def _serve(self, conn: socket.socket) -> None:
         session = self.new_session()
         try:
-            echo_frames(conn.fileno(), conn.fileno(), session)
+            echo_frames(conn.fileno(), conn.fileno(), session, BYTES_IN_FLIGHT)
         finally:
             self.end_session(session)
             self._conns.discard(conn)
             conn.close()
+
+    def counters(self) -> dict[str, Any]:
+        return {**super().counters(), "refused": self.refused, "accept": self.backoff.as_dict()}
 
     def open_for_client(
         self, req: dict[str, Any], client_pid: int
@@ -198,9 +267,16 @@ class FifoEndpoint(Endpoint):
             raise ChannelError(self.name, f"mkfifo/open: {exc.strerror}") from exc
         session = self.new_session()
         rfd, placeholder = fds
-        start_thread(
-            lambda: self._serve(rfd, placeholder, to_client, session), f"{self.name}-client"
-        )
+        try:
+            start_thread(
+                lambda: self._serve(rfd, placeholder, to_client, session), f"{self.name}-client"
+            )
+        except ChannelError:  # no thread to serve it: undo everything made for this client
+            self.end_session(session)
+            for fd in fds:
+                os.close(fd)
+            _unlink(to_daemon, to_client)
+            raise
 
         def release() -> None:
             self._releases.discard(release)
@@ -233,9 +309,7 @@ class FifoEndpoint(Endpoint):
             fds.append(wfd)
             os.close(placeholder)
             fds.remove(placeholder)
-            os.set_blocking(rfd, True)  # from here on, plain blocking read/write
-            os.set_blocking(wfd, True)
-            echo_frames(rfd, wfd, session)
+            echo_frames(rfd, wfd, session, BYTES_IN_FLIGHT)  # both ends stay non-blocking
         except OSError:
             pass  # the client vanished mid-way: nothing left to serve
         finally:

@@ -1,0 +1,259 @@
+"""No exhausted resource and no single client stops the daemon or one of its endpoints.
+
+Each fault is made for real, on the running daemon: a log on a tmpfs filled to the last
+byte (mount(8) ``-o size=``), ``/dev/full`` as the log, ``RLIMIT_NOFILE`` lowered on the live
+daemon with prlimit(2) and more connections than it allows, ``RLIMIT_NPROC`` lowered so that
+pthread_create(3) fails. After each: the daemon is alive, ``status`` reports it with every
+endpoint answering a real round trip, and it counted what happened (``status --json``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import resource
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemon_support import Daemons, daemons_fixture, dk, gone, wait_until  # noqa: F401
+
+from daemonkit.channels.base import NotifyEnd, PayloadEnd
+from daemonkit.cleanup import list_objects
+from daemonkit.errors import ChannelError
+from daemonkit.service.client import open_endpoint
+
+ENDPOINTS = ["unix-stream", "fifo", "zmq-ipc", "signal", "posix-shm"]
+
+
+def round_trip(rdir: Path, name: str) -> None:
+    """One real echo (or notification) through the daemon's endpoint *name*."""
+    with open_endpoint(rdir, name, 64) as end:
+        if isinstance(end, NotifyEnd):
+            end.post()
+            end.wait()
+            return
+        assert isinstance(end, PayloadEnd)
+        msg = os.urandom(64)
+        end.send(memoryview(msg))
+        buf = bytearray(64)
+        assert end.recv_into(memoryview(buf)) == 64 and bytes(buf) == msg
+
+
+def healthy(d: Daemons, pid: int, endpoints: list[str] = ENDPOINTS) -> dict[str, object]:
+    """status says running (exit 0), and every endpoint answers; the status document."""
+    assert not gone(pid), "the daemon died"
+    res = dk("status", "--json", *d.loc())
+    assert res.returncode == 0, res.stdout + res.stderr
+    for name in endpoints:
+        round_trip(d.rdir, name)
+    doc: dict[str, object] = json.loads(res.stdout)["status"]
+    return doc
+
+
+def _needs_root(what: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip(f"needs root to {what}")
+
+
+# -- the log --------------------------------------------------------------------------------
+
+
+def test_start_with_dev_full_as_log_says_why_and_leaves_nothing(daemons: Daemons) -> None:
+    res = daemons.start("--log-file", "/dev/full", check=False)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.strip() == "daemonkit: log file /dev/full: No space left on device"
+    assert os.listdir(daemons.rdir) == []  # no control.sock, pidfile or endpoint socket
+
+
+@pytest.fixture
+def tiny_tmpfs(daemons: Daemons) -> Iterator[Path]:
+    _needs_root("mount a tmpfs")
+    mnt = daemons.base / "logfs"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)  # fmt: skip
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(mnt: Path) -> None:
+    """Write until the file system says ENOSPC: not one more byte fits, not even in the
+    last page of the log (a tmpfs gives out whole pages)."""
+    for name, chunk in (("filler", 4096), ("filler", 1), ("daemon.log", 1)):
+        with open(mnt / name, "ab", buffering=0) as f, contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * chunk)
+
+
+def test_a_full_log_disk_is_counted_not_fatal(daemons: Daemons, tiny_tmpfs: Path) -> None:
+    daemons.start("--log-file", tiny_tmpfs / "daemon.log")
+    pid = daemons.pid()
+    _fill(tiny_tmpfs)
+    for _ in range(3):  # each reload writes a log line, and SIGHUP reopens the log
+        res = dk("reload", *daemons.loc())
+        assert res.returncode == 0, res.stderr
+    doc = healthy(daemons, pid)
+    log = doc["log"]
+    assert isinstance(log, dict) and log["failures"] >= 3, log
+    assert log["last_error"] == "No space left on device"
+    (tiny_tmpfs / "filler").unlink()  # room again: lines are written again
+    assert dk("reload", *daemons.loc()).returncode == 0
+    assert "reloaded" in (tiny_tmpfs / "daemon.log").read_text().splitlines()[-1]
+
+
+# -- descriptors ----------------------------------------------------------------------------
+
+
+def _connect_many(path: Path, n: int) -> list[socket.socket]:
+    """Up to *n* connections; a full backlog gives EAGAIN at once (non-blocking connect)."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(str(path))
+        except (BlockingIOError, ConnectionRefusedError):
+            s.close()
+            continue
+        socks.append(s)
+    return socks
+
+
+def test_nofile_32_and_a_hundred_connections(daemons: Daemons) -> None:
+    daemons.start()
+    pid = daemons.pid()
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (32, 32))  # ulimit -n 32, on the live daemon
+    stream = next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*"))
+    socks = _connect_many(daemons.rdir / "control.sock", 100)
+    socks += _connect_many(stream, 100)
+    try:
+        wait_until(lambda: "accept: Too many open files" in _log_of(daemons), timeout=5,
+                   what="the daemon to meet EMFILE")  # fmt: skip
+    finally:
+        for s in socks:
+            s.close()
+    doc = healthy(daemons, pid)  # still under nofile 32
+    limits = doc["limits"]
+    assert isinstance(limits, dict) and limits["accept_backoffs"]["failures"] > 0, limits
+
+
+def _log_of(d: Daemons) -> str:
+    path = d.base / "daemon.log"
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture(autouse=True)
+def _log_in_base(daemons: Daemons, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every daemon of this module logs to BASE/daemon.log unless the test says otherwise."""
+    start = daemons.start
+
+    def with_log(*args: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
+        if "--log-file" not in args:
+            args = (*args, "--log-file", daemons.base / "daemon.log")
+        return start(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(daemons, "start", with_log)
+
+
+# -- threads ----------------------------------------------------------------------------------
+
+
+def _tasks_of(uid: int) -> int:
+    """Threads of every process of *uid*: what RLIMIT_NPROC counts."""
+    n = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{entry}").st_uid == uid:
+                n += len(os.listdir(f"/proc/{entry}/task"))
+    return n
+
+
+def test_thread_creation_refused_refuses_the_client_and_undoes(daemons: Daemons) -> None:
+    _needs_root("run the daemon as another user (RLIMIT_NPROC does not bind root)")
+    nobody = pwd.getpwnam("nobody").pw_uid
+    daemons.base.chmod(0o711)  # nobody must reach its runtime dir
+    daemons.start("--user", "nobody")
+    pid = daemons.pid()
+    before = set(os.listdir(daemons.rdir))
+    limit = _tasks_of(nobody)
+    _prlimit_as(nobody, pid, f"--nproc={limit}:")  # the soft limit: no new thread for nobody
+    try:
+        for name in ("fifo", "posix-shm"):
+            with pytest.raises(ChannelError, match="cannot start a thread"):
+                round_trip(daemons.rdir, name)
+        stream = next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*"))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(stream))
+            s.settimeout(5)
+            assert s.recv(1) == b""  # refused: closed at once, no thread to serve it
+        assert set(os.listdir(daemons.rdir)) == before  # no FIFO left of the refused client
+        assert [o for o in list_objects() if o.owner == pid] == []  # no segment, semaphore
+    finally:
+        _prlimit_as(nobody, pid, f"--nproc={_hard_nproc(pid)}:")  # soft back to the hard one
+    # nobody may not signal this (root's) process: the signal endpoint says so at open.
+    with pytest.raises(ChannelError, match="another user's"):
+        round_trip(daemons.rdir, "signal")
+    healthy(daemons, pid, [e for e in ENDPOINTS if e != "signal"])
+
+
+def _hard_nproc(pid: int) -> str:
+    """The hard RLIMIT_NPROC of *pid*, as /proc/PID/limits shows it (prlimit(2) would need
+    CAP_SYS_RESOURCE even to read another user's)."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max processes"):
+            return line.split()[3]
+    raise AssertionError("no 'Max processes' in /proc/PID/limits")
+
+
+def _prlimit_as(uid: int, pid: int, limit: str) -> None:
+    """prlimit(1) run as the target's own user: another user's limits need CAP_SYS_RESOURCE,
+    which a container's root may lack; lowering one's own soft limit, or raising it back up
+    to the hard one, needs nothing."""
+    res = subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+         "prlimit", f"--pid={pid}", limit],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+
+
+# -- shared memory ------------------------------------------------------------------------------
+
+
+def test_a_client_cannot_shrink_the_segment_under_the_daemon(daemons: Daemons) -> None:
+    """The old attack: ftruncate the segment to 0, then post. The buffer is a sealed memfd
+    passed over the socket: no name to open, and the kernel refuses the ftruncate itself."""
+    import posix_ipc
+
+    from daemonkit.service.client import ControlClient
+
+    daemons.start()
+    pid = daemons.pid()
+    with ControlClient(daemons.rdir) as control:
+        reply = control.request({"cmd": "open", "endpoint": "posix-shm", "max_size": 4096})
+        fd = control.take_fd()
+        assert fd is not None, reply
+        try:
+            assert not any(n.startswith(f"dk.{pid}.posix-shm.") for n in os.listdir("/dev/shm"))
+            for size in (0, 8, 1 << 20):
+                with pytest.raises(PermissionError):
+                    os.ftruncate(fd, size)  # F_SEAL_SHRINK / F_SEAL_GROW: EPERM for everyone
+            # A length word claiming far more than the buffer, then the post.
+            os.pwrite(fd, (2**63).to_bytes(8, "little"), 0)
+            posix_ipc.Semaphore(f"{reply['name']}.to-server").release()
+            done = posix_ipc.Semaphore(f"{reply['name']}.to-client")
+            done.acquire(5)  # the daemon clipped the length to its buffer and answered
+        finally:
+            os.close(fd)
+    healthy(daemons, pid)
