@@ -41,7 +41,7 @@ from array import array
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Literal, Protocol
 
 from daemonkit.bench.distribution import encode
 from daemonkit.bench.peer import (
@@ -49,6 +49,7 @@ from daemonkit.bench.peer import (
     exact_roundtrips,
     notify_roundtrips,
     payload_roundtrips,
+    spin_roundtrips,
     wire_size,
 )
 from daemonkit.bench.results import CpuCost, CpuPerRoundtrip, CtxPerRoundtrip, EndPair, Result
@@ -56,8 +57,9 @@ from daemonkit.bench.stats import histogram, latency
 from daemonkit.channels.base import End, NotifyEnd, PayloadEnd
 from daemonkit.errors import ChannelError
 
-__all__ = ["SETUP_TIMEOUT", "Link", "Progress", "Settings", "measure"]
+__all__ = ["SETUP_TIMEOUT", "Link", "Mode", "Progress", "Settings", "client_usage", "measure"]
 
+Mode = Literal["pingpong", "stream"]
 Progress = Callable[[str, float], None]  # (what runs now, fraction of this case done)
 
 SETUP_TIMEOUT = 20.0  # s for the other end to get ready, and for a batch of unknown length
@@ -67,11 +69,13 @@ _BATCHES = 10  # at least this many batches (content checks) when the count allo
 
 @dataclass(frozen=True)
 class Settings:
-    """How long each case runs: a fixed count, or a duration."""
+    """How long each case runs (a fixed count, or a duration), and how: round trips
+    (``pingpong``) or one-way messages (``stream``, :mod:`daemonkit.bench.stream`)."""
 
     iterations: int | None
     duration: float | None
     warmup: int
+    mode: Mode = "pingpong"
 
 
 class Link(Protocol):
@@ -105,6 +109,7 @@ class _Echo:
         self.channel = channel
         self.end = end
         self.fds = end.stream_fds() if exact and isinstance(end, PayloadEnd) else None
+        self.spin = end.spin_words() if exact and isinstance(end, PayloadEnd) else None
         self.size = size if isinstance(end, PayloadEnd) else 0
         wire = wire_size(self.size) if self.fds is not None else self.size
         self._msg = bytearray(wire)
@@ -130,6 +135,8 @@ class _Echo:
     def roundtrips(self, samples: array[int], got: array[int]) -> None:
         if self.fds is not None:
             exact_roundtrips(self.channel, self.fds, self.msg, self.rbuf, samples)
+        elif self.spin is not None:
+            spin_roundtrips(self.spin, self.msg, self.rbuf, samples)
         elif isinstance(self.end, PayloadEnd):
             payload_roundtrips(self.end, self.msg, self.rbuf, samples, got)
         else:
@@ -139,7 +146,8 @@ class _Echo:
         """Every echoed length; and, with *content*, the last echo's bytes (CRC-32)."""
         if not isinstance(self.end, PayloadEnd) or not len(got):
             return
-        if self.fds is None and got.count(self.size) != len(got):
+        exact = self.fds is not None or self.spin is not None  # lengths hold by construction
+        if not exact and got.count(self.size) != len(got):
             i = next(i for i, n in enumerate(got) if n != self.size)
             raise ChannelError(
                 self.channel, f"echo {i} of a batch had {got[i]} bytes, {self.size} were sent"
@@ -180,6 +188,20 @@ def _plus(a: CtxSwitches, b: CtxSwitches) -> CtxSwitches:
     )
 
 
+def client_usage(
+    thread: CtxSwitches, process: CtxSwitches, peer: CtxSwitches, peer_is_thread: bool
+) -> CtxSwitches:
+    """The client's counts over a batch: its thread's switches, and the CPU time of its whole
+    process (a feeder or I/O thread works for it) less a thread peer's own."""
+    user, system = process.user_s or 0.0, process.system_s or 0.0
+    if peer_is_thread:
+        user -= peer.user_s or 0.0
+        system -= peer.system_s or 0.0
+    return CtxSwitches(
+        thread.voluntary, thread.involuntary, max(user, 0.0), max(system, 0.0), thread.last_cpu
+    )
+
+
 def measure(
     base: Result,
     end: End,
@@ -217,16 +239,7 @@ def measure(
             peer = link.finish()
         echo.verify(warm_g, content=False)  # rbuf holds the batch's last echo by now
         echo.verify(got)
-        # The client's CPU time is its whole process's (a feeder or I/O thread works for
-        # it), less a thread peer's own; its switches are its thread's.
-        cpu = proc1 - proc0
-        user, system = cpu.user_s or 0.0, cpu.system_s or 0.0
-        if peer_is_thread:
-            user -= peer.user_s or 0.0
-            system -= peer.system_s or 0.0
-        sw = thread1 - thread0
-        mine = CtxSwitches(sw.voluntary, sw.involuntary, max(user, 0.0), max(system, 0.0),
-                           thread1.last_cpu)  # fmt: skip
+        mine = client_usage(thread1 - thread0, proc1 - proc0, peer, peer_is_thread)
         return samples, mine, peer
 
     est_ns: float | None = None

@@ -310,8 +310,8 @@ TEXT: dict[str, dict[str, str]] = {
         "claim.address-space": "C1（作用 / 从属关系）：进程是资源分配的单位，有独立的地址空间；线"
         "程是调度的单位，共享所属进程的资源；一个线程只属于一个进程。",
         "method.address-space": "两个线程和一个 fork 出的子进程报告 gettid/getpid 以及 "
-        "/proc/PID/task；线程和子进程各自写共享内存（子进程统计写时复制引起的次缺页次数）并关闭一"
-        "个描述符；之后由父进程检查它看到的结果。",
+        "/proc/PID/task；线程和子进程各自写共享内存（子进程统计写时复制引起的轻微缺页次数）并关闭"
+        "一个描述符；之后由父进程检查它看到的结果。",
         "step.address-space.ids": "address-space：线程和进程 ID",
         "step.address-space.write": "address-space：线程和子进程的写入",
         "step.address-space.fd": "address-space：线程和子进程关闭描述符",
@@ -339,8 +339,8 @@ TEXT: dict[str, dict[str, str]] = {
         "obs.fd_copied_by_fork": "子进程关闭的描述符在父进程中仍然打开",
         "verdict.address-space": "{total} 项观察中有 {ok} 项与笔记的预期相符；写时复制：写 "
         "{pages} 页引起 {faults} 次缺页。",
-        "threshold.address-space": "成立：全部相符；不成立：一半或更少相符；每写一页缺页 >= "
-        "{cow} 次即计为写时复制",
+        "threshold.address-space": "成立：全部相符；不成立：一半或更少相符；每写一页缺页 ≥ {cow} "
+        "次即计为写时复制",
         "why.c1.cow": "子进程第一次写每个共享页时都会缺页，内核随即为它复制出一份私有页：fork 之"
         "后父子进程共享页面，直到某一方写入为止。",
     },

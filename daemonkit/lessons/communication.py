@@ -218,7 +218,7 @@ def decisions(m: Mapping[str, Any]) -> dict[int, tuple[Decision, str, str]]:
         if t is None or p is None:
             continue
         ci = ratio_of_medians([(p[1]["samples"], t[1]["samples"])])
-        out[size] = (Decision("c4", ci, CHEAPER, fmt_size(size)), p[0], t[0])
+        out[size] = (Decision("c4", ci, CHEAPER, (fmt_size(size),)), p[0], t[0])
     return out
 
 
@@ -228,9 +228,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
     for size in m["sizes"]:
         t, p = best(m, ("thread",), size), best(m, PROCESS_GROUPS, size)
         if t and p:
-            ratios.append(
-                f"{fmt_size(size)}: {p[1]['median'] / t[1]['median']:.2f} ({p[0]}/{t[0]})"
-            )
+            ratios.append([fmt_size(size), f"{p[1]['median'] / t[1]['median']:.2f} {p[0]}/{t[0]}"])
     label: Label = combine(d.label for d, _, _ in ds.values()) if ds else "inconclusive"
     figures: dict[str, Any] = {
         "ratios": ratios or ["-"],
@@ -241,8 +239,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
     split = [p for p in m.get("split", []) if "rtt_ns" in p]
     if split:
         figures["split"] = [
-            f"{p['channel']} ({p['peer']}) {fmt_size(p['size'])}: {fmt_ns(p['rtt_ns']['median'])}"
-            for p in split
+            [f"{p['channel']} {fmt_size(p['size'])}", fmt_ns(p["rtt_ns"]["median"])] for p in split
         ]
         extra.append("verdict.communication.split")
     why = explain(m, facts, ds)

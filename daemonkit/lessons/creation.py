@@ -106,7 +106,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
     pairs = [
         (size[k]["samples"], size["thread"]["samples"]) for size in m["sizes"] for k in METHODS[1:]
     ]
-    d = Decision("c3b", ratio_of_medians(pairs), MORE, "fork, fork+exec, posix_spawn")
+    d = Decision("c3b", ratio_of_medians(pairs), MORE, ("fork", "fork+exec", "posix_spawn"))
     small, big = m["sizes"][0], m["sizes"][-1]
 
     def ratio(size: Mapping[str, Any], k: str) -> float:
@@ -114,7 +114,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
 
     figures: dict[str, Any] = {
         "ratios": [
-            f"{k} @ {size['rss'] >> 20} MiB: {ratio(size, k):.1f}"
+            [f"{k} @ {size['rss'] >> 20} MiB", f"{ratio(size, k):.1f}"]
             for size in m["sizes"]
             for k in METHODS[1:]
         ],
@@ -180,8 +180,8 @@ TEXT: dict[str, dict[str, str]] = {
         "fork+exec /bin/true+wait, posix_spawn /bin/true+wait, in a fresh interpreter padded to "
         "a fixed small resident size and again to about 1 GiB (fork copies page tables, "
         "posix_spawn does not); decided on the bootstrap interval of the process/thread ratio.",
-        "step.creation.small": "creation: parent at its normal size done",
-        "step.creation.big": "creation: parent with 1 GiB touched done",
+        "step.creation.small": "creation: parent at the small resident size done",
+        "step.creation.big": "creation: parent at about 1 GiB resident done",
         "cr.title": "Cost of creating and ending one thread or process",
         "cr.col.rss": "parent RSS",
         "cr.col.method": "method",
@@ -211,8 +211,8 @@ TEXT: dict[str, dict[str, str]] = {
         "/bin/true+wait、posix_spawn /bin/true+wait；在一个新启动的解释器中进行，先把常驻内存填充"
         "到固定的较小值，再填充到约 1 GiB（fork 要复制页表，posix_spawn 不需要）；按进程与线程开"
         "销之比的自助法置信区间下结论。",
-        "step.creation.small": "creation：父进程正常大小时完成",
-        "step.creation.big": "creation：父进程触碰 1 GiB 后完成",
+        "step.creation.small": "creation：父进程常驻内存较小时完成",
+        "step.creation.big": "creation：父进程常驻约 1 GiB 时完成",
         "cr.title": "创建并结束一个线程或进程的开销",
         "cr.col.rss": "父进程常驻内存",
         "cr.col.method": "方式",

@@ -216,12 +216,11 @@ def factors(m: Mapping[str, Any]) -> dict[str, float] | None:
 
 
 def _counted(m: Mapping[str, Any], below: float, above: float) -> list[str]:
-    """Points (``kind@W``) whose counted switches per round trip fall outside [below, above]."""
+    """The W whose counted switches per round trip (either kind) fall outside [below, above]."""
     return [
-        f"{k}@{_wname(r)}"
+        _wname(r)
         for r in _points(m)
-        for k in KINDS
-        if not below <= r[k]["switches_per_rtt"] <= above
+        if any(not below <= r[k]["switches_per_rtt"] <= above for k in KINDS)
     ]
 
 
@@ -278,9 +277,10 @@ def deciding(m: Mapping[str, Any], llc: int | None) -> list[Mapping[str, Any]]:
     return [r for r in resident(m, llc) if r["w"] == 0 or not preempted(r)]
 
 
-def _ratio(r: Mapping[str, Any], field: str) -> str:
+def _ratio(r: Mapping[str, Any], field: str) -> list[str]:
+    """``[W, process/thread]``: a pair the text shows as "W: ratio" in the reader's language."""
     t, p = r["thread"][field]["median"], r["process"][field]["median"]
-    return f"{_wname(r)}: " + (f"{p / t:.2f}" if t > 0 and p > 0 else "n/a")
+    return [_wname(r), f"{p / t:.2f}" if t > 0 and p > 0 else "n/a"]
 
 
 def verdict_c2(m: Mapping[str, Any], facts: Mapping[str, Any]) -> Verdict:
@@ -292,8 +292,9 @@ def verdict_c2(m: Mapping[str, Any], facts: Mapping[str, Any]) -> Verdict:
     ci = paired_ratio(
         [(r["process"]["switch_ns"]["samples"], r["thread"]["switch_ns"]["samples"]) for r in res]
     )
-    decision = Decision("c2", ci, FAR_MORE, "W = " + ", ".join(fmt_size(r["w"]) for r in res))
-    missing = [x for x in _counted(m, MIN_SWITCHES, float("inf")) if "@" in x]
+    sizes = [fmt_size(r["w"]) for r in res]
+    decision = Decision("c2", ci, FAR_MORE, (f"W = {sizes[0]}", *sizes[1:]))
+    missing = _counted(m, MIN_SWITCHES, float("inf"))
     figures: dict[str, Any] = {
         "ratios": [_ratio(r, "switch_ns") for r in m["sweep"]],
         "resident": [fmt_size(r["w"]) for r in res],
@@ -348,7 +349,7 @@ def explain_c2(facts: Mapping[str, Any], d: Decision) -> tuple[str, ...]:
     return tuple(why)
 
 
-def refill(m: Mapping[str, Any], r: Mapping[str, Any], where: str) -> Decision:
+def refill(m: Mapping[str, Any], r: Mapping[str, Any], where: tuple[str, ...]) -> Decision:
     """C3's quantity at point *r*: what the process switch added beyond the thread switch
     (per repeat, process minus thread: the two batches ran back to back), less the same
     difference at W=0, divided by one cached read of the set; with its bootstrap interval."""
@@ -377,19 +378,22 @@ def verdict_c3(m: Mapping[str, Any], facts: Mapping[str, Any]) -> Verdict:
     tlb = m.get("tlb")
     decisions = []
     if top["w"] > 0:
-        decisions.append(refill(m, top, f"W = {fmt_size(top['w'])}"))
+        decisions.append(refill(m, top, (f"W = {fmt_size(top['w'])}",)))
     if tlb:
-        decisions.append(refill(m, tlb, f"W = {_wname(tlb)}"))
+        decisions.append(refill(m, tlb, (f"W = {_wname(tlb)}",)))
     label: Label = combine(d.label for d in decisions) if decisions else "inconclusive"
     shown = [p for p in (top if top["w"] > 0 else None, tlb) if p]
     figures: dict[str, Any] = {
         "beyond": [
-            f"{_wname(p)}: {fmt_ns(p['thread']['beyond_same_work_ns']['median'])} / "
-            f"{fmt_ns(p['process']['beyond_same_work_ns']['median'])}"
+            [
+                _wname(p),
+                f"{fmt_ns(p['thread']['beyond_same_work_ns']['median'])} / "
+                f"{fmt_ns(p['process']['beyond_same_work_ns']['median'])}",
+            ]
             for p in [m["sweep"][0], *shown]
         ],
-        "refill": [f"{d.where}: {d.ci.point:+.2f}" for d in decisions],
-        "hot": [f"{_wname(p)}: {fmt_ns(p['hot_read_ns']['median'])}" for p in shown],
+        "refill": [[*d.where, f"{d.ci.point:+.2f}"] for d in decisions],
+        "hot": [[_wname(p), fmt_ns(p["hot_read_ns"]["median"])] for p in shown],
         "wres": fmt_size(top["w"]),
         "llc": fmt_size(llc) if llc else "?",
         "pages": m.get("tlb_pages", TLB_PAGES),
@@ -593,8 +597,9 @@ TEXT: dict[str, dict[str, str]] = {
         "why.c2.flush": "This CPU has no PCID: every switch to another address space flushes the "
         "TLB, and the process then refills it page by page, which is the cost the note describes.",
         "why.c3.capacity": "At W = {capacity} the cost grows for threads and processes alike, "
-        "switch or no switch: two working sets no longer fit the {llc} cache, so those points "
-        "measure the cache's capacity, not the switch.",
+        "switch or no switch: the working sets are no longer read at cached speed, whatever the "
+        "{llc} last-level cache that sysfs reports, so those points measure the cache's "
+        "capacity, not the switch.",
         "why.c3.cache_warm": "The caches stay warm: they are tagged by physical address, so a "
         "process switch invalidates nothing, and both working sets of {wres} still fit the cache "
         "when the peer runs again.",
@@ -683,8 +688,9 @@ TEXT: dict[str, dict[str, str]] = {
         "差别是加载另一个页表根（CR3）并切换内存管理上下文，线程切换则省去了这些。",
         "why.c2.flush": "本机 CPU 不支持 PCID：每次切换到另一个地址空间都会清空 TLB，进程随后要逐"
         "页重新填充，这正是笔记所说的开销。",
-        "why.c3.capacity": "W = {capacity} 时，无论线程还是进程、有无切换，开销都会增长：两个工作"
-        "集已放不进 {llc} 的缓存，这些点测的是缓存容量，而不是切换。",
+        "why.c3.capacity": "W = {capacity} 时，无论线程还是进程、有无切换，开销都会增长：不管 "
+        "sysfs 报告的末级缓存有 {llc}，这些工作集都已不能以缓存命中的速度读取，所以这些点测的是缓"
+        "存容量，而不是切换。",
         "why.c3.cache_warm": "缓存保持“热”：缓存按物理地址标记，进程切换不会使其失效，两个 "
         "{wres} 的工作集在对端再次运行时仍在缓存中。",
         "why.c3.cache_cold": "进程切换后，{wres} 的工作集有一部分需要重新取回，比线程切换后多。",
