@@ -36,6 +36,7 @@ OPTIONAL = {
     "skipped",
     "cpu_us_per_roundtrip",  # bench fields newer than the first documents
     "ran_on",
+    "wall_us_per_roundtrip",
     "batch_p50_ns",
     "framed",
     "mode",
@@ -47,6 +48,9 @@ OPTIONAL = {
     "command",
     "p50_ns",
     "mean_ns",
+    "isolated",
+    "nohz_full",
+    "virtualization",
     "histogram",
     "latency_hdr",
     "pinning",

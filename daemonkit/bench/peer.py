@@ -36,7 +36,7 @@ from typing import Any
 
 from daemonkit._libc import errno_error, libc
 from daemonkit.channels._stream import read_rest, write_rest
-from daemonkit.channels.base import Channel, NotifyEnd, PayloadEnd, PeerKind
+from daemonkit.channels.base import Channel, NotifyEnd, PayloadEnd, PeerKind, SpinWords
 from daemonkit.errors import ChannelError, PeerDiedError
 from daemonkit.interrupts import INTERRUPTS
 
@@ -48,6 +48,7 @@ __all__ = [
     "exact_roundtrips",
     "notify_roundtrips",
     "payload_roundtrips",
+    "spin_roundtrips",
     "stream_messages",
     "wire_size",
 ]
@@ -151,6 +152,53 @@ def exact_roundtrips(
             samples[i] = clock() - t0
     except (BrokenPipeError, ConnectionResetError) as exc:  # EPIPE, RST: the peer is gone
         raise PeerDiedError(channel, f"peer closed its end ({exc.strerror})") from exc
+
+
+def spin_roundtrips(
+    words: SpinWords, msg: memoryview, rbuf: memoryview, samples: array[int]
+) -> None:
+    """The lean loop of a busy-polling end whose size both sides know: copy *msg* in, bump
+    the sequence word, poll the other's until it moves, copy the echo out; no length word,
+    no method call. Yields the CPU while polling when the two ends may share one."""
+    out, inw = words.out, words.in_
+    size = len(msg)
+    data, back = words.data[:size], rbuf[:size]
+    clock, yield_ = time.perf_counter_ns, os.sched_yield
+    seq = out[0]
+    for i in range(len(samples)):
+        t0 = clock()
+        data[:] = msg  # the message first...
+        seq += 1
+        out[0] = seq  # ...then the sequence word (total store order keeps them in this order)
+        if words.yielding:
+            while inw[0] != seq:
+                yield_()
+        else:
+            while inw[0] != seq:
+                pass
+        back[:] = data
+        samples[i] = clock() - t0
+    words.resync()
+
+
+def _spin_echo(words: SpinWords, buf: memoryview, size: int, n: int) -> None:
+    """The peer's side of :func:`spin_roundtrips`: copy out, copy back, bump, *n* times."""
+    out, inw = words.out, words.in_
+    data, mine = words.data[:size], buf[:size]
+    yield_ = os.sched_yield
+    seq = out[0]
+    for _ in range(n):
+        seq += 1
+        if words.yielding:
+            while inw[0] != seq:
+                yield_()
+        else:
+            while inw[0] != seq:
+                pass
+        mine[:] = data
+        data[:] = mine
+        out[0] = seq
+    words.resync()
 
 
 def _exact_echo(channel: str, fds: tuple[int, int], buf: memoryview, wire: int, n: int) -> None:
@@ -366,6 +414,8 @@ class Peer:
                 self._report({"ready": True, "cpu": sorted(os.sched_getaffinity(0))})
                 fds = end.stream_fds() if self.exact and isinstance(end, PayloadEnd) else None
                 while (n := self._next_command()) > 0:
+                    # asked per batch: by now the client has opened and said where it runs
+                    spin = end.spin_words() if self.exact and isinstance(end, PayloadEnd) else None
                     before = self._usage()
                     if self.stream:
                         assert isinstance(end, PayloadEnd)
@@ -373,6 +423,8 @@ class Peer:
                                      self.channel.turns)  # fmt: skip
                     elif fds is not None:
                         _exact_echo(self.channel.name, fds, buf, wire_size(self.size), n)
+                    elif spin is not None:
+                        _spin_echo(spin, buf, self.size, n)
                     elif isinstance(end, PayloadEnd):
                         _payload_echo(end, buf, self.size, n)
                     else:

@@ -46,7 +46,7 @@ from daemonkit.remote.wire import REMOTE_CHANNELS
 if TYPE_CHECKING:
     from daemonkit.bench.measure import Settings
     from daemonkit.bench.references import Reference
-    from daemonkit.bench.results import Result
+    from daemonkit.bench.results import Result, Run
     from daemonkit.bench.runner import Case, Target
     from daemonkit.machine import Placement
 
@@ -276,6 +276,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         *views.fastest_lines(run),
         *views.reference_lines(run),
         *views.unmeasured_lines(run.results),
+        *_quality_lines(run),
         *views.machine_lines(run),
     ]:
         out.print(line, markup=False)
@@ -309,6 +310,13 @@ def _nothing_measured_why(found: list[Result], channels: list[str], peers: Seque
     first = next(r for r in found if r.error or r.skipped)
     why = f"{first.channel} {first.peer}: {first.error or first.skipped}"
     return f"nothing was measured: every case failed or was skipped (first: {why})"
+
+
+def _quality_lines(run: Run) -> list[str]:
+    from daemonkit.bench.quality import assess, warning_line
+
+    line = warning_line(assess(run))
+    return [line] if line else []
 
 
 def _references(

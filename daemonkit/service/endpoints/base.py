@@ -73,8 +73,11 @@ class Endpoint(ABC):
     payload: ClassVar[bool] = True  # False: a notification; the client end is a NotifyEnd
     passes_fd: ClassVar[bool] = False  # True: the open reply carries a descriptor
 
-    def __init__(self, runtime_dir: Path) -> None:
-        self.runtime_dir = runtime_dir
+    def __init__(self, runtime_dir: Path, held_dir: Path | None = None) -> None:
+        self.runtime_dir = runtime_dir  # the name clients know it by: in replies
+        # Where the daemon makes and removes its files: the directory it holds open
+        # (/proc/self/fd/N, see Service.init), so a renamed ancestor cannot redirect them.
+        self.held_dir = runtime_dir if held_dir is None else held_dir
         self._sessions: list[Session] = []
         self._closed_echoes = 0
         self._lock = threading.Lock()  # guards the session list, never the echo loop
