@@ -60,7 +60,7 @@ import numpy as np
 from daemonkit.channels.base import PeerKind
 from daemonkit.lessons import _perf
 from daemonkit.lessons._ring import Ring, hot_read, pinned, rounds_per_batch, solo
-from daemonkit.lessons.report import Table, Tick, overlap, spread
+from daemonkit.lessons.report import Table, Tick, spread
 from daemonkit.lessons.text import Tr, fmt_ns, fmt_size
 from daemonkit.lessons.verdict import (
     Arr,
@@ -502,7 +502,7 @@ def tables(m: Measurements, tr: Tr) -> list[Table]:
                 fmt_ns(r["pipe_alone_ns"]["median"] + 2 * r["hot_read_ns"]["median"]),
                 _cell(ts),
                 _cell(ps),
-                ratio + (" ~" if overlap(ts, ps) else ""),
+                ratio,
                 f"{fmt_ns(t['beyond_same_work_ns']['median'])} / "
                 f"{fmt_ns(p['beyond_same_work_ns']['median'])}",
                 f"{t['switches_per_rtt']:.2f} / {p['switches_per_rtt']:.2f}",
@@ -570,7 +570,7 @@ TEXT: dict[str, dict[str, str]] = {
         "cs.col.base": "no-switch baseline",
         "cs.col.thread": "thread switch",
         "cs.col.process": "process switch",
-        "cs.col.ratio": "process/thread (~ noise)",
+        "cs.col.ratio": "process/thread",
         "cs.col.beyond": "beyond same work (t / p)",
         "cs.col.switches": "switches per round trip (t / p)",
         "cs.col.placement": "placement",
@@ -665,7 +665,7 @@ TEXT: dict[str, dict[str, str]] = {
         "cs.col.base": "无切换基准",
         "cs.col.thread": "线程切换",
         "cs.col.process": "进程切换",
-        "cs.col.ratio": "进程/线程（~ 表示在噪声内）",
+        "cs.col.ratio": "进程/线程",
         "cs.col.beyond": "超出同样工作的开销（线程 / 进程）",
         "cs.col.switches": "每次往返的切换次数（线程 / 进程）",
         "cs.col.placement": "绑核方式",

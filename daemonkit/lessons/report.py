@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -42,7 +42,6 @@ __all__ = [
     "Spread",
     "Table",
     "Tick",
-    "overlap",
     "spread",
     "to_json",
     "write_json",
@@ -108,11 +107,6 @@ def spread(values: Sequence[float]) -> Spread:
         "n": len(values),
         "samples": list(values),  # the repeats themselves: what the intervals resample
     }
-
-
-def overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """True when two points' interquartile ranges overlap: the difference is within noise."""
-    return bool(a["q1"] <= b["q3"] and b["q1"] <= a["q3"])
 
 
 def to_json(
