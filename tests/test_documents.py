@@ -36,6 +36,7 @@ OPTIONAL = {
     "skipped",
     "cpu_us_per_roundtrip",  # bench fields newer than the first documents
     "ran_on",
+    "wall_us_per_roundtrip",
     "batch_p50_ns",
     "framed",
     "mode",

@@ -166,6 +166,7 @@ class _Totals:
     client: CtxSwitches = field(default_factory=lambda: CtxSwitches(0, 0, 0.0, 0.0))
     peer: CtxSwitches = field(default_factory=lambda: CtxSwitches(0, 0, 0.0, 0.0))
     peer_known: bool = True  # False once the other end reports no CPU time
+    wall_ns: int = 0  # wall time of the timed loops, loop overhead included
     batch_p50_ns: list[float] = field(default_factory=list)
     ran_on: dict[str, set[int]] = field(default_factory=lambda: {"client": set(), "peer": set()})
 
@@ -223,7 +224,7 @@ def measure(
 
     def batch(
         n: int, rewarm: int, est_ns: float | None
-    ) -> tuple[array[int], CtxSwitches, CtxSwitches]:
+    ) -> tuple[array[int], CtxSwitches, CtxSwitches, int]:
         samples, got = array("q", bytes(8 * n)), array("q", bytes(8 * n))
         warm_s, warm_g = array("q", bytes(8 * rewarm)), array("q", bytes(8 * rewarm))
         echo.new_content()
@@ -233,20 +234,24 @@ def measure(
             # The first round trip after control traffic also pays for the other end's
             # wake-up from its command pipe: run it untimed (one warm-up per batch).
             echo.roundtrips(warm_s, warm_g)
-            thread0, proc0 = CtxSwitches.of_this_thread(), CtxSwitches.of_this_process()
+            # The process's CPU time and the wall clock are read right around the loop (the
+            # thread's switches outside them), so the CPU share is the loop's own.
+            thread0 = CtxSwitches.of_this_thread()
+            proc0, wall0 = CtxSwitches.of_this_process(), time.perf_counter_ns()
             echo.roundtrips(samples, got)
-            thread1, proc1 = CtxSwitches.of_this_thread(), CtxSwitches.of_this_process()
+            wall1, proc1 = time.perf_counter_ns(), CtxSwitches.of_this_process()
+            thread1 = CtxSwitches.of_this_thread()
             peer = link.finish()
         echo.verify(warm_g, content=False)  # rbuf holds the batch's last echo by now
         echo.verify(got)
         mine = client_usage(thread1 - thread0, proc1 - proc0, peer, peer_is_thread)
-        return samples, mine, peer
+        return samples, mine, peer, wall1 - wall0
 
     est_ns: float | None = None
     rewarm = 1 if settings.warmup else 0
     if settings.warmup:  # warm-up, discarded
         progress(f"{what}: warm-up", 0.0)
-        warm, _, _ = batch(settings.warmup, 0, None)
+        warm, _, _, _ = batch(settings.warmup, 0, None)
         est_ns = sum(warm) / len(warm)
 
     all_samples: array[int] = array("q")
@@ -269,7 +274,8 @@ def measure(
                 break
             span = min(_BATCH_S, duration / _BATCHES)
             n = max(1, int(span * 1e9 / est_ns)) if est_ns else 100
-        samples, mine, peer = batch(n, rewarm, est_ns)
+        samples, mine, peer, wall = batch(n, rewarm, est_ns)
+        totals.wall_ns += wall
         all_samples.extend(samples)
         totals.add(mine, peer, statistics.median(samples))
         peer_roundtrips += n + rewarm
@@ -319,6 +325,7 @@ def _summarise(
                 round(p.involuntary / peer_roundtrips, 4),
             ),
         ),
+        wall_us_per_roundtrip=round(totals.wall_ns / 1000 / n, 4),
         cpu_us_per_roundtrip=CpuPerRoundtrip(
             client=CpuCost(us(c.user_s, n), us(c.system_s, n)),
             peer=(

@@ -25,7 +25,9 @@ both ways (2 x size x round trips per second, MB = 10**6 bytes) and is null for 
 channels. ``cpu_us_per_roundtrip`` is the CPU time (user and system, from getrusage(2) or
 ``/proc/PID/stat``) each end used per round trip: the client's whole process (less a thread
 peer's own), the peer's process or thread; ``peer`` is null when the other end cannot tell
-(a remote server). ``ran_on`` lists the CPUs each end was found on after its batches
+(a remote server). ``wall_us_per_roundtrip`` is the wall time of the timed loops per round
+trip (the loop's own overhead included): CPU time over it is the share of a CPU an end kept.
+``ran_on`` lists the CPUs each end was found on after its batches
 (sched_getcpu(3), ``/proc/PID/stat`` field 39), read back rather than assumed; ``batch_p50_ns``
 the median of each timed batch, whose spread says how steady the run was.
 
@@ -137,6 +139,7 @@ class Result:
     pinning: dict[str, list[int]] | None = None  # CPUs each end was allowed, as obtained
     verified: dict[str, int] | None = None  # echoes whose size / content checksum was checked
     cpu_us_per_roundtrip: CpuPerRoundtrip | None = None
+    wall_us_per_roundtrip: float | None = None  # the timed loops' wall time, loop included
     ran_on: dict[str, list[int]] | None = None  # CPUs each end was seen on, read back
     batch_p50_ns: list[float] | None = None  # the median of each timed batch
     framed: bool | None = None  # a byte stream's length header travelled (None: not a stream)
@@ -185,6 +188,7 @@ class Result:
             pinning=d.get("pinning"),
             verified=d.get("verified"),
             cpu_us_per_roundtrip=_cpu_from_json(d.get("cpu_us_per_roundtrip")),
+            wall_us_per_roundtrip=d.get("wall_us_per_roundtrip"),
             ran_on=d.get("ran_on"),
             batch_p50_ns=d.get("batch_p50_ns"),
             framed=d.get("framed"),

@@ -237,7 +237,7 @@ def _cpu_cells(r: Result) -> tuple[str, str]:
     cpu, lat = r.cpu_us_per_roundtrip, r.latency_ns
     if cpu is None or lat is None or not lat.mean:
         return "-", "-"
-    wall_us = lat.mean / 1000
+    wall_us = r.wall_us_per_roundtrip or lat.mean / 1000  # older documents: the mean
     peer_us = "?" if cpu.peer is None else _us(cpu.peer.total)
     peer_use = "?" if cpu.peer is None else f"{cpu.peer.total / wall_us:.2f}"
     return f"{_us(cpu.client.total)}/{peer_us}", f"{cpu.client.total / wall_us:.2f}/{peer_use}"

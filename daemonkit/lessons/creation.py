@@ -33,14 +33,14 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from daemonkit.errors import DaemonkitError
 from daemonkit.lessons.report import Table, Tick
 from daemonkit.lessons.text import Tr, fmt_ns
 from daemonkit.lessons.verdict import Bands, Decision, Verdict, ratio_of_medians
 
-__all__ = ["CLAIMS", "NAME", "explain", "run", "steps", "tables", "verdicts"]
+__all__ = ["CLAIMS", "NAME", "Measurements", "explain", "run", "steps", "tables", "verdicts"]
 
 NAME = "creation"
 CLAIMS = ("C3b",)
@@ -52,6 +52,14 @@ METHODS = ("thread", "fork", "fork+exec", "posix_spawn")
 MORE = Bands(partly=1.1, holds=1.5)  # process / thread cost that counts as "costs more"
 GROWS = 1.5  # fork at the big size / fork at the small one: the page tables show
 _WORKER = Path(__file__).with_name("_creation_worker.py")
+
+
+class Measurements(TypedDict):
+    """What ``run`` hands back (JSON data): one entry per controlled size, with the worker's
+    ``rss`` and ``target`` and, per method (``thread``, ``fork``, ``fork+exec``,
+    ``posix_spawn``), ``median``, ``p10``, ``p90``, ``n`` and the ``samples`` in ns."""
+
+    sizes: list[dict[str, Any]]
 
 
 def _quantiles(samples: list[int]) -> dict[str, Any]:
@@ -92,17 +100,17 @@ def steps(quick: bool) -> int:
     return 2
 
 
-def run(quick: bool, tick: Tick, n: int | None = None, big: int = BIG) -> dict[str, Any]:
+def run(quick: bool, tick: Tick, n: int | None = None, big: int = BIG) -> Measurements:
     n_small = n or (15 if quick else 300)
     n_big = n or (8 if quick else 60)
-    m: dict[str, Any] = {"sizes": [_timed(SMALL, n_small)]}
+    m: Measurements = {"sizes": [_timed(SMALL, n_small)]}
     tick("step.creation.small")
     m["sizes"].append(_timed(big, n_big))
     tick("step.creation.big")
     return m
 
 
-def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
+def verdicts(m: Measurements, facts: Mapping[str, Any]) -> list[Verdict]:
     pairs = [
         (size[k]["samples"], size["thread"]["samples"]) for size in m["sizes"] for k in METHODS[1:]
     ]
@@ -137,7 +145,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
     ]
 
 
-def explain(m: Mapping[str, Any]) -> tuple[str, ...]:
+def explain(m: Measurements) -> tuple[str, ...]:
     """Why on this machine: page tables copied by fork, none by posix_spawn (by condition)."""
     small, big = m["sizes"][0], m["sizes"][-1]
     fork = big["fork"]["median"] / small["fork"]["median"]
@@ -152,7 +160,7 @@ def explain(m: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(why)
 
 
-def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
+def tables(m: Measurements, tr: Tr) -> list[Table]:
     rows = []
     for size in m["sizes"]:
         t = size["thread"]["median"]
