@@ -132,9 +132,26 @@ def facts() -> dict[str, Any]:
         "caches": caches,
         "llc_bytes": llc["size"] if llc else None,
         "governor": _read(_SYS_CPU / "cpu0" / "cpufreq" / "scaling_governor"),
+        # CPUs kept from the scheduler (isolcpus=) or from the timer tick (nohz_full=): a
+        # benchmark pinned there is not disturbed by other tasks; empty on most machines.
+        "isolated": _read(_SYS_CPU / "isolated"),
+        "nohz_full": _read(_SYS_CPU / "nohz_full"),
+        "virtualization": _virtualization(flags),
         "python": platform.python_version(),
         "gil": _gil_enabled(),
     }
+
+
+def _virtualization(flags: set[str]) -> str | None:
+    """What the machine runs on: the hypervisor's name (``/sys/hypervisor/type``, else the
+    DMI vendor) when the CPU says it is virtual (the ``hypervisor`` flag), None on bare metal."""
+    if "hypervisor" not in flags:
+        return None
+    return (
+        _read(Path("/sys/hypervisor/type"))
+        or _read(Path("/sys/class/dmi/id/sys_vendor"))
+        or "unknown hypervisor"
+    )
 
 
 def _read(path: Path) -> str | None:

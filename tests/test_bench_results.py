@@ -305,3 +305,32 @@ def test_references_are_measured_or_skipped_with_their_package(
     assert "references (" in out and "python busy-poll loop" in out and "target <= 1.5x" in out
     run = load(tmp_path / "run.json")
     assert len(run.references) == len(doc["references"])
+
+
+def test_stream_mode_measures_one_way_rates(tmp_path: Path) -> None:
+    """--mode stream: messages/s and MB/s one way (size x rate), CPU per message of both
+    ends; a shared-memory channel (turns) still streams; a notification has nothing to
+    stream and is skipped with the reason; the document reads back through its schema."""
+    notify = _notify_channel()
+    channels = "pipe,unix-stream,posix-shm" + (f",{notify}" if notify else "")
+    code, doc, _ = _bench(
+        tmp_path, "--mode", "stream", "--channels", channels, "--peer", "process",
+        "--sizes", "64,64K", "--iterations", "200", "--warmup", "10",
+    )  # fmt: skip
+    assert code == 0
+    assert doc["options"]["mode"] == "stream"
+    measured = [r for r in doc["results"] if r["messages_per_s"]]
+    assert {(r["channel"], r["size"]) for r in measured} == {
+        (c, s) for c in ("pipe", "unix-stream", "posix-shm") for s in (64, 65536)
+    }
+    for r in measured:
+        assert r["mode"] == "stream" and r["latency_ns"] is None and r["iterations"] == 200
+        assert math.isclose(r["mb_per_s"], r["size"] * r["messages_per_s"] / 1e6, rel_tol=1e-3)
+        cpu = r["cpu_us_per_message"]
+        assert cpu["client"]["user"] + cpu["client"]["system"] > 0
+        assert cpu["peer"]["user"] + cpu["peer"]["system"] > 0
+        assert r["framed"] is (None if r["channel"] == "posix-shm" else False)
+    if notify:
+        (skipped,) = [r for r in doc["results"] if r["channel"] == notify]
+        assert "nothing to stream" in skipped["skipped"]
+    assert len(load(tmp_path / "run.json").results) == len(doc["results"])

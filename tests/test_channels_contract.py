@@ -24,6 +24,7 @@ from daemonkit.bench.peer import (
     exact_roundtrips,
     notify_roundtrips,
     payload_roundtrips,
+    spin_roundtrips,
     wire_size,
 )
 from daemonkit.channels import channel_class, channel_names
@@ -245,3 +246,29 @@ def test_a_byte_stream_of_known_size_echoes_unframed_and_whole(name: str, size: 
             peer.stop()
     assert peer.exit_status == 0
     assert set(os.listdir("/proc/self/fd")) == fds_before
+
+
+@pytest.mark.parametrize("size", [0, 64, 1 << 20])
+def test_busy_polling_of_known_size_echoes_whole_and_fresh(size: int) -> None:
+    """shm-spin's lean loop: sequence words and the data area, no length word; each batch's
+    fresh content comes back whole."""
+    with channel_class("shm-spin")("process", size) as ch:
+        peer = Peer(ch, "process", size, cpu=None, exact=True)
+        peer.start()
+        try:
+            with _open_client(ch, peer) as end:
+                assert isinstance(end, PayloadEnd)
+                words = end.spin_words()
+                assert words is not None
+                samples = array("q", [0] * ECHOES_PER_SIZE)
+                with peer.watch(timeout=REPLY_TIMEOUT):
+                    for _ in range(2):
+                        msg = memoryview(os.urandom(size))
+                        rbuf = memoryview(bytearray(b"\xa5" * max(size, 1)))
+                        peer.command(len(samples))
+                        spin_roundtrips(words, msg, rbuf, samples)
+                        assert rbuf[:size] == msg and min(samples) > 0
+                        assert peer.report()["voluntary"] >= 0
+        finally:
+            peer.stop()
+    assert peer.exit_status == 0

@@ -84,7 +84,8 @@ def test_daemon_properties_in_proc(daemons: Daemons, backend: str) -> None:
     assert str(stray) not in fds.values()
     for fd, target in fds.items():
         if fd > 2:  # only what the daemon made itself, each close-on-exec
-            assert target == str(daemons.pidfile) or target.split(":")[0] in (
+            # the pidfile, the runtime dir held open (O_PATH), sockets, pipes, epoll, eventfd
+            assert target in (str(daemons.pidfile), str(daemons.rdir)) or target.split(":")[0] in (
                 "pipe", "socket", "anon_inode",
             ), (fd, target)  # fmt: skip
             flags = Path(f"/proc/{pid}/fdinfo/{fd}").read_text().split("flags:")[1].split()[0]

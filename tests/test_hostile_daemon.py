@@ -226,3 +226,75 @@ def _prlimit_as(uid: int, pid: int, limit: str) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
+
+
+# -- shared memory ------------------------------------------------------------------------------
+
+
+def test_a_client_cannot_shrink_the_segment_under_the_daemon(daemons: Daemons) -> None:
+    """The old attack: ftruncate the segment to 0, then post. The buffer is a sealed memfd
+    passed over the socket: no name to open, and the kernel refuses the ftruncate itself."""
+    import posix_ipc
+
+    from daemonkit.service.client import ControlClient
+
+    daemons.start()
+    pid = daemons.pid()
+    with ControlClient(daemons.rdir) as control:
+        reply = control.request({"cmd": "open", "endpoint": "posix-shm", "max_size": 4096})
+        fd = control.take_fd()
+        assert fd is not None, reply
+        try:
+            assert not any(n.startswith(f"dk.{pid}.posix-shm.") for n in os.listdir("/dev/shm"))
+            for size in (0, 8, 1 << 20):
+                with pytest.raises(PermissionError):
+                    os.ftruncate(fd, size)  # F_SEAL_SHRINK / F_SEAL_GROW: EPERM for everyone
+            # A length word claiming far more than the buffer, then the post.
+            os.pwrite(fd, (2**63).to_bytes(8, "little"), 0)
+            posix_ipc.Semaphore(f"{reply['name']}.to-server").release()
+            done = posix_ipc.Semaphore(f"{reply['name']}.to-client")
+            done.acquire(5)  # the daemon clipped the length to its buffer and answered
+        finally:
+            os.close(fd)
+    healthy(daemons, pid)
+
+
+# -- the runtime dir ----------------------------------------------------------------------------
+
+
+def test_a_swapped_ancestor_redirects_no_unlink(daemons: Daemons) -> None:
+    """Root's daemon in ``P/run`` where another user owns ``P``: that user renames ``run``
+    away and puts a symlink to a root-only directory in its place, holding decoys named like
+    the daemon's files. At SIGTERM the daemon removes its own files, where they really are,
+    and not one decoy (it works through the descriptor of the directory it opened)."""
+    _needs_root("act as a second user")
+    nobody = pwd.getpwnam("nobody").pw_uid
+    parent = daemons.base / "p"
+    parent.mkdir()
+    os.chown(parent, nobody, nobody)
+    daemons.base.chmod(0o711)
+    rdir = parent / "run"
+    res = dk("start", "--runtime-dir", rdir, "--log-file", daemons.base / "daemon.log")
+    assert res.returncode == 0, res.stderr
+    pid = int((rdir / "daemonkit.pid").read_text())
+    daemons.pids.add(pid)
+    names = sorted(os.listdir(rdir))
+    assert "control.sock" in names and any(".unix-stream." in n for n in names), names
+    decoys = daemons.base / "rootonly"
+    decoys.mkdir(mode=0o700)
+    for name in names:
+        (decoys / name).write_text(f"{pid}\n")  # a pidfile decoy holds the daemon's own pid
+    swap = (
+        "import os, sys; p = sys.argv[1]; "
+        "os.rename(p + '/run', p + '/away'); os.symlink(sys.argv[2], p + '/run')"
+    )
+    out = subprocess.run(
+        ["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups",
+         "/usr/bin/python3", "-c", swap, str(parent), str(decoys)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    os.kill(pid, 15)
+    wait_until(lambda: gone(pid), what="the daemon to stop")
+    assert sorted(os.listdir(decoys)) == names  # not one decoy removed
+    assert os.listdir(parent / "away") == []  # its own files removed, where they really were

@@ -67,7 +67,7 @@ def test_bands_refuse_an_upper_boundary_below_the_lower() -> None:
 
 
 def test_a_straddling_decision_names_its_boundary() -> None:
-    d = Decision("c2", Interval(1.3, 1.2, 1.4, 7), FAR, "W = 0 B")
+    d = Decision("c2", Interval(1.3, 1.2, 1.4, 7), FAR, ("W = 0 B",))
     assert d.label == "inconclusive" and d.straddles == 1.25
     assert Decision("c2", Interval(1.5, 1.4, 1.6, 7), FAR).straddles is None
     assert d.as_dict()["interval"]["level"] == 0.95
@@ -231,7 +231,7 @@ def test_lists_are_joined_in_each_language() -> None:
 
 
 def test_an_inconclusive_decision_prints_its_interval_and_boundary() -> None:
-    d = Decision("c2", Interval(1.3, 1.2, 1.4, 7), FAR, "W = 0 B")
+    d = Decision("c2", Interval(1.3, 1.2, 1.4, 7), FAR, ("W = 0 B",))
     v = {
         "claim": "C2",
         "label": d.label,

@@ -221,7 +221,7 @@ def test_c2_capacity_dominated_and_preempted_points_do_not_decide() -> None:
     preempted = _cs([_pt(0, 1000, 2500), _pt(1 * MiB, 1000, 1100, switches=2.6)])
     v = ctx_switch.verdict_c2(preempted, PCID)
     assert v.label == "holds" and "verdict.ctx-switch.preempted" in v.extra
-    assert v.figures["preempted"] == ["thread@1 MiB", "process@1 MiB"]
+    assert v.figures["preempted"] == ["1 MiB"]
     assert "verdict.ctx-switch.preempted" not in ctx_switch.verdict_c2(m, PCID).extra
 
 
@@ -270,7 +270,7 @@ def _c3(cache_refill: float, tlb_refill: float, rel: float = 0.01) -> dict[str, 
 def test_c3_refill_bands(cache: float, tlb: float, label: str) -> None:
     v = ctx_switch.verdict_c3(_c3(cache, tlb), PCID)
     assert _labels([v]) == [label]
-    assert [d.where for d in v.decisions] == ["W = 256 KiB", "W = 512×4 KiB"]
+    assert [d.where for d in v.decisions] == [("W = 256 KiB",), ("W = 512×4 KiB",)]
 
 
 def test_c3_straddling_refill_is_inconclusive() -> None:

@@ -80,10 +80,12 @@ def test_payload_endpoint_echoes_and_cleans_up(daemons: Daemons, name: str) -> N
         for obj in per_client:
             st = os.stat(daemons.rdir / obj)
             assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
-    elif name == "posix-shm":  # a segment and two semaphores, 0600, in /dev/shm
-        assert len(per_client) == 3
+    elif name == "posix-shm":  # two semaphores, 0600, in /dev/shm; the buffer has no name
+        assert len(per_client) == 2 and all(o.startswith("sem.") for o in per_client)
         for obj in per_client:
             assert stat.S_IMODE(os.stat(Path("/dev/shm") / obj).st_mode) == 0o600
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert f"/memfd:dk.{pid}.posix-shm." in maps  # the sealed memfd, mapped by the daemon
     else:
         assert per_client == []
     counts = {size: 5 if size > 65536 else 200 for size in SIZES}
@@ -195,7 +197,7 @@ def test_client_killed_mid_session_releases_its_objects(daemons: Daemons) -> Non
     os.close(ready_w)
     try:
         assert os.read(ready_r, 1) == b"x"
-        assert len(set(daemon_objects(pid, daemons.rdir)) - shared) == 5
+        assert len(set(daemon_objects(pid, daemons.rdir)) - shared) == 4  # 2 FIFOs, 2 semaphores
     finally:
         os.close(ready_r)
         os.kill(child, signal.SIGKILL)

@@ -41,7 +41,7 @@ from array import array
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Literal, Protocol
 
 from daemonkit.bench.distribution import encode
 from daemonkit.bench.peer import (
@@ -49,6 +49,7 @@ from daemonkit.bench.peer import (
     exact_roundtrips,
     notify_roundtrips,
     payload_roundtrips,
+    spin_roundtrips,
     wire_size,
 )
 from daemonkit.bench.results import CpuCost, CpuPerRoundtrip, CtxPerRoundtrip, EndPair, Result
@@ -56,8 +57,9 @@ from daemonkit.bench.stats import histogram, latency
 from daemonkit.channels.base import End, NotifyEnd, PayloadEnd
 from daemonkit.errors import ChannelError
 
-__all__ = ["SETUP_TIMEOUT", "Link", "Progress", "Settings", "measure"]
+__all__ = ["SETUP_TIMEOUT", "Link", "Mode", "Progress", "Settings", "client_usage", "measure"]
 
+Mode = Literal["pingpong", "stream"]
 Progress = Callable[[str, float], None]  # (what runs now, fraction of this case done)
 
 SETUP_TIMEOUT = 20.0  # s for the other end to get ready, and for a batch of unknown length
@@ -67,11 +69,13 @@ _BATCHES = 10  # at least this many batches (content checks) when the count allo
 
 @dataclass(frozen=True)
 class Settings:
-    """How long each case runs: a fixed count, or a duration."""
+    """How long each case runs (a fixed count, or a duration), and how: round trips
+    (``pingpong``) or one-way messages (``stream``, :mod:`daemonkit.bench.stream`)."""
 
     iterations: int | None
     duration: float | None
     warmup: int
+    mode: Mode = "pingpong"
 
 
 class Link(Protocol):
@@ -105,6 +109,7 @@ class _Echo:
         self.channel = channel
         self.end = end
         self.fds = end.stream_fds() if exact and isinstance(end, PayloadEnd) else None
+        self.spin = end.spin_words() if exact and isinstance(end, PayloadEnd) else None
         self.size = size if isinstance(end, PayloadEnd) else 0
         wire = wire_size(self.size) if self.fds is not None else self.size
         self._msg = bytearray(wire)
@@ -130,6 +135,8 @@ class _Echo:
     def roundtrips(self, samples: array[int], got: array[int]) -> None:
         if self.fds is not None:
             exact_roundtrips(self.channel, self.fds, self.msg, self.rbuf, samples)
+        elif self.spin is not None:
+            spin_roundtrips(self.spin, self.msg, self.rbuf, samples)
         elif isinstance(self.end, PayloadEnd):
             payload_roundtrips(self.end, self.msg, self.rbuf, samples, got)
         else:
@@ -139,7 +146,8 @@ class _Echo:
         """Every echoed length; and, with *content*, the last echo's bytes (CRC-32)."""
         if not isinstance(self.end, PayloadEnd) or not len(got):
             return
-        if self.fds is None and got.count(self.size) != len(got):
+        exact = self.fds is not None or self.spin is not None  # lengths hold by construction
+        if not exact and got.count(self.size) != len(got):
             i = next(i for i, n in enumerate(got) if n != self.size)
             raise ChannelError(
                 self.channel, f"echo {i} of a batch had {got[i]} bytes, {self.size} were sent"
@@ -158,6 +166,7 @@ class _Totals:
     client: CtxSwitches = field(default_factory=lambda: CtxSwitches(0, 0, 0.0, 0.0))
     peer: CtxSwitches = field(default_factory=lambda: CtxSwitches(0, 0, 0.0, 0.0))
     peer_known: bool = True  # False once the other end reports no CPU time
+    wall_ns: int = 0  # wall time of the timed loops, loop overhead included
     batch_p50_ns: list[float] = field(default_factory=list)
     ran_on: dict[str, set[int]] = field(default_factory=lambda: {"client": set(), "peer": set()})
 
@@ -177,6 +186,20 @@ def _plus(a: CtxSwitches, b: CtxSwitches) -> CtxSwitches:
         a.involuntary + b.involuntary,
         (a.user_s or 0.0) + (b.user_s or 0.0),
         (a.system_s or 0.0) + (b.system_s or 0.0),
+    )
+
+
+def client_usage(
+    thread: CtxSwitches, process: CtxSwitches, peer: CtxSwitches, peer_is_thread: bool
+) -> CtxSwitches:
+    """The client's counts over a batch: its thread's switches, and the CPU time of its whole
+    process (a feeder or I/O thread works for it) less a thread peer's own."""
+    user, system = process.user_s or 0.0, process.system_s or 0.0
+    if peer_is_thread:
+        user -= peer.user_s or 0.0
+        system -= peer.system_s or 0.0
+    return CtxSwitches(
+        thread.voluntary, thread.involuntary, max(user, 0.0), max(system, 0.0), thread.last_cpu
     )
 
 
@@ -201,7 +224,7 @@ def measure(
 
     def batch(
         n: int, rewarm: int, est_ns: float | None
-    ) -> tuple[array[int], CtxSwitches, CtxSwitches]:
+    ) -> tuple[array[int], CtxSwitches, CtxSwitches, int]:
         samples, got = array("q", bytes(8 * n)), array("q", bytes(8 * n))
         warm_s, warm_g = array("q", bytes(8 * rewarm)), array("q", bytes(8 * rewarm))
         echo.new_content()
@@ -211,29 +234,24 @@ def measure(
             # The first round trip after control traffic also pays for the other end's
             # wake-up from its command pipe: run it untimed (one warm-up per batch).
             echo.roundtrips(warm_s, warm_g)
-            thread0, proc0 = CtxSwitches.of_this_thread(), CtxSwitches.of_this_process()
+            # The process's CPU time and the wall clock are read right around the loop (the
+            # thread's switches outside them), so the CPU share is the loop's own.
+            thread0 = CtxSwitches.of_this_thread()
+            proc0, wall0 = CtxSwitches.of_this_process(), time.perf_counter_ns()
             echo.roundtrips(samples, got)
-            thread1, proc1 = CtxSwitches.of_this_thread(), CtxSwitches.of_this_process()
+            wall1, proc1 = time.perf_counter_ns(), CtxSwitches.of_this_process()
+            thread1 = CtxSwitches.of_this_thread()
             peer = link.finish()
         echo.verify(warm_g, content=False)  # rbuf holds the batch's last echo by now
         echo.verify(got)
-        # The client's CPU time is its whole process's (a feeder or I/O thread works for
-        # it), less a thread peer's own; its switches are its thread's.
-        cpu = proc1 - proc0
-        user, system = cpu.user_s or 0.0, cpu.system_s or 0.0
-        if peer_is_thread:
-            user -= peer.user_s or 0.0
-            system -= peer.system_s or 0.0
-        sw = thread1 - thread0
-        mine = CtxSwitches(sw.voluntary, sw.involuntary, max(user, 0.0), max(system, 0.0),
-                           thread1.last_cpu)  # fmt: skip
-        return samples, mine, peer
+        mine = client_usage(thread1 - thread0, proc1 - proc0, peer, peer_is_thread)
+        return samples, mine, peer, wall1 - wall0
 
     est_ns: float | None = None
     rewarm = 1 if settings.warmup else 0
     if settings.warmup:  # warm-up, discarded
         progress(f"{what}: warm-up", 0.0)
-        warm, _, _ = batch(settings.warmup, 0, None)
+        warm, _, _, _ = batch(settings.warmup, 0, None)
         est_ns = sum(warm) / len(warm)
 
     all_samples: array[int] = array("q")
@@ -256,7 +274,8 @@ def measure(
                 break
             span = min(_BATCH_S, duration / _BATCHES)
             n = max(1, int(span * 1e9 / est_ns)) if est_ns else 100
-        samples, mine, peer = batch(n, rewarm, est_ns)
+        samples, mine, peer, wall = batch(n, rewarm, est_ns)
+        totals.wall_ns += wall
         all_samples.extend(samples)
         totals.add(mine, peer, statistics.median(samples))
         peer_roundtrips += n + rewarm
@@ -306,6 +325,7 @@ def _summarise(
                 round(p.involuntary / peer_roundtrips, 4),
             ),
         ),
+        wall_us_per_roundtrip=round(totals.wall_ns / 1000 / n, 4),
         cpu_us_per_roundtrip=CpuPerRoundtrip(
             client=CpuCost(us(c.user_s, n), us(c.system_s, n)),
             peer=(

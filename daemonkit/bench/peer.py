@@ -36,7 +36,7 @@ from typing import Any
 
 from daemonkit._libc import errno_error, libc
 from daemonkit.channels._stream import read_rest, write_rest
-from daemonkit.channels.base import Channel, NotifyEnd, PayloadEnd, PeerKind
+from daemonkit.channels.base import Channel, NotifyEnd, PayloadEnd, PeerKind, SpinWords
 from daemonkit.errors import ChannelError, PeerDiedError
 from daemonkit.interrupts import INTERRUPTS
 
@@ -48,6 +48,8 @@ __all__ = [
     "exact_roundtrips",
     "notify_roundtrips",
     "payload_roundtrips",
+    "spin_roundtrips",
+    "stream_messages",
     "wire_size",
 ]
 
@@ -152,6 +154,53 @@ def exact_roundtrips(
         raise PeerDiedError(channel, f"peer closed its end ({exc.strerror})") from exc
 
 
+def spin_roundtrips(
+    words: SpinWords, msg: memoryview, rbuf: memoryview, samples: array[int]
+) -> None:
+    """The lean loop of a busy-polling end whose size both sides know: copy *msg* in, bump
+    the sequence word, poll the other's until it moves, copy the echo out; no length word,
+    no method call. Yields the CPU while polling when the two ends may share one."""
+    out, inw = words.out, words.in_
+    size = len(msg)
+    data, back = words.data[:size], rbuf[:size]
+    clock, yield_ = time.perf_counter_ns, os.sched_yield
+    seq = out[0]
+    for i in range(len(samples)):
+        t0 = clock()
+        data[:] = msg  # the message first...
+        seq += 1
+        out[0] = seq  # ...then the sequence word (total store order keeps them in this order)
+        if words.yielding:
+            while inw[0] != seq:
+                yield_()
+        else:
+            while inw[0] != seq:
+                pass
+        back[:] = data
+        samples[i] = clock() - t0
+    words.resync()
+
+
+def _spin_echo(words: SpinWords, buf: memoryview, size: int, n: int) -> None:
+    """The peer's side of :func:`spin_roundtrips`: copy out, copy back, bump, *n* times."""
+    out, inw = words.out, words.in_
+    data, mine = words.data[:size], buf[:size]
+    yield_ = os.sched_yield
+    seq = out[0]
+    for _ in range(n):
+        seq += 1
+        if words.yielding:
+            while inw[0] != seq:
+                yield_()
+        else:
+            while inw[0] != seq:
+                pass
+        mine[:] = data
+        data[:] = mine
+        out[0] = seq
+    words.resync()
+
+
 def _exact_echo(channel: str, fds: tuple[int, int], buf: memoryview, wire: int, n: int) -> None:
     """The peer's side of :func:`exact_roundtrips`: read exactly *wire* bytes, write them back."""
     rfd, wfd = fds
@@ -166,6 +215,70 @@ def _exact_echo(channel: str, fds: tuple[int, int], buf: memoryview, wire: int, 
                 write_rest(channel, wfd, view, k)
     except (BrokenPipeError, ConnectionResetError) as exc:
         raise PeerDiedError(channel, f"peer closed its end ({exc.strerror})") from exc
+
+
+def stream_messages(
+    channel: str, end: PayloadEnd, fds: tuple[int, int] | None, msg: memoryview,
+    ack: memoryview, n: int, turns: bool,
+) -> None:  # fmt: skip
+    """Send *msg* *n* times, one way, as fast as the channel takes them; return once the
+    receiver's acknowledgement (a 1-byte token, or empty) says all have arrived.
+
+    *fds*: a byte stream of known size, written with plain ``write(2)`` as in
+    :func:`exact_roundtrips`. *turns*: the channel hands one buffer back and forth
+    (``Channel.turns``), so each message waits for the receiver's empty reply (no payload).
+    """
+    if fds is not None:
+        rfd, wfd = fds
+        write, wire = os.write, len(msg)
+        try:
+            for _ in range(n):
+                if (k := write(wfd, msg)) != wire:
+                    write_rest(channel, wfd, msg, k)
+            if os.readv(rfd, (ack[:1],)) != 1:
+                raise PeerDiedError(channel, "peer closed its end (end of file)")
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise PeerDiedError(channel, f"peer closed its end ({exc.strerror})") from exc
+        return
+    send, recv = end.send, end.recv_into
+    if turns:
+        for _ in range(n):
+            send(msg)
+            recv(ack)  # the buffer is ours again
+        return
+    for _ in range(n):
+        send(msg)
+    recv(ack)
+
+
+def _stream_sink(
+    channel: str, end: PayloadEnd, fds: tuple[int, int] | None, buf: memoryview, size: int,
+    n: int, turns: bool,
+) -> None:  # fmt: skip
+    """The peer's side of :func:`stream_messages`: take *n* messages, acknowledge."""
+    empty = buf[:0]
+    if fds is not None:
+        rfd, wfd = fds
+        readv, wire = os.readv, wire_size(size)
+        view = buf[:wire]
+        into = (view,)
+        for _ in range(n):
+            if (k := readv(rfd, into)) != wire:
+                read_rest(channel, rfd, view, k)
+        try:
+            os.write(wfd, buf[:1])
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise PeerDiedError(channel, f"peer closed its end ({exc.strerror})") from exc
+        return
+    send, recv = end.send, end.recv_into
+    if turns:
+        for _ in range(n):
+            recv(buf)
+            send(empty)  # hand the buffer back: no payload returns
+        return
+    for _ in range(n):
+        recv(buf)
+    send(empty)
 
 
 def notify_roundtrips(end: NotifyEnd, samples: array[int]) -> None:
@@ -227,15 +340,23 @@ class Peer:
     """The server side of one channel, in a forked process or a thread of this process."""
 
     def __init__(
-        self, channel: Channel, kind: PeerKind, size: int, cpu: int | None, exact: bool = False
+        self,
+        channel: Channel,
+        kind: PeerKind,
+        size: int,
+        cpu: int | None,
+        exact: bool = False,
+        stream: bool = False,
     ) -> None:
         """*exact*: every message is *size* bytes, and a byte stream carries it without a
-        frame header (:func:`exact_roundtrips`); the client must then use that loop too."""
+        frame header (:func:`exact_roundtrips`); the client must then use that loop too.
+        *stream*: the messages come one way (:func:`stream_messages`), not as round trips."""
         self.channel = channel
         self.kind = kind
         self.size = size
         self.cpu = cpu
         self.exact = exact
+        self.stream = stream
         self.pid: int | None = None  # forked peer
         self.exit_status: int | None = None
         self._thread: threading.Thread | None = None
@@ -293,9 +414,17 @@ class Peer:
                 self._report({"ready": True, "cpu": sorted(os.sched_getaffinity(0))})
                 fds = end.stream_fds() if self.exact and isinstance(end, PayloadEnd) else None
                 while (n := self._next_command()) > 0:
+                    # asked per batch: by now the client has opened and said where it runs
+                    spin = end.spin_words() if self.exact and isinstance(end, PayloadEnd) else None
                     before = self._usage()
-                    if fds is not None:
+                    if self.stream:
+                        assert isinstance(end, PayloadEnd)
+                        _stream_sink(self.channel.name, end, fds, buf, self.size, n,
+                                     self.channel.turns)  # fmt: skip
+                    elif fds is not None:
                         _exact_echo(self.channel.name, fds, buf, wire_size(self.size), n)
+                    elif spin is not None:
+                        _spin_echo(spin, buf, self.size, n)
                     elif isinstance(end, PayloadEnd):
                         _payload_echo(end, buf, self.size, n)
                     else:

@@ -25,9 +25,15 @@ both ways (2 x size x round trips per second, MB = 10**6 bytes) and is null for 
 channels. ``cpu_us_per_roundtrip`` is the CPU time (user and system, from getrusage(2) or
 ``/proc/PID/stat``) each end used per round trip: the client's whole process (less a thread
 peer's own), the peer's process or thread; ``peer`` is null when the other end cannot tell
-(a remote server). ``ran_on`` lists the CPUs each end was found on after its batches
+(a remote server). ``wall_us_per_roundtrip`` is the wall time of the timed loops per round
+trip (the loop's own overhead included): CPU time over it is the share of a CPU an end kept.
+``ran_on`` lists the CPUs each end was found on after its batches
 (sched_getcpu(3), ``/proc/PID/stat`` field 39), read back rather than assumed; ``batch_p50_ns``
-the median of each timed batch, whose spread says how steady the run was. ``framed`` says
+the median of each timed batch, whose spread says how steady the run was.
+
+In stream mode (``"mode": "stream"``, :mod:`daemonkit.bench.stream`) a result has no
+latencies: ``messages_per_s`` one way, ``mb_per_s`` one way (size x messages per second),
+``batch_messages_per_s`` and ``cpu_us_per_message`` instead. ``framed`` says
 whether a byte stream carried a length header with each message (true), or, both sides
 knowing the size, exactly the message's bytes (false, a 0-byte message as a 1-byte token);
 null for channels that keep message boundaries themselves. ``latency_hdr`` keeps every
@@ -133,9 +139,19 @@ class Result:
     pinning: dict[str, list[int]] | None = None  # CPUs each end was allowed, as obtained
     verified: dict[str, int] | None = None  # echoes whose size / content checksum was checked
     cpu_us_per_roundtrip: CpuPerRoundtrip | None = None
+    wall_us_per_roundtrip: float | None = None  # the timed loops' wall time, loop included
     ran_on: dict[str, list[int]] | None = None  # CPUs each end was seen on, read back
     batch_p50_ns: list[float] | None = None  # the median of each timed batch
     framed: bool | None = None  # a byte stream's length header travelled (None: not a stream)
+    mode: str = "pingpong"  # or "stream": one-way messages (daemonkit.bench.stream)
+    messages_per_s: float | None = None  # stream mode
+    batch_messages_per_s: list[float] | None = None  # stream mode: each batch's rate
+    cpu_us_per_message: CpuPerRoundtrip | None = None  # stream mode: CPU time per message
+
+    @property
+    def measured(self) -> bool:
+        """Figures of either mode: round-trip latencies, or a stream's rate."""
+        return self.latency_ns is not None or self.messages_per_s is not None
     latency_hdr: str | None = None  # every round trip, as an HdrHistogram (bench.distribution)
 
     @property
@@ -172,6 +188,7 @@ class Result:
             pinning=d.get("pinning"),
             verified=d.get("verified"),
             cpu_us_per_roundtrip=_cpu_from_json(d.get("cpu_us_per_roundtrip")),
+            wall_us_per_roundtrip=d.get("wall_us_per_roundtrip"),
             ran_on=d.get("ran_on"),
             batch_p50_ns=d.get("batch_p50_ns"),
             framed=d.get("framed"),

@@ -198,6 +198,10 @@ def run_case(
             with interrupts_deferred():
                 other = target.prepare(case, place, stack)  # step 1
             end, peer_cpus = other.open_client(stack)  # step 2
+            if settings.mode == "stream":  # step 3: one-way messages
+                from daemonkit.bench.stream import measure_stream
+
+                return measure_stream(base, end, other.link, settings, progress, peer_cpus)
             return measure(base, end, other.link, settings, progress, peer_cpus)  # step 3
         finally:
             with interrupts_deferred():

@@ -36,6 +36,7 @@ __all__ = [
     "reference_lines",
     "result_tables",
     "significance_line",
+    "stream_tables",
     "unmeasured_lines",
 ]
 
@@ -116,6 +117,35 @@ def reference_lines(run: Run) -> list[str]:
                 line += f" (target <= {SPIN_TARGET}x: {verdict})"
         lines.append(line)
     return lines
+
+
+def stream_tables(run: Run) -> list[Table]:
+    """Stream mode: one table per message size, rows by MB/s (fastest first), with each end's
+    CPU time per message."""
+    rows = [r for r in run.results if r.messages_per_s is not None]
+    tables = []
+    for size in sorted({r.size for r in rows}):
+        t = _new_table(f"one-way streams of {fmt_size(size)} messages", compact=True)
+        for col in ("channel", "peer"):
+            t.add_column(col)
+        for col in ("messages/s", "MB/s", "CPU µs/msg c/p", "x fastest"):
+            t.add_column(col, justify="right")
+        mine = sorted((r for r in rows if r.size == size), key=lambda r: -(r.messages_per_s or 0))
+        best = mine[0].messages_per_s or 1.0
+        for r in mine:
+            cpu = r.cpu_us_per_message
+            peer = "?" if cpu is None or cpu.peer is None else _us(cpu.peer.total)
+            cpu_cell = "-" if cpu is None else f"{_us(cpu.client.total)}/{peer}"
+            t.add_row(
+                r.channel,
+                r.peer,
+                fmt_count(r.messages_per_s or 0),
+                f"{r.mb_per_s:,.1f}" if r.mb_per_s is not None else "-",
+                cpu_cell,
+                f"{best / (r.messages_per_s or best):.2f}",
+            )
+        tables.append(t)
+    return tables
 
 
 def _name(r: Result) -> str:
@@ -207,7 +237,7 @@ def _cpu_cells(r: Result) -> tuple[str, str]:
     cpu, lat = r.cpu_us_per_roundtrip, r.latency_ns
     if cpu is None or lat is None or not lat.mean:
         return "-", "-"
-    wall_us = lat.mean / 1000
+    wall_us = r.wall_us_per_roundtrip or lat.mean / 1000  # older documents: the mean
     peer_us = "?" if cpu.peer is None else _us(cpu.peer.total)
     peer_use = "?" if cpu.peer is None else f"{cpu.peer.total / wall_us:.2f}"
     return f"{_us(cpu.client.total)}/{peer_us}", f"{cpu.client.total / wall_us:.2f}/{peer_use}"

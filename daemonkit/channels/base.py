@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "PayloadEnd",
     "PeerKind",
     "Role",
+    "SpinWords",
 ]
 
 Role = Literal["client", "server"]
@@ -80,6 +83,11 @@ class PayloadEnd(End):
         Raises :class:`~daemonkit.errors.PeerDiedError` when the peer is gone (end-of-file).
         """
 
+    def spin_words(self) -> SpinWords | None:
+        """The shared views of a busy-polling end (``shm-spin``), else None: with them the
+        timed loop polls and copies inline (:func:`daemonkit.bench.peer.spin_roundtrips`)."""
+        return None
+
     def stream_fds(self) -> tuple[int, int] | None:
         """(read descriptor, write descriptor) when this end is a byte stream, else None.
 
@@ -88,6 +96,19 @@ class PayloadEnd(End):
         only byte streams can, and only when both sides agree to.
         """
         return None
+
+
+@dataclass(frozen=True)
+class SpinWords:
+    """What a busy-polling end shares with the lean loop: its own sequence word (``out[0]``),
+    the other side's (``in_[0]``), the data area, whether to yield the CPU while polling,
+    and ``resync`` to call once the loop has moved the sequence words itself."""
+
+    out: memoryview
+    in_: memoryview
+    data: memoryview
+    yielding: bool
+    resync: Callable[[], None]
 
 
 class NotifyEnd(End):
@@ -112,6 +133,9 @@ class Channel(ABC):
     summary: ClassVar[str]  # one line for `daemonkit channels`
     payload: ClassVar[bool]  # False for notification-only mechanisms
     peer_kinds: ClassVar[frozenset[PeerKind]] = PROCESS_AND_THREAD
+    # The two ends share one buffer used strictly in turn: a send must be followed by a
+    # receive (shared memory). One-way streaming then needs an empty reply per message.
+    turns: ClassVar[bool] = False
 
     def __init__(self, peer: PeerKind, max_size: int = 0) -> None:
         """Create the kernel objects for a peer of kind *peer* and messages up to *max_size*.

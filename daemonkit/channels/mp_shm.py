@@ -106,6 +106,7 @@ class MpShmChannel(Channel):
     name = "mp-shm"
     summary = "multiprocessing.shared_memory + two multiprocessing.Semaphores; 2 user copies"
     payload = True
+    turns = True  # one buffer, strictly in turn
 
     _shm: SharedMemory | None = None  # class default: close() is safe after a failed __init__
 

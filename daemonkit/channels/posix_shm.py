@@ -106,6 +106,7 @@ class PosixShmChannel(Channel):
     name = "posix-shm"
     summary = "POSIX shared memory (mmap) + two POSIX semaphores for the handoff; 2 user copies"
     payload = True
+    turns = True  # one buffer, strictly in turn
 
     _shm_name: str | None = None  # class defaults: close() is safe after a failed __init__
     _pair: SemaphorePair | None = None

@@ -49,7 +49,7 @@ from collections.abc import Callable
 import posix_ipc
 
 from daemonkit.channels._ipc import LocalHandles
-from daemonkit.channels.base import Channel, PayloadEnd, PeerKind, Role
+from daemonkit.channels.base import Channel, PayloadEnd, PeerKind, Role, SpinWords
 from daemonkit.channels.posix_shm import map_new_segment
 from daemonkit.channels.shm_layout import (
     SPIN_CPUS,
@@ -112,12 +112,21 @@ class _SpinEnd(PayloadEnd):
         buf[:n] = self._data[:n]
         return n
 
+    def _may_share_cpu(self) -> bool:
+        """Whether the two ends may run on one CPU (or the other has not said yet)."""
+        theirs = self._words[self._theirs]
+        return not theirs or bool(theirs & self._words[self._mine])
+
     def _first_poll(self, want: int) -> None:
         """Choose how to wait, once both sides have said where they run."""
-        theirs = self._words[self._theirs]
-        shared = not theirs or bool(theirs & self._words[self._mine])
-        self._poll = self._poll_yielding if shared else self._poll_spinning
+        self._poll = self._poll_yielding if self._may_share_cpu() else self._poll_spinning
         self._poll(want)
+
+    def spin_words(self) -> SpinWords:
+        return SpinWords(self._out, self._in, self._data, self._may_share_cpu(), self._resync)
+
+    def _resync(self) -> None:
+        self._sent, self._seen = self._out[0], self._in[0]
 
     def _poll_spinning(self, want: int) -> None:
         inw = self._in
@@ -139,6 +148,7 @@ class ShmSpinChannel(Channel):
     name = "shm-spin"
     summary = "shared memory, both sides busy-poll sequence numbers: no system call per message"
     payload = True
+    turns = True  # one buffer, strictly in turn
     peer_kinds = frozenset({"process"})
 
     _shm_name: str | None = None  # class default: close() is safe after a failed __init__

@@ -98,6 +98,7 @@ class SysvShmChannel(Channel):
     name = "sysv-shm"
     summary = "System V shared memory + one System V semaphore for the handoff; 2 user copies"
     payload = True
+    turns = True  # one buffer, strictly in turn
 
     # Class defaults: close() is safe after __init__ failed half-way.
     _shm: SysvObject[sysv_ipc.SharedMemory] | None = None

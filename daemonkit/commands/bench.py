@@ -46,7 +46,7 @@ from daemonkit.remote.wire import REMOTE_CHANNELS
 if TYPE_CHECKING:
     from daemonkit.bench.measure import Settings
     from daemonkit.bench.references import Reference
-    from daemonkit.bench.results import Result
+    from daemonkit.bench.results import Result, Run
     from daemonkit.bench.runner import Case, Target
     from daemonkit.machine import Placement
 
@@ -109,6 +109,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--quick",
         action="store_true",
         help=f"{QUICK['iterations']} round trips, {QUICK['warmup']} warm-up",
+    )
+    b.add_argument(
+        "--mode",
+        choices=("pingpong", "stream"),
+        default="pingpong",
+        help="pingpong: timed round trips (default); stream: one-way messages pipelined, "
+        "messages/s and MB/s (like lmbench's bw_pipe)",
     )
     b.add_argument(
         "--reference",
@@ -182,6 +189,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     peers: list[PeerKind] = ["process", "thread"] if args.peer == "both" else [args.peer]
     if args.target == "daemon" and args.connect:
         raise UsageError("--target daemon and --connect name two different peers: pick one")
+    if args.mode == "stream" and (args.connect or args.target == "daemon"):
+        raise UsageError("--mode stream runs with a local peer only (--target local)")
     default_channels = channel_names()
     if args.connect:
         default_channels = list(REMOTE_CHANNELS)
@@ -209,7 +218,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             refuse_other_machine(old, here, str(args.compare))
 
     place = machine.placement(args.cpu)
-    settings = Settings(iterations, args.duration, warmup)
+    settings = Settings(iterations, args.duration, warmup, args.mode)
     target = _target(args, peers)
     try:
         cases = target.plan(channels, args.sizes, args.cpu)
@@ -247,6 +256,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "warmup": warmup,
             "quick": args.quick,
             "reference": args.reference,
+            "mode": args.mode,
         },
         machine=here,
         timer_overhead_ns=overhead,
@@ -260,12 +270,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     # Standard output may carry the JSON or the CSV: the tables then go to standard error.
     out = views.console(stderr=is_stdout(args.json) or is_stdout(args.csv), wide=args.wide)
-    for table in views.result_tables(run, out.width):
+    for table in [*views.result_tables(run, out.width), *views.stream_tables(run)]:
         out.print(table)
     for line in [
         *views.fastest_lines(run),
         *views.reference_lines(run),
         *views.unmeasured_lines(run.results),
+        *_quality_lines(run),
         *views.machine_lines(run),
     ]:
         out.print(line, markup=False)
@@ -284,7 +295,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         older = old.to_json() if old is not None else None
         page = write_report([run.to_json()], args.report, compare=older)
         out.print(f"report: {page}", markup=False, soft_wrap=True)  # a path is never wrapped
-    if not any(r.ok for r in run.results):
+    if not any(r.measured for r in run.results):
         raise NothingMeasuredError(_nothing_measured_why(run.results, channels, peers))
     return 1 if any(r.error for r in run.results) else 0
 
@@ -301,6 +312,13 @@ def _nothing_measured_why(found: list[Result], channels: list[str], peers: Seque
     return f"nothing was measured: every case failed or was skipped (first: {why})"
 
 
+def _quality_lines(run: Run) -> list[str]:
+    from daemonkit.bench.quality import assess, warning_line
+
+    line = warning_line(assess(run))
+    return [line] if line else []
+
+
 def _references(
     args: argparse.Namespace, channels: list[str], iterations: int | None, place: Placement
 ) -> list[Reference]:
@@ -308,8 +326,8 @@ def _references(
     busy-poll loop whenever ``shm-spin`` ran, since its verdict is held against it."""
     from daemonkit.bench.references import c_references, python_references
 
-    if args.connect or args.target == "daemon" or args.peer == "thread":
-        return []  # the references are local processes: nothing to hold them against
+    if args.connect or args.target == "daemon" or args.peer == "thread" or args.mode == "stream":
+        return []  # the references are local round trips: nothing to hold them against
     n = min(iterations or _REFERENCE_N, _REFERENCE_N)
     loops = channels if args.reference else [c for c in channels if c == "shm-spin"]
     refs = python_references(loops, args.sizes, n, place)
@@ -333,7 +351,7 @@ def _target(args: argparse.Namespace, peers: list[PeerKind]) -> Target:
         return DaemonTarget(args.runtime_dir, args.pidfile)
     from daemonkit.bench.targets.local import LocalTarget
 
-    return LocalTarget(peers)
+    return LocalTarget(peers, args.mode)
 
 
 def _run_with_progress(

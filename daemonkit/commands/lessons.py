@@ -156,8 +156,9 @@ def _print(console: Console, result: LessonResult, lesson: Lesson, lang: str) ->
     for v in result.verdicts:
         r = render_verdict(v.as_json(), lang)
         head = tr("ui.verdict", claim=r["claim"], label=r["label_text"])
+        gap = "" if lang == "zh" else " "  # Chinese: no space after "。"
         console.print(
-            f"[bold {style.get(v.label, 'magenta')}]{escape(head)}[/] {escape(r['text'])}"
+            f"[bold {style.get(v.label, 'magenta')}]{escape(head)}[/]{gap}{escape(r['text'])}"
         )
         if r["interval"]:
             console.print(f"  {escape(r['interval'])}")

@@ -28,14 +28,14 @@ import os
 import resource
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from daemonkit.lessons._child import in_child
 from daemonkit.lessons.report import Table, Tick
 from daemonkit.lessons.text import Tr
 from daemonkit.lessons.verdict import Label, Verdict
 
-__all__ = ["CLAIMS", "NAME", "run", "steps", "tables", "verdicts"]
+__all__ = ["CLAIMS", "NAME", "Measurements", "run", "steps", "tables", "verdicts"]
 
 NAME = "address-space"
 CLAIMS = ("C1",)
@@ -44,21 +44,34 @@ PAGE = mmap.PAGESIZE
 COW_PER_PAGE = 0.9  # minor faults per written page that count as "the kernel copied it"
 
 
+class Measurements(TypedDict):
+    """What ``run`` hands back (JSON data)."""
+
+    ids: dict[str, Any]  # pid, main_tid, threads [{tid, pid}], task [tids], child {pid, tid, task}
+    thread_write: dict[str, int]  # written, main_reads
+    child_write: dict[str, int]  # pages, read_faults, write_faults, child_sees, parent_sees
+    fd_close: dict[str, bool]  # open_after_thread_close, open_after_child_close
+
+
 def steps(quick: bool) -> int:
     """How many times ``run`` ticks (for the progress bar)."""
     return 3
 
 
-def run(quick: bool, tick: Tick, pages: int | None = None) -> dict[str, Any]:
+def run(quick: bool, tick: Tick, pages: int | None = None) -> Measurements:
     pages = pages or (256 if quick else 4096)
-    m: dict[str, Any] = {"ids": _ids()}
+    ids = _ids()
     tick("step.address-space.ids")
-    m["thread_write"] = _thread_write()
-    m["child_write"] = _child_write(pages)
+    thread_write, child_write = _thread_write(), _child_write(pages)
     tick("step.address-space.write")
-    m["fd_close"] = _fd_close()
+    fd_close = _fd_close()
     tick("step.address-space.fd")
-    return m
+    return {
+        "ids": ids,
+        "thread_write": thread_write,
+        "child_write": child_write,
+        "fd_close": fd_close,
+    }
 
 
 def _ids() -> dict[str, Any]:
@@ -166,7 +179,7 @@ def _fd_close() -> dict[str, Any]:
     return {"open_after_thread_close": after_thread, "open_after_child_close": after_child}
 
 
-def observations(m: Mapping[str, Any]) -> dict[str, bool]:
+def observations(m: Measurements) -> dict[str, bool]:
     """Each prediction of the note, checked against what the kernel showed."""
     ids = m["ids"]
     cw = m["child_write"]
@@ -185,7 +198,7 @@ def observations(m: Mapping[str, Any]) -> dict[str, bool]:
     }
 
 
-def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
+def verdicts(m: Measurements, facts: Mapping[str, Any]) -> list[Verdict]:
     obs = observations(m)
     ok = sum(obs.values())
     failed = [k for k, v in obs.items() if not v]
@@ -210,7 +223,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
     ]
 
 
-def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
+def tables(m: Measurements, tr: Tr) -> list[Table]:
     ids = m["ids"]
     id_rows = [[tr("as.main"), str(ids["pid"]), str(ids["main_tid"]), str(ids["pid"])]]
     id_rows += [
@@ -310,8 +323,8 @@ TEXT: dict[str, dict[str, str]] = {
         "claim.address-space": "C1（作用 / 从属关系）：进程是资源分配的单位，有独立的地址空间；线"
         "程是调度的单位，共享所属进程的资源；一个线程只属于一个进程。",
         "method.address-space": "两个线程和一个 fork 出的子进程报告 gettid/getpid 以及 "
-        "/proc/PID/task；线程和子进程各自写共享内存（子进程统计写时复制引起的次缺页次数）并关闭一"
-        "个描述符；之后由父进程检查它看到的结果。",
+        "/proc/PID/task；线程和子进程各自写共享内存（子进程统计写时复制引起的轻微缺页次数）并关闭"
+        "一个描述符；之后由父进程检查它看到的结果。",
         "step.address-space.ids": "address-space：线程和进程 ID",
         "step.address-space.write": "address-space：线程和子进程的写入",
         "step.address-space.fd": "address-space：线程和子进程关闭描述符",
@@ -339,8 +352,8 @@ TEXT: dict[str, dict[str, str]] = {
         "obs.fd_copied_by_fork": "子进程关闭的描述符在父进程中仍然打开",
         "verdict.address-space": "{total} 项观察中有 {ok} 项与笔记的预期相符；写时复制：写 "
         "{pages} 页引起 {faults} 次缺页。",
-        "threshold.address-space": "成立：全部相符；不成立：一半或更少相符；每写一页缺页 >= "
-        "{cow} 次即计为写时复制",
+        "threshold.address-space": "成立：全部相符；不成立：一半或更少相符；每写一页缺页 ≥ {cow} "
+        "次即计为写时复制",
         "why.c1.cow": "子进程第一次写每个共享页时都会缺页，内核随即为它复制出一份私有页：fork 之"
         "后父子进程共享页面，直到某一方写入为止。",
     },

@@ -2,8 +2,9 @@
 
 A lesson is a module (``ctx_switch``, ``creation``, ...) with a name, the claims it tests,
 its own words (``TEXT``, both languages) and four functions: ``steps`` (how often ``run``
-ticks), ``run`` (measure; the measurements are JSON data, stored as they are), ``verdicts`` (a
-pure function of the measurements and the machine facts) and ``tables`` (the terminal view).
+ticks), ``run`` (measure; the lesson's ``Measurements`` ``TypedDict``, JSON data stored as
+it is), ``verdicts`` (a pure function of the measurements and the machine facts) and
+``tables`` (the terminal view).
 The module itself satisfies :class:`Lesson`, so ``mypy`` checks every lesson against it where
 :func:`load` hands one out.
 
@@ -46,7 +47,8 @@ class Lesson(Protocol):
 
     def steps(self, quick: bool) -> int: ...
 
-    # The measurements are each lesson's own TypedDict; at this seam they are JSON data.
+    # The measurements are each lesson's own ``Measurements`` TypedDict (``ctx_switch.
+    # Measurements``, ...); one protocol over six of them sees them as JSON data.
     def run(self, quick: bool, tick: Tick) -> Any: ...
 
     def verdicts(self, m: Any, facts: Facts) -> list[Verdict]: ...

@@ -50,7 +50,7 @@ import statistics
 import time
 from array import array
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from daemonkit.bench.peer import Peer, notify_roundtrips, payload_roundtrips
 from daemonkit.channels import channel_class
@@ -62,7 +62,7 @@ from daemonkit.lessons.text import Tr, fmt_ns, fmt_size
 from daemonkit.lessons.verdict import Bands, Decision, Label, Verdict, combine, ratio_of_medians
 from daemonkit.machine import placement
 
-__all__ = ["CLAIMS", "NAME", "explain", "run", "steps", "tables", "verdicts"]
+__all__ = ["CLAIMS", "NAME", "Measurements", "explain", "run", "steps", "tables", "verdicts"]
 
 NAME = "communication"
 CLAIMS = ("C4",)
@@ -87,6 +87,19 @@ CHEAPER = Bands(partly=1.1, holds=1.5)  # best process / best thread round trip
 PROCESS_GROUPS = ("process", "shm")  # every route between two processes competes
 # The confounder: the same handoffs with the two ends on two CPUs.
 SPLIT_ROUTES: tuple[tuple[str, PeerKind], ...] = (("th-queue", "thread"), ("pipe", "process"))
+
+
+class Measurements(TypedDict):
+    """What ``run`` hands back (JSON data). A route: ``channel``, ``peer``, ``group``,
+    ``payload`` and ``points`` (per size, ``rtt_ns`` as a
+    :class:`~daemonkit.lessons.report.Spread` and ``n``, or the ``error``). ``split``: the same
+    for the confounder, the ends on two CPUs (or why it could not run)."""
+
+    sizes: list[int]
+    reps: int
+    cpu: int | None
+    routes: list[dict[str, Any]]
+    split: list[dict[str, Any]]
 
 
 def _point(
@@ -140,7 +153,7 @@ def run(
     sizes: tuple[int, ...] | None = None,
     reps: int | None = None,
     batch_s: float | None = None,
-) -> dict[str, Any]:
+) -> Measurements:
     sizes = sizes or (SIZES_QUICK if quick else SIZES_FULL)
     reps = reps or (3 if quick else 9)
     batch_s = batch_s or (0.03 if quick else 0.2)
@@ -197,7 +210,7 @@ def _split(sizes: tuple[int, ...], reps: int, batch_s: float) -> list[dict[str, 
 
 
 def best(
-    m: Mapping[str, Any], groups: tuple[str, ...], size: int
+    m: Measurements, groups: tuple[str, ...], size: int
 ) -> tuple[str, Mapping[str, Any]] | None:
     """The fastest route of *groups* at *size* (by median), or None if none worked."""
     found = [
@@ -210,7 +223,7 @@ def best(
     return min(found, key=lambda x: x[1]["median"]) if found else None
 
 
-def decisions(m: Mapping[str, Any]) -> dict[int, tuple[Decision, str, str]]:
+def decisions(m: Measurements) -> dict[int, tuple[Decision, str, str]]:
     """Per deciding size (smallest, largest): the decision and the two routes compared."""
     out = {}
     for size in dict.fromkeys((m["sizes"][0], m["sizes"][-1])):
@@ -218,19 +231,17 @@ def decisions(m: Mapping[str, Any]) -> dict[int, tuple[Decision, str, str]]:
         if t is None or p is None:
             continue
         ci = ratio_of_medians([(p[1]["samples"], t[1]["samples"])])
-        out[size] = (Decision("c4", ci, CHEAPER, fmt_size(size)), p[0], t[0])
+        out[size] = (Decision("c4", ci, CHEAPER, (fmt_size(size),)), p[0], t[0])
     return out
 
 
-def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
+def verdicts(m: Measurements, facts: Mapping[str, Any]) -> list[Verdict]:
     ds = decisions(m)
     ratios = []
     for size in m["sizes"]:
         t, p = best(m, ("thread",), size), best(m, PROCESS_GROUPS, size)
         if t and p:
-            ratios.append(
-                f"{fmt_size(size)}: {p[1]['median'] / t[1]['median']:.2f} ({p[0]}/{t[0]})"
-            )
+            ratios.append([fmt_size(size), f"{p[1]['median'] / t[1]['median']:.2f} {p[0]}/{t[0]}"])
     label: Label = combine(d.label for d, _, _ in ds.values()) if ds else "inconclusive"
     figures: dict[str, Any] = {
         "ratios": ratios or ["-"],
@@ -241,8 +252,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
     split = [p for p in m.get("split", []) if "rtt_ns" in p]
     if split:
         figures["split"] = [
-            f"{p['channel']} ({p['peer']}) {fmt_size(p['size'])}: {fmt_ns(p['rtt_ns']['median'])}"
-            for p in split
+            [f"{p['channel']} {fmt_size(p['size'])}", fmt_ns(p["rtt_ns"]["median"])] for p in split
         ]
         extra.append("verdict.communication.split")
     why = explain(m, facts, ds)
@@ -261,7 +271,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
 
 
 def explain(
-    m: Mapping[str, Any], facts: Mapping[str, Any], ds: Mapping[int, tuple[Decision, str, str]]
+    m: Measurements, facts: Mapping[str, Any], ds: Mapping[int, tuple[Decision, str, str]]
 ) -> tuple[str, ...]:
     """Why on this machine: the GIL where threads were slower, copies where they were faster."""
     why: list[str] = []
@@ -277,7 +287,7 @@ def explain(
     return tuple(why)
 
 
-def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
+def tables(m: Measurements, tr: Tr) -> list[Table]:
     rows, errors = [], []
     for r in m["routes"]:
         cells = [r["channel"], tr("cm.group." + r["group"])]

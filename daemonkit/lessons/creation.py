@@ -33,14 +33,14 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from daemonkit.errors import DaemonkitError
 from daemonkit.lessons.report import Table, Tick
 from daemonkit.lessons.text import Tr, fmt_ns
 from daemonkit.lessons.verdict import Bands, Decision, Verdict, ratio_of_medians
 
-__all__ = ["CLAIMS", "NAME", "explain", "run", "steps", "tables", "verdicts"]
+__all__ = ["CLAIMS", "NAME", "Measurements", "explain", "run", "steps", "tables", "verdicts"]
 
 NAME = "creation"
 CLAIMS = ("C3b",)
@@ -52,6 +52,14 @@ METHODS = ("thread", "fork", "fork+exec", "posix_spawn")
 MORE = Bands(partly=1.1, holds=1.5)  # process / thread cost that counts as "costs more"
 GROWS = 1.5  # fork at the big size / fork at the small one: the page tables show
 _WORKER = Path(__file__).with_name("_creation_worker.py")
+
+
+class Measurements(TypedDict):
+    """What ``run`` hands back (JSON data): one entry per controlled size, with the worker's
+    ``rss`` and ``target`` and, per method (``thread``, ``fork``, ``fork+exec``,
+    ``posix_spawn``), ``median``, ``p10``, ``p90``, ``n`` and the ``samples`` in ns."""
+
+    sizes: list[dict[str, Any]]
 
 
 def _quantiles(samples: list[int]) -> dict[str, Any]:
@@ -92,21 +100,21 @@ def steps(quick: bool) -> int:
     return 2
 
 
-def run(quick: bool, tick: Tick, n: int | None = None, big: int = BIG) -> dict[str, Any]:
+def run(quick: bool, tick: Tick, n: int | None = None, big: int = BIG) -> Measurements:
     n_small = n or (15 if quick else 300)
     n_big = n or (8 if quick else 60)
-    m: dict[str, Any] = {"sizes": [_timed(SMALL, n_small)]}
+    m: Measurements = {"sizes": [_timed(SMALL, n_small)]}
     tick("step.creation.small")
     m["sizes"].append(_timed(big, n_big))
     tick("step.creation.big")
     return m
 
 
-def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
+def verdicts(m: Measurements, facts: Mapping[str, Any]) -> list[Verdict]:
     pairs = [
         (size[k]["samples"], size["thread"]["samples"]) for size in m["sizes"] for k in METHODS[1:]
     ]
-    d = Decision("c3b", ratio_of_medians(pairs), MORE, "fork, fork+exec, posix_spawn")
+    d = Decision("c3b", ratio_of_medians(pairs), MORE, ("fork", "fork+exec", "posix_spawn"))
     small, big = m["sizes"][0], m["sizes"][-1]
 
     def ratio(size: Mapping[str, Any], k: str) -> float:
@@ -114,7 +122,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
 
     figures: dict[str, Any] = {
         "ratios": [
-            f"{k} @ {size['rss'] >> 20} MiB: {ratio(size, k):.1f}"
+            [f"{k} @ {size['rss'] >> 20} MiB", f"{ratio(size, k):.1f}"]
             for size in m["sizes"]
             for k in METHODS[1:]
         ],
@@ -137,7 +145,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
     ]
 
 
-def explain(m: Mapping[str, Any]) -> tuple[str, ...]:
+def explain(m: Measurements) -> tuple[str, ...]:
     """Why on this machine: page tables copied by fork, none by posix_spawn (by condition)."""
     small, big = m["sizes"][0], m["sizes"][-1]
     fork = big["fork"]["median"] / small["fork"]["median"]
@@ -152,7 +160,7 @@ def explain(m: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(why)
 
 
-def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
+def tables(m: Measurements, tr: Tr) -> list[Table]:
     rows = []
     for size in m["sizes"]:
         t = size["thread"]["median"]
@@ -180,8 +188,8 @@ TEXT: dict[str, dict[str, str]] = {
         "fork+exec /bin/true+wait, posix_spawn /bin/true+wait, in a fresh interpreter padded to "
         "a fixed small resident size and again to about 1 GiB (fork copies page tables, "
         "posix_spawn does not); decided on the bootstrap interval of the process/thread ratio.",
-        "step.creation.small": "creation: parent at its normal size done",
-        "step.creation.big": "creation: parent with 1 GiB touched done",
+        "step.creation.small": "creation: parent at the small resident size done",
+        "step.creation.big": "creation: parent at about 1 GiB resident done",
         "cr.title": "Cost of creating and ending one thread or process",
         "cr.col.rss": "parent RSS",
         "cr.col.method": "method",
@@ -211,8 +219,8 @@ TEXT: dict[str, dict[str, str]] = {
         "/bin/true+wait、posix_spawn /bin/true+wait；在一个新启动的解释器中进行，先把常驻内存填充"
         "到固定的较小值，再填充到约 1 GiB（fork 要复制页表，posix_spawn 不需要）；按进程与线程开"
         "销之比的自助法置信区间下结论。",
-        "step.creation.small": "creation：父进程正常大小时完成",
-        "step.creation.big": "creation：父进程触碰 1 GiB 后完成",
+        "step.creation.small": "creation：父进程常驻内存较小时完成",
+        "step.creation.big": "creation：父进程常驻约 1 GiB 时完成",
         "cr.title": "创建并结束一个线程或进程的开销",
         "cr.col.rss": "父进程常驻内存",
         "cr.col.method": "方式",

@@ -53,14 +53,14 @@ import contextlib
 import os
 import statistics
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
 from daemonkit.channels.base import PeerKind
 from daemonkit.lessons import _perf
 from daemonkit.lessons._ring import Ring, hot_read, pinned, rounds_per_batch, solo
-from daemonkit.lessons.report import Table, Tick, overlap, spread
+from daemonkit.lessons.report import Table, Tick, spread
 from daemonkit.lessons.text import Tr, fmt_ns, fmt_size
 from daemonkit.lessons.verdict import (
     Arr,
@@ -74,7 +74,17 @@ from daemonkit.lessons.verdict import (
 )
 from daemonkit.machine import CpuMode, facts, placement
 
-__all__ = ["CLAIMS", "NAME", "explain_c2", "explain_c3", "run", "steps", "tables", "verdicts"]
+__all__ = [
+    "CLAIMS",
+    "NAME",
+    "Measurements",
+    "explain_c2",
+    "explain_c3",
+    "run",
+    "steps",
+    "tables",
+    "verdicts",
+]
 
 NAME = "ctx-switch"
 CLAIMS = ("C2", "C3")
@@ -99,6 +109,24 @@ SLOWER = 2.0  # a read this much slower per byte than the sweep's fastest is not
 # C3: what a process switch adds beyond a thread switch (over their W=0 difference), in units
 # of one cached read of the working set: a cold set costs at least about one more read.
 REFILL = Bands(partly=0.25, holds=1.0)
+
+
+class Measurements(TypedDict):
+    """What ``run`` hands back (JSON data). A point (``sweep[i]``, ``tlb``, ``placement[i]``):
+    ``w``, ``stride``, ``n``, the no-switch baselines (:class:`~daemonkit.lessons.report.Spread`
+    ``pipe_alone_ns``, ``hot_read_ns``, ``same_work_ns``) and per kind (``thread``,
+    ``process``) ``rtt_ns``, ``switch_ns``, ``beyond_same_work_ns``, ``switches_per_rtt``,
+    ``voluntary_per_rtt`` and, where perf counts, ``perf_per_switch``."""
+
+    cpu: int | None
+    llc_bytes: int | None
+    tlb_pages: int
+    reps: int
+    perf_events: list[str]
+    perf_unavailable: str | None
+    sweep: list[dict[str, Any]]
+    tlb: NotRequired[dict[str, Any]]
+    placement: list[dict[str, Any]]
 
 
 def _measure(
@@ -161,13 +189,13 @@ def run(
     ws: tuple[int, ...] | None = None,
     reps: int | None = None,
     batch_s: float | None = None,
-) -> dict[str, Any]:
+) -> Measurements:
     ws = ws or (W_QUICK if quick else W_FULL)
     reps = reps or (11 if quick else 21)
     batch_s = batch_s or (0.015 if quick else 0.15)
     same = placement("same")
     perf_reason = _perf.probe(PERF_EVENTS)
-    m: dict[str, Any] = {
+    m: Measurements = {
         "cpu": same.client_cpu,
         "llc_bytes": facts()["llc_bytes"],  # for the table's capacity marks
         "tlb_pages": TLB_PAGES,
@@ -199,7 +227,7 @@ def run(
 # -- verdicts: pure functions of the measurements ----------------------------------------
 
 
-def factors(m: Mapping[str, Any]) -> dict[str, float] | None:
+def factors(m: Measurements) -> dict[str, float] | None:
     """How far placement and thread/process each moved the W=0 round trip (medians, ns)."""
     rows = [r for r in m["placement"] if "unavailable" not in r]
     if len(rows) < 2:
@@ -215,17 +243,16 @@ def factors(m: Mapping[str, Any]) -> dict[str, float] | None:
     return {"kind_effect_ns": kind, "placement_effect_ns": place}
 
 
-def _counted(m: Mapping[str, Any], below: float, above: float) -> list[str]:
-    """Points (``kind@W``) whose counted switches per round trip fall outside [below, above]."""
+def _counted(m: Measurements, below: float, above: float) -> list[str]:
+    """The W whose counted switches per round trip (either kind) fall outside [below, above]."""
     return [
-        f"{k}@{_wname(r)}"
+        _wname(r)
         for r in _points(m)
-        for k in KINDS
-        if not below <= r[k]["switches_per_rtt"] <= above
+        if any(not below <= r[k]["switches_per_rtt"] <= above for k in KINDS)
     ]
 
 
-def _points(m: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _points(m: Measurements) -> list[Mapping[str, Any]]:
     return [*m["sweep"], *([m["tlb"]] if m.get("tlb") else [])]
 
 
@@ -254,7 +281,7 @@ def fits(r: Mapping[str, Any], llc: int | None, fastest: float) -> bool:
     return bool(hot / r["w"] <= SLOWER * fastest and both <= FITS * 2 * hot)
 
 
-def fastest_read(m: Mapping[str, Any]) -> float:
+def fastest_read(m: Measurements) -> float:
     """The fastest cached read of the sweep, in ns per byte (inf without a non-zero W)."""
     return min(
         (r["hot_read_ns"]["median"] / r["w"] for r in m["sweep"] if r["w"] > 0),
@@ -262,7 +289,7 @@ def fastest_read(m: Mapping[str, Any]) -> float:
     )
 
 
-def resident(m: Mapping[str, Any], llc: int | None) -> list[Mapping[str, Any]]:
+def resident(m: Measurements, llc: int | None) -> list[Mapping[str, Any]]:
     """Sweep points whose two working sets stay cached (:func:`fits`); W=0 always does."""
     fastest = fastest_read(m)
     return [r for r in m["sweep"] if fits(r, llc, fastest)]
@@ -273,17 +300,18 @@ def preempted(r: Mapping[str, Any]) -> bool:
     return any(r[k]["switches_per_rtt"] > PREEMPTED for k in KINDS)
 
 
-def deciding(m: Mapping[str, Any], llc: int | None) -> list[Mapping[str, Any]]:
+def deciding(m: Measurements, llc: int | None) -> list[Mapping[str, Any]]:
     """The points C2 is decided on: W=0, and every cache-resident W that was not preempted."""
     return [r for r in resident(m, llc) if r["w"] == 0 or not preempted(r)]
 
 
-def _ratio(r: Mapping[str, Any], field: str) -> str:
+def _ratio(r: Mapping[str, Any], field: str) -> list[str]:
+    """``[W, process/thread]``: a pair the text shows as "W: ratio" in the reader's language."""
     t, p = r["thread"][field]["median"], r["process"][field]["median"]
-    return f"{_wname(r)}: " + (f"{p / t:.2f}" if t > 0 and p > 0 else "n/a")
+    return [_wname(r), f"{p / t:.2f}" if t > 0 and p > 0 else "n/a"]
 
 
-def verdict_c2(m: Mapping[str, Any], facts: Mapping[str, Any]) -> Verdict:
+def verdict_c2(m: Measurements, facts: Mapping[str, Any]) -> Verdict:
     llc = facts.get("llc_bytes")
     res = resident(m, llc)
     capacity = [r for r in m["sweep"] if r not in res]
@@ -292,8 +320,9 @@ def verdict_c2(m: Mapping[str, Any], facts: Mapping[str, Any]) -> Verdict:
     ci = paired_ratio(
         [(r["process"]["switch_ns"]["samples"], r["thread"]["switch_ns"]["samples"]) for r in res]
     )
-    decision = Decision("c2", ci, FAR_MORE, "W = " + ", ".join(fmt_size(r["w"]) for r in res))
-    missing = [x for x in _counted(m, MIN_SWITCHES, float("inf")) if "@" in x]
+    sizes = [fmt_size(r["w"]) for r in res]
+    decision = Decision("c2", ci, FAR_MORE, (f"W = {sizes[0]}", *sizes[1:]))
+    missing = _counted(m, MIN_SWITCHES, float("inf"))
     figures: dict[str, Any] = {
         "ratios": [_ratio(r, "switch_ns") for r in m["sweep"]],
         "resident": [fmt_size(r["w"]) for r in res],
@@ -348,7 +377,7 @@ def explain_c2(facts: Mapping[str, Any], d: Decision) -> tuple[str, ...]:
     return tuple(why)
 
 
-def refill(m: Mapping[str, Any], r: Mapping[str, Any], where: str) -> Decision:
+def refill(m: Measurements, r: Mapping[str, Any], where: tuple[str, ...]) -> Decision:
     """C3's quantity at point *r*: what the process switch added beyond the thread switch
     (per repeat, process minus thread: the two batches ran back to back), less the same
     difference at W=0, divided by one cached read of the set; with its bootstrap interval."""
@@ -370,26 +399,29 @@ def refill(m: Mapping[str, Any], r: Mapping[str, Any], where: str) -> Decision:
     return Decision("c3", bootstrap(groups, stat), REFILL, where)
 
 
-def verdict_c3(m: Mapping[str, Any], facts: Mapping[str, Any]) -> Verdict:
+def verdict_c3(m: Measurements, facts: Mapping[str, Any]) -> Verdict:
     llc = facts.get("llc_bytes")
     res = resident(m, llc)
     top = max((r for r in deciding(m, llc) if r["w"] <= W_CACHE), key=lambda r: int(r["w"]))
     tlb = m.get("tlb")
     decisions = []
     if top["w"] > 0:
-        decisions.append(refill(m, top, f"W = {fmt_size(top['w'])}"))
+        decisions.append(refill(m, top, (f"W = {fmt_size(top['w'])}",)))
     if tlb:
-        decisions.append(refill(m, tlb, f"W = {_wname(tlb)}"))
+        decisions.append(refill(m, tlb, (f"W = {_wname(tlb)}",)))
     label: Label = combine(d.label for d in decisions) if decisions else "inconclusive"
     shown = [p for p in (top if top["w"] > 0 else None, tlb) if p]
     figures: dict[str, Any] = {
         "beyond": [
-            f"{_wname(p)}: {fmt_ns(p['thread']['beyond_same_work_ns']['median'])} / "
-            f"{fmt_ns(p['process']['beyond_same_work_ns']['median'])}"
+            [
+                _wname(p),
+                f"{fmt_ns(p['thread']['beyond_same_work_ns']['median'])} / "
+                f"{fmt_ns(p['process']['beyond_same_work_ns']['median'])}",
+            ]
             for p in [m["sweep"][0], *shown]
         ],
-        "refill": [f"{d.where}: {d.ci.point:+.2f}" for d in decisions],
-        "hot": [f"{_wname(p)}: {fmt_ns(p['hot_read_ns']['median'])}" for p in shown],
+        "refill": [[*d.where, f"{d.ci.point:+.2f}"] for d in decisions],
+        "hot": [[_wname(p), fmt_ns(p["hot_read_ns"]["median"])] for p in shown],
         "wres": fmt_size(top["w"]),
         "llc": fmt_size(llc) if llc else "?",
         "pages": m.get("tlb_pages", TLB_PAGES),
@@ -441,7 +473,7 @@ def explain_c3(
     return tuple(why)
 
 
-def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
+def verdicts(m: Measurements, facts: Mapping[str, Any]) -> list[Verdict]:
     return [verdict_c2(m, facts), verdict_c3(m, facts)]
 
 
@@ -452,7 +484,7 @@ def _cell(s: dict[str, float]) -> str:
     return f"{fmt_ns(s['median'])} [{fmt_ns(s['q1'])}–{fmt_ns(s['q3'])}]"
 
 
-def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
+def tables(m: Measurements, tr: Tr) -> list[Table]:
     rows = []
     llc = m.get("llc_bytes")
     for r in _points(m):
@@ -470,7 +502,7 @@ def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
                 fmt_ns(r["pipe_alone_ns"]["median"] + 2 * r["hot_read_ns"]["median"]),
                 _cell(ts),
                 _cell(ps),
-                ratio + (" ~" if overlap(ts, ps) else ""),
+                ratio,
                 f"{fmt_ns(t['beyond_same_work_ns']['median'])} / "
                 f"{fmt_ns(p['beyond_same_work_ns']['median'])}",
                 f"{t['switches_per_rtt']:.2f} / {p['switches_per_rtt']:.2f}",
@@ -538,7 +570,7 @@ TEXT: dict[str, dict[str, str]] = {
         "cs.col.base": "no-switch baseline",
         "cs.col.thread": "thread switch",
         "cs.col.process": "process switch",
-        "cs.col.ratio": "process/thread (~ noise)",
+        "cs.col.ratio": "process/thread",
         "cs.col.beyond": "beyond same work (t / p)",
         "cs.col.switches": "switches per round trip (t / p)",
         "cs.col.placement": "placement",
@@ -593,8 +625,9 @@ TEXT: dict[str, dict[str, str]] = {
         "why.c2.flush": "This CPU has no PCID: every switch to another address space flushes the "
         "TLB, and the process then refills it page by page, which is the cost the note describes.",
         "why.c3.capacity": "At W = {capacity} the cost grows for threads and processes alike, "
-        "switch or no switch: two working sets no longer fit the {llc} cache, so those points "
-        "measure the cache's capacity, not the switch.",
+        "switch or no switch: the working sets are no longer read at cached speed, whatever the "
+        "{llc} last-level cache that sysfs reports, so those points measure the cache's "
+        "capacity, not the switch.",
         "why.c3.cache_warm": "The caches stay warm: they are tagged by physical address, so a "
         "process switch invalidates nothing, and both working sets of {wres} still fit the cache "
         "when the peer runs again.",
@@ -632,7 +665,7 @@ TEXT: dict[str, dict[str, str]] = {
         "cs.col.base": "无切换基准",
         "cs.col.thread": "线程切换",
         "cs.col.process": "进程切换",
-        "cs.col.ratio": "进程/线程（~ 表示在噪声内）",
+        "cs.col.ratio": "进程/线程",
         "cs.col.beyond": "超出同样工作的开销（线程 / 进程）",
         "cs.col.switches": "每次往返的切换次数（线程 / 进程）",
         "cs.col.placement": "绑核方式",
@@ -683,8 +716,9 @@ TEXT: dict[str, dict[str, str]] = {
         "差别是加载另一个页表根（CR3）并切换内存管理上下文，线程切换则省去了这些。",
         "why.c2.flush": "本机 CPU 不支持 PCID：每次切换到另一个地址空间都会清空 TLB，进程随后要逐"
         "页重新填充，这正是笔记所说的开销。",
-        "why.c3.capacity": "W = {capacity} 时，无论线程还是进程、有无切换，开销都会增长：两个工作"
-        "集已放不进 {llc} 的缓存，这些点测的是缓存容量，而不是切换。",
+        "why.c3.capacity": "W = {capacity} 时，无论线程还是进程、有无切换，开销都会增长：不管 "
+        "sysfs 报告的末级缓存有 {llc}，这些工作集都已不能以缓存命中的速度读取，所以这些点测的是缓"
+        "存容量，而不是切换。",
         "why.c3.cache_warm": "缓存保持“热”：缓存按物理地址标记，进程切换不会使其失效，两个 "
         "{wres} 的工作集在对端再次运行时仍在缓存中。",
         "why.c3.cache_cold": "进程切换后，{wres} 的工作集有一部分需要重新取回，比线程切换后多。",

@@ -47,7 +47,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from daemonkit.lessons.report import Table, Tick
 from daemonkit.lessons.text import Tr
@@ -57,6 +57,7 @@ from daemonkit.runtime import proc_stat
 __all__ = [
     "CLAIMS",
     "NAME",
+    "Measurements",
     "explain",
     "parent_of",
     "proc_props",
@@ -71,6 +72,22 @@ CLAIMS = ("C6",)
 
 MARK = b"DKLESSON "  # prefixes the shell's report line among whatever else the pty shows
 PROPS = ("pid", "ppid", "pgid", "sid", "leader", "tty", "cwd", "umask", "fds", "state")
+
+
+class Measurements(TypedDict):
+    """What ``run`` hands back (JSON data). ``before``/``after``: the ``/proc`` properties
+    (:func:`proc_props`) of the shell, the job and the daemon; ``parent``: :func:`parent_of`."""
+
+    started: bool
+    start_rc: NotRequired[int]
+    start_message: NotRequired[str]
+    before: NotRequired[dict[str, Any]]
+    after: NotRequired[dict[str, Any]]
+    shell_signal: NotRequired[str | None]
+    job_gone: NotRequired[bool]
+    daemon_alive: NotRequired[bool]
+    parent: NotRequired[dict[str, Any]]
+    stop: NotRequired[str]
 
 
 def _tty_name(tty_nr: int) -> str:
@@ -264,8 +281,8 @@ def steps(quick: bool) -> int:
     return 2
 
 
-def run(quick: bool, tick: Tick) -> dict[str, Any]:
-    m: dict[str, Any] = {"started": False}
+def run(quick: bool, tick: Tick) -> Measurements:
+    m: Measurements = {"started": False}
     with tempfile.TemporaryDirectory(prefix="dk-lesson-") as tmp:
         runtime_dir = Path(tmp) / "run"
         shell, master = os.forkpty()  # the child: a new session, the pty its terminal
@@ -326,7 +343,7 @@ def run(quick: bool, tick: Tick) -> dict[str, Any]:
     return m
 
 
-def checks(m: Mapping[str, Any]) -> dict[str, bool]:
+def checks(m: Measurements) -> dict[str, bool]:
     """The note's predictions about a daemon, checked against /proc."""
     shell, d = m["before"]["shell"], m["before"]["daemon"]
     return {
@@ -339,7 +356,7 @@ def checks(m: Mapping[str, Any]) -> dict[str, bool]:
     }
 
 
-def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
+def verdicts(m: Measurements, facts: Mapping[str, Any]) -> list[Verdict]:
     if not m.get("started"):
         args = {"msg": m.get("start_message", "") or f"exit {m.get('start_rc')}"}
         return [Verdict("C6", "inconclusive", "verdict.daemon.nostart", "threshold.daemon", args)]
@@ -368,7 +385,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
     ]
 
 
-def explain(m: Mapping[str, Any], parent: Mapping[str, Any]) -> tuple[str, ...]:
+def explain(m: Measurements, parent: Mapping[str, Any]) -> tuple[str, ...]:
     """Why on this machine: who adopted the daemon, and why the second fork (by condition)."""
     why: list[str] = []
     if parent["is_init"] and parent["container"]:
@@ -395,7 +412,7 @@ def _fmt(p: dict[str, Any] | None, key: str, tr: Tr) -> str:
     return str(p[key])
 
 
-def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
+def tables(m: Measurements, tr: Tr) -> list[Table]:
     if not m.get("started"):
         return [
             Table(

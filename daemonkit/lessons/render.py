@@ -3,8 +3,9 @@
 A lessons document (``daemonkit.lessons/2``) stores each verdict as keys and figures
 (:meth:`daemonkit.lessons.verdict.Verdict.as_json`); the terminal, ``--lang`` and
 ``daemonkit report --lang zh`` all call :func:`render_verdict`, so an English run reads in
-Chinese and the other way round. Lists among the figures are joined here, with ", " in English
-and "、" in Chinese; an interval and its bands are printed beside every label they decide.
+Chinese and the other way round. Lists among the figures are joined here, with ", " in
+English and "、" in Chinese, and a ``[label, value]`` item is written "label: value" or
+"label：value"; an interval and its bands are printed beside every label they decide.
 
 Kernel path: none. Lifetime: none.
 See also: :mod:`daemonkit.lessons.text` (the string tables).
@@ -20,6 +21,7 @@ from daemonkit.lessons.text import fmt_ns, tr
 __all__ = ["fmt_quantity", "localize_lesson", "render_verdict"]
 
 _SEP = {"en": ", ", "zh": "、"}
+_PAIR = {"en": ": ", "zh": "："}  # a list item [label, value]: "0 B: 1.44", "0 B：1.44"
 _SENTENCE_GAP = {"en": " ", "zh": ""}  # Chinese sentences end in "。" and need no space
 
 
@@ -36,9 +38,13 @@ def _figures(figures: Mapping[str, Any], lang: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in figures.items():
         if isinstance(v, list):
-            v = _SEP[lang].join(str(x) for x in v) or "-"
+            v = _SEP[lang].join(_item(x, lang) for x in v) or "-"
         out[k] = v
     return out
+
+
+def _item(x: object, lang: str) -> str:
+    return _PAIR[lang].join(map(str, x)) if isinstance(x, list) else str(x)
 
 
 def _decision_lines(d: Mapping[str, Any], lang: str) -> tuple[str, str]:
@@ -49,7 +55,7 @@ def _decision_lines(d: Mapping[str, Any], lang: str) -> tuple[str, str]:
     interval = tr(
         lang,
         "ui.interval.at" if d.get("where") else "ui.interval",
-        where=d.get("where", ""),
+        where=_SEP[lang].join(d.get("where") or ()),
         label=tr(lang, "label." + d["label"]),
         quantity=q,
         point=fmt_quantity(ci["point"], unit),
@@ -100,7 +106,8 @@ def localize_lesson(lesson: Mapping[str, Any], lang: str) -> dict[str, Any]:
     rendered = [render_verdict(v, lang) for v in lesson["verdicts"]]
     for r in rendered:
         # The report prints one text per verdict: the interval and the why go with it.
-        r["text"] = _SENTENCE_GAP[lang].join(x for x in (r["text"], r["interval"], r["why"]) if x)
+        why = tr(lang, "ui.why", text=r["why"]) if r["why"] else ""
+        r["text"] = _SENTENCE_GAP[lang].join(x for x in (r["text"], r["interval"], why) if x)
     return {
         **lesson,
         "claim": tr(lang, f"claim.{name}"),

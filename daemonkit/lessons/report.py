@@ -27,22 +27,21 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from daemonkit.errors import DaemonkitError
-from daemonkit.lessons.verdict import Label, Verdict
+from daemonkit.lessons.verdict import Verdict
 from daemonkit.machine import describe
 
 __all__ = [
     "SCHEMA",
-    "Label",
     "LessonResult",
+    "Spread",
     "Table",
     "Tick",
-    "Verdict",
     "spread",
     "to_json",
     "write_json",
@@ -74,7 +73,19 @@ class LessonResult:
     seconds: float
 
 
-def spread(values: Sequence[float]) -> dict[str, Any]:
+class Spread(TypedDict):
+    """One measured point's repeats: median, quartiles, range, count, and the repeats."""
+
+    median: float
+    q1: float
+    q3: float
+    min: float
+    max: float
+    n: int
+    samples: list[float]
+
+
+def spread(values: Sequence[float]) -> Spread:
     """Median, quartiles, range and the repeats themselves, of one measured point.
 
     On a shared machine a repeat now and then lands on a busy CPU: the range shows those
@@ -96,11 +107,6 @@ def spread(values: Sequence[float]) -> dict[str, Any]:
         "n": len(values),
         "samples": list(values),  # the repeats themselves: what the intervals resample
     }
-
-
-def overlap(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """True when two points' interquartile ranges overlap: the difference is within noise."""
-    return bool(a["q1"] <= b["q3"] and b["q1"] <= a["q3"])
 
 
 def to_json(

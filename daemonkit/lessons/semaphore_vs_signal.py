@@ -46,7 +46,7 @@ import os
 import signal
 import struct
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 import posix_ipc
 
@@ -55,13 +55,23 @@ from daemonkit.lessons._child import in_child
 from daemonkit.lessons._handoff import handoff
 from daemonkit.lessons._mutex import lost_updates
 from daemonkit.lessons._ring import pinned
-from daemonkit.lessons.report import Table, Tick, spread
+from daemonkit.lessons.report import Spread, Table, Tick, spread
 from daemonkit.lessons.text import Tr, fmt_ns
 from daemonkit.lessons.verdict import Interval, Verdict, by_checks, ratio_of_medians
 from daemonkit.machine import placement
 from daemonkit.runtime import object_name
 
-__all__ = ["CLAIMS", "NAME", "explain", "run", "steps", "tables", "verdicts"]
+__all__ = [
+    "CLAIMS",
+    "NAME",
+    "Burst",
+    "Measurements",
+    "explain",
+    "run",
+    "steps",
+    "tables",
+    "verdicts",
+]
 
 NAME = "semaphore-vs-signal"
 CLAIMS = ("C5",)
@@ -74,6 +84,30 @@ REALTIME = signal.SIGRTMIN
 libc.sigqueue.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_long)
 libc.signalfd.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
 _SIGINFO = 128  # sizeof(struct signalfd_siginfo)
+
+
+class Burst(TypedDict):
+    """The counts of the three bursts."""
+
+    k: int
+    sem_posts: int
+    sem_waits: int
+    standard_sent: int
+    standard_delivered: int
+    standard_values: list[int]
+    realtime_sent: int
+    realtime_delivered: int
+    realtime_in_order: bool
+    realtime_values_head: list[int]
+
+
+class Measurements(Burst):
+    """What ``run`` hands back (JSON data): the bursts, the wake-up costs, the lost updates."""
+
+    # "semaphore", "signal": per-batch median round trips (ns)
+    handoff_rtt_ns: dict[str, Spread]
+    # workers, increments, total, lost_unlocked, lost_locked
+    mutex: dict[str, int]
 
 
 def _sigqueue(pid: int, sig: int, value: int) -> bool:
@@ -110,7 +144,7 @@ def _drain(fd: int) -> list[tuple[int, int]]:
             got.append((signo, value))
 
 
-def _burst(k: int, sem_name: str) -> dict[str, Any]:
+def _burst(k: int, sem_name: str) -> Burst:
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     sent = {"standard": 0, "realtime": 0}
@@ -179,25 +213,28 @@ def steps(quick: bool) -> int:
 
 def run(
     quick: bool, tick: Tick, k: int = 1000, workers: int = 4, increments: int | None = None
-) -> dict[str, Any]:
+) -> Measurements:
     name = object_name("sem", posix=True)
     sem = posix_ipc.Semaphore(name, posix_ipc.O_CREX, mode=0o600, initial_value=0)
     try:
-        m = _burst(k, name)
+        burst = _burst(k, name)
     finally:
         sem.unlink()  # the creator removes the name; the receiver has let go already
         sem.close()
     tick("step.semaphore-vs-signal")
     with pinned(placement("same").client_cpu):  # one CPU: a wake-up is a switch, no IPI
         rtt = handoff(n=200 if quick else 1000, reps=5 if quick else 15)
-    m["handoff_rtt_ns"] = {kind: spread(v) for kind, v in rtt.items()}
     tick("step.semaphore-vs-signal.handoff")
-    m["mutex"] = lost_updates(workers, increments or (50000 if quick else 200000))
+    mutex = lost_updates(workers, increments or (50000 if quick else 200000))
     tick("step.semaphore-vs-signal.mutex")
-    return m
+    return {
+        **burst,
+        "handoff_rtt_ns": {kind: spread(v) for kind, v in rtt.items()},
+        "mutex": mutex,
+    }
 
 
-def checks(m: Mapping[str, Any]) -> dict[str, bool]:
+def checks(m: Measurements) -> dict[str, bool]:
     """The note's predictions, each checked against what the kernel did."""
     mx = m["mutex"]
     return {
@@ -209,13 +246,13 @@ def checks(m: Mapping[str, Any]) -> dict[str, bool]:
     }
 
 
-def handoff_ratio(m: Mapping[str, Any]) -> Interval:
+def handoff_ratio(m: Measurements) -> Interval:
     """Signal handoff / semaphore handoff, with its bootstrap interval."""
     h = m["handoff_rtt_ns"]
     return ratio_of_medians([(h["signal"]["samples"], h["semaphore"]["samples"])])
 
 
-def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
+def verdicts(m: Measurements, facts: Mapping[str, Any]) -> list[Verdict]:
     c = checks(m)
     # Whether the unlocked workers happened to overlap is the experiment's control, not the
     # claim: it is reported, and it does not decide the label.
@@ -261,7 +298,7 @@ def verdicts(m: Mapping[str, Any], facts: Mapping[str, Any]) -> list[Verdict]:
     ]
 
 
-def explain(m: Mapping[str, Any], ci: Interval) -> tuple[str, ...]:
+def explain(m: Measurements, ci: Interval) -> tuple[str, ...]:
     """Why on this machine: the pending bit, the race, the cost of each wake-up (by condition)."""
     why: list[str] = []
     if m["standard_delivered"] < m["standard_sent"]:
@@ -277,7 +314,7 @@ def explain(m: Mapping[str, Any], ci: Interval) -> tuple[str, ...]:
     return tuple(why)
 
 
-def tables(m: dict[str, Any], tr: Tr) -> list[Table]:
+def tables(m: Measurements, tr: Tr) -> list[Table]:
     rt_order = tr("yes") if m["realtime_in_order"] else tr("no")
     rows = [
         [tr("sv.sem"), str(m["sem_posts"]), str(m["sem_waits"]), "-"],

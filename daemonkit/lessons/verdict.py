@@ -113,7 +113,9 @@ class Decision:
     quantity: str
     ci: Interval
     bands: Bands
-    where: str = ""  # the measured point it decides, language-neutral ("0 B", "512×4 KiB")
+    # The measured points it decides on, language-neutral ("W = 0 B", "512×4 KiB"); joined
+    # with the reader's list separator when shown.
+    where: tuple[str, ...] = ()
 
     @property
     def label(self) -> Label:
@@ -130,7 +132,7 @@ class Decision:
     def as_dict(self) -> dict[str, Any]:
         return {
             "quantity": self.quantity,
-            "where": self.where,
+            "where": list(self.where),
             "label": self.label,
             "interval": self.ci.as_dict(),
             "bands": self.bands.as_dict(),

@@ -23,7 +23,9 @@ See also: unix(7), :mod:`daemonkit.service.control`.
 
 from __future__ import annotations
 
+import array
 import json
+import os
 import socket
 import stat
 import struct
@@ -45,6 +47,7 @@ __all__ = [
     "request",
 ]
 
+_MAX_FDS = 4  # room for descriptors per recvmsg(2); a reply carries at most one
 MAX_REPLY = 1024 * 1024  # a longer line is no reply of the daemon's: refused, not buffered
 
 
@@ -58,6 +61,7 @@ class ControlClient:
     """One connection to the daemon's control socket."""
 
     _sock: socket.socket | None = None
+    _fds: list[int]  # descriptors the daemon passed (SCM_RIGHTS) that nobody took yet
     dir: TrustedDir | None = None
 
     def __init__(
@@ -65,6 +69,7 @@ class ControlClient:
     ) -> None:
         self.path = runtime_dir / CONTROL_SOCKET
         self.timeout = timeout
+        self._fds = []
         pidfile = runtime_dir / PIDFILE_NAME if pidfile is None else pidfile
         try:
             self.dir = held = TrustedDir(runtime_dir, pidfile)  # checked before any send
@@ -140,7 +145,7 @@ class ControlClient:
         try:
             self._sock.sendall(data)
             while b"\n" not in self._buf:
-                chunk = self._sock.recv(65536)
+                chunk = self._recv()
                 if not chunk:
                     raise DaemonkitError(f"{self.path}: the daemon closed the connection")
                 self._buf += chunk
@@ -162,7 +167,27 @@ class ControlClient:
             raise UntrustedError(f"{self.path}: malformed reply ('error' is not a string)")
         return reply
 
+    def _recv(self) -> bytes:
+        """recv(2), or recvmsg(2) keeping any descriptors the daemon passed (SCM_RIGHTS)."""
+        assert self._sock is not None
+        data, ancillary, flags, _ = self._sock.recvmsg(65536, socket.CMSG_SPACE(_MAX_FDS * 4))
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+                self._fds.extend(fds)  # ours now: closed with the connection unless taken
+        if flags & socket.MSG_CTRUNC:
+            raise UntrustedError(f"{self.path}: more descriptors than any reply carries")
+        return data
+
+    def take_fd(self) -> int | None:
+        """The oldest descriptor the daemon passed and nobody took yet (the caller owns it)."""
+        return self._fds.pop(0) if self._fds else None
+
     def close(self) -> None:
+        for fd in self._fds:
+            os.close(fd)  # passed but not taken (by a reply that should carry none)
+        self._fds.clear()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -254,4 +279,9 @@ def _client_end(name: str, reply: dict[str, Any], control: ControlClient) -> End
     if endpoint is None:
         raise ChannelError(name, "no client for this endpoint")
     assert control.dir is not None
+    if endpoint.passes_fd:  # the reply came with a descriptor (SCM_RIGHTS), e.g. a memfd
+        fd = control.take_fd()
+        if fd is None:
+            raise UntrustedError(f"{name} reply: no descriptor came with it")
+        return endpoint.client_end_with_fd(reply, control.dir, control.daemon_pid, fd)
     return endpoint.client_end(reply, control.dir, control.daemon_pid)

@@ -18,28 +18,42 @@ Facts about serving many clients from one thread:
 * Replies are queued per connection and written when the socket is writable, so a client
   that does not read its replies cannot block the loop either.
 
-Kernel path: accept4(2) ``SOCK_NONBLOCK|SOCK_CLOEXEC``, recv(2)/send(2) on the connection,
-epoll_wait(2) through :mod:`selectors`.
+Kernel path: accept4(2) ``SOCK_NONBLOCK|SOCK_CLOEXEC``, recv(2)/send(2) on the connection
+(sendmsg(2) with ``SCM_RIGHTS`` for a reply that carries a descriptor, see
+:data:`PASS_FDS`), epoll_wait(2) through :mod:`selectors`.
 
 Lifetime: a connection lives until the client closes it, idles out, or the daemon stops.
 
-See also: unix(7), epoll(7), accept4(2).
+See also: unix(7) SCM_RIGHTS, epoll(7), accept4(2).
 """
 
 from __future__ import annotations
 
+import array
 import json
+import os
 import socket
 import struct
 import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CONTROL_SOCKET", "MAX_REQUEST", "Connection", "ProtocolError", "parse_request"]
+__all__ = [
+    "CONTROL_SOCKET",
+    "MAX_REQUEST",
+    "PASS_FDS",
+    "Connection",
+    "ProtocolError",
+    "parse_request",
+]
 
 CONTROL_SOCKET = "control.sock"  # in the runtime dir
 PIDFILE_NAME = "daemonkit.pid"  # in the runtime dir, unless --pidfile names another
 MAX_REQUEST = 64 * 1024
+# In a reply the daemon builds (never one it parses): descriptors to send with that reply as
+# SCM_RIGHTS ancillary data, popped before the reply is encoded. The connection owns them
+# from then on and closes them once sent (the client has its own copies) or at its close.
+PASS_FDS = "_pass_fds"
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -70,6 +84,7 @@ class Connection:
         self.peer_pid, self.peer_uid, self.peer_gid = self.credentials(sock)
         self.inbuf = bytearray()
         self.outbuf = bytearray()
+        self.fd_queue: list[tuple[int, list[int]]] = []  # (offset in outbuf, fds to send there)
         self.last_active = time.monotonic()
         self.closing = False  # close once the queued replies are written
         self.on_close: list[Callable[[], None]] = []  # releases per-client endpoint objects
@@ -110,14 +125,30 @@ class Connection:
         return True
 
     def reply(self, msg: dict[str, Any]) -> None:
+        fds = msg.pop(PASS_FDS, None)
+        if fds:
+            self.fd_queue.append((len(self.outbuf), list(fds)))
         self.outbuf += json.dumps(msg).encode() + b"\n"
 
     def flush(self) -> bool:
-        """Write queued replies as far as the socket takes them. False when the peer is gone."""
+        """Write queued replies as far as the socket takes them. False when the peer is gone.
+
+        Descriptors go with the first byte of their reply (sendmsg(2) ``SCM_RIGHTS``): the
+        kernel installs copies in the client at its recvmsg(2) of that byte.
+        """
         try:
             while self.outbuf:
-                sent = self.sock.send(self.outbuf)
+                if self.fd_queue and self.fd_queue[0][0] == 0:
+                    fds = self.fd_queue[0][1]
+                    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+                    sent = self.sock.sendmsg([self.outbuf], rights)
+                    self.fd_queue.pop(0)
+                    _close_all(fds)  # in flight now: the client's copies are its own
+                else:
+                    end = self.fd_queue[0][0] if self.fd_queue else len(self.outbuf)
+                    sent = self.sock.send(memoryview(self.outbuf)[:end])
                 del self.outbuf[:sent]
+                self.fd_queue = [(off - sent, fds) for off, fds in self.fd_queue]
         except (BlockingIOError, InterruptedError):
             return True
         except OSError:
@@ -128,4 +159,12 @@ class Connection:
         for release in self.on_close:
             release()
         self.on_close.clear()
+        for _, fds in self.fd_queue:
+            _close_all(fds)  # never sent
+        self.fd_queue.clear()
         self.sock.close()
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)

@@ -58,6 +58,7 @@ from daemonkit.service.control import (
 from daemonkit.service.endpoints import Endpoint, make_endpoints
 from daemonkit.service.limits import LIMITS, budgets
 from daemonkit.service.log import log, log_stats
+from daemonkit.service.trust import TrustedDir
 
 __all__ = ["CONTROL_SOCKET", "Service", "ServiceOptions"]
 
@@ -85,6 +86,11 @@ class Service:
     def control_path(self) -> Path:
         return self.opts.runtime_dir / CONTROL_SOCKET
 
+    @property
+    def held_dir(self) -> Path:
+        """The runtime dir as the daemon reaches it: through the descriptor it holds."""
+        return self._dir.held if self._dir is not None else self.opts.runtime_dir
+
     # -- initialization ---------------------------------------------------------------------
 
     def init(self, pidfile: Pidfile | None) -> None:
@@ -106,6 +112,7 @@ class Service:
         self._wake_r = self._wake_w = -1
         self._stop_requested = False
         self._stopped = False
+        self._dir: TrustedDir | None = None  # the runtime dir, held open (see init)
         self._backoff = AcceptBackoff()
         self._accept_resume: float | None = None  # listener paused after EMFILE & co. until
         self._refused_clients = 0  # connections closed at once: over a control_clients limit
@@ -114,9 +121,12 @@ class Service:
             if self.config.init_delay:
                 time.sleep(self.config.init_delay)  # a deliberately slow start, see config.py
             self._install_signal_handlers()
+            self._hold_runtime_dir()
             self._remove_leftovers()
             self._listen()
-            self.endpoints = make_endpoints(self.config.endpoints, self.opts.runtime_dir)
+            self.endpoints = make_endpoints(
+                self.config.endpoints, self.opts.runtime_dir, self.held_dir
+            )
             for name, ep in self.endpoints.items():
                 try:
                     ep.start()  # threads, if any, start here: after the last fork
@@ -141,18 +151,30 @@ class Service:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self._sel.register(self._wake_r, selectors.EVENT_READ, self._on_signal)
 
+    def _hold_runtime_dir(self) -> None:
+        """Open the runtime dir once (``O_PATH|O_DIRECTORY|O_NOFOLLOW``) and do everything in
+        it through that descriptor from here on (``/proc/self/fd/N/NAME``: bind(2),
+        mkfifo(3), unlink(2)). An ancestor renamed away and replaced, even by a symlink to
+        another directory, then changes nothing the daemon makes or removes."""
+        try:
+            self._dir = TrustedDir(self.opts.runtime_dir, ancestors=False)
+        except (OSError, DaemonkitError) as exc:
+            raise DaemonStartError(f"runtime dir {self.opts.runtime_dir}: {exc}") from exc
+        if self.pidfile is not None and self.pidfile.path.parent == self.opts.runtime_dir:
+            self.pidfile.path = self.held_dir / self.pidfile.path.name  # removed the same way
+
     def _remove_leftovers(self) -> None:
         """Sockets and FIFOs a killed predecessor left in the runtime dir (we hold the lock,
         so their owner is dead); its shared memory is ``daemonkit cleanup``'s job."""
-        for entry in os.listdir(self.opts.runtime_dir):
+        for entry in os.listdir(self.held_dir):
             owner = owner_of_name(entry)
             if owner is not None and owner != os.getpid() and not pid_alive(owner):
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.opts.runtime_dir / entry)
+                    os.unlink(self.held_dir / entry)
                 log(f"removed {entry}, left by pid {owner}")
 
     def _listen(self) -> None:
-        path = self.control_path
+        path = self.held_dir / CONTROL_SOCKET
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # we hold the pidfile lock: a socket file here is a dead one's
         try:
@@ -396,7 +418,7 @@ class Service:
                 self._sel.unregister(self._listener)
             self._listener.close()  # no new clients from here on
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.control_path)
+                os.unlink(self.held_dir / CONTROL_SOCKET)
         for conn in list(self._conns):
             conn.sock.setblocking(True)
             conn.sock.settimeout(0.1)  # finish in-flight replies, but never hang the stop
@@ -414,6 +436,8 @@ class Service:
         self._sel.close()
         if self.pidfile is not None:
             self.pidfile.release()  # removed only if it still holds our pid
+        if self._dir is not None:
+            self._dir.close()  # last: everything in the directory is gone by now
         log("stopped")
         self.notifier.close()
 

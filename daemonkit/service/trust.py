@@ -94,7 +94,7 @@ class TrustedDir:
 
     fd = -1  # class default: close() is safe after a failed constructor
 
-    def __init__(self, path: Path, pidfile: Path | None = None) -> None:
+    def __init__(self, path: Path, pidfile: Path | None = None, ancestors: bool = True) -> None:
         self.path = Path(os.path.abspath(path))
         me = os.geteuid()
         try:
@@ -112,7 +112,8 @@ class TrustedDir:
                 "does not trust"
             )
         self.uid = st.st_uid
-        self._check_ancestors({0, me, st.st_uid})
+        if ancestors:  # the daemon itself skips them: it works through the descriptor only
+            self._check_ancestors({0, me, st.st_uid})
         try:
             fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
@@ -141,7 +142,13 @@ class TrustedDir:
 
     def via_fd(self, name: str) -> str:
         """*name* in the held directory, as a path the kernel resolves through the descriptor."""
-        return f"/proc/self/fd/{self.fd}/{name}"
+        return f"{self.held}/{name}"
+
+    @property
+    def held(self) -> Path:
+        """The held directory as a path: ``/proc/self/fd/N``, a link the kernel follows to
+        the very directory opened, wherever it has been renamed to since."""
+        return Path(f"/proc/self/fd/{self.fd}")
 
     def entry(self, name: str, kind: int, what: str) -> os.stat_result:
         """lstat of *name* in the held directory; it must be of *kind* (``stat.S_IFSOCK``...),

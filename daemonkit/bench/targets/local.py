@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from daemonkit.bench.measure import SETUP_TIMEOUT
+from daemonkit.bench.measure import SETUP_TIMEOUT, Mode
 from daemonkit.bench.peer import CtxSwitches, Peer
 from daemonkit.bench.results import Result
 from daemonkit.bench.runner import Case
@@ -45,8 +45,9 @@ _KINDS: dict[str, PeerKind] = {"process": "process", "thread": "thread"}
 class LocalTarget:
     """Peers of this process, of the kinds asked for (``--peer``)."""
 
-    def __init__(self, peers: Sequence[PeerKind]) -> None:
+    def __init__(self, peers: Sequence[PeerKind], mode: Mode = "pingpong") -> None:
         self.peers = list(peers)
+        self.mode = mode
 
     def plan(
         self, channels: Sequence[str], sizes: Sequence[int], cpu: CpuMode
@@ -68,6 +69,10 @@ class LocalTarget:
                     Result(name, peers[0], cpu, 0, cls.payload, skipped="runs between threads only")
                 )
             for kind in kinds:
+                if not cls.payload and self.mode == "stream":
+                    why = "no payload: nothing to stream (a notification carries no bytes)"
+                    out.append(Result(name, kind, cpu, 0, False, skipped=why))
+                    continue
                 if not cls.payload:  # a notification carries no bytes: one case, size 0
                     out.append(Case(name, kind, 0, False))
                     continue
@@ -87,7 +92,8 @@ class LocalTarget:
         kind = _KINDS[case.peer]
         channel = stack.enter_context(channel_class(case.channel)(kind, case.size))
         # exact: every message of the case is case.size bytes, so a byte stream needs no frame
-        peer = Peer(channel, kind, case.size, place.peer_cpu, exact=True)
+        stream = self.mode == "stream"
+        peer = Peer(channel, kind, case.size, place.peer_cpu, exact=True, stream=stream)
         peer.start()
         stack.callback(peer.stop)
         return _LocalPeer(channel, peer)

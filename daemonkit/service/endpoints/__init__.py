@@ -40,6 +40,8 @@ REGISTRY: dict[str, type[Endpoint]] = {
 ENDPOINT_NAMES = tuple(REGISTRY)  # in the registry's order: the config's default, bench's order
 
 
-def make_endpoints(names: tuple[str, ...], runtime_dir: Path) -> dict[str, Endpoint]:
+def make_endpoints(
+    names: tuple[str, ...], runtime_dir: Path, held_dir: Path | None = None
+) -> dict[str, Endpoint]:
     """The endpoints named in the configuration, constructed but not started."""
-    return {name: REGISTRY[name](runtime_dir) for name in names}
+    return {name: REGISTRY[name](runtime_dir, held_dir) for name in names}

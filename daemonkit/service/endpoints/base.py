@@ -8,6 +8,7 @@ See also: :mod:`daemonkit.service.endpoints`.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from abc import ABC, abstractmethod
@@ -70,9 +71,13 @@ class Endpoint(ABC):
 
     name: ClassVar[str]  # the name in the registry, the config and ``bench --target daemon``
     payload: ClassVar[bool] = True  # False: a notification; the client end is a NotifyEnd
+    passes_fd: ClassVar[bool] = False  # True: the open reply carries a descriptor
 
-    def __init__(self, runtime_dir: Path) -> None:
-        self.runtime_dir = runtime_dir
+    def __init__(self, runtime_dir: Path, held_dir: Path | None = None) -> None:
+        self.runtime_dir = runtime_dir  # the name clients know it by: in replies
+        # Where the daemon makes and removes its files: the directory it holds open
+        # (/proc/self/fd/N, see Service.init), so a renamed ancestor cannot redirect them.
+        self.held_dir = runtime_dir if held_dir is None else held_dir
         self._sessions: list[Session] = []
         self._closed_echoes = 0
         self._lock = threading.Lock()  # guards the session list, never the echo loop
@@ -110,6 +115,15 @@ class Endpoint(ABC):
         :class:`~daemonkit.service.trust.UntrustedError` and nothing has been touched;
         :class:`~daemonkit.errors.ChannelError` when the end cannot be opened.
         """
+
+    @staticmethod
+    def client_end_with_fd(
+        reply: dict[str, Any], rdir: TrustedDir, daemon_pid: int, fd: int
+    ) -> End:
+        """As :meth:`client_end`, for an endpoint that ``passes_fd``: *fd* came with the
+        reply (SCM_RIGHTS) and is the caller's to close, or the end's once it is made."""
+        os.close(fd)
+        raise NotImplementedError("this endpoint passes no descriptor")
 
     @abstractmethod
     def start(self) -> None:

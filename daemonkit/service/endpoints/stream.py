@@ -144,7 +144,7 @@ class UnixStreamEndpoint(Endpoint):
     _listener: socket.socket | None = None
 
     def start(self) -> None:
-        self.path = self.runtime_dir / self.object_name()
+        self.path = self.held_dir / self.object_name()  # made and removed through the held dir
         self._listener = listen_private(self.path, 16)  # 0600 from its creation
         self._conns: set[socket.socket] = set()
         self.backoff = AcceptBackoff()
@@ -210,7 +210,8 @@ class UnixStreamEndpoint(Endpoint):
     def open_for_client(
         self, req: dict[str, Any], client_pid: int
     ) -> tuple[dict[str, Any], Callable[[], None]]:
-        return {"path": str(self.path)}, lambda: None  # the connection is the session
+        # The connection is the session; the client knows the directory by its name.
+        return {"path": str(self.runtime_dir / self.path.name)}, lambda: None
 
     def stop(self) -> None:
         if self._listener is None:
@@ -249,8 +250,8 @@ class FifoEndpoint(Endpoint):
     def open_for_client(
         self, req: dict[str, Any], client_pid: int
     ) -> tuple[dict[str, Any], Callable[[], None]]:
-        to_daemon = self.runtime_dir / self.object_name()
-        to_client = self.runtime_dir / self.object_name()
+        to_daemon = self.held_dir / self.object_name()  # through the held dir, see base.py
+        to_client = self.held_dir / self.object_name()
         fds: list[int] = []
         try:
             os.mkfifo(to_daemon, 0o600)
@@ -284,7 +285,11 @@ class FifoEndpoint(Endpoint):
             _unlink(to_daemon, to_client)
 
         self._releases.add(release)
-        return {"to_daemon": str(to_daemon), "to_client": str(to_client)}, release
+        shown = self.runtime_dir  # the client knows the directory by its name
+        return {
+            "to_daemon": str(shown / to_daemon.name),
+            "to_client": str(shown / to_client.name),
+        }, release
 
     def _serve(self, rfd: int, placeholder: int, to_client: Path, session: Session) -> None:
         """Wait for the first message, swap the O_RDWR placeholder for a write-only end, echo.

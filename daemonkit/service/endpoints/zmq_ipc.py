@@ -47,7 +47,7 @@ class ZmqIpcEndpoint(Endpoint):
     _ctx: zmq.Context[zmq.Socket[bytes]] | None = None
 
     def start(self) -> None:
-        self.path = self.runtime_dir / self.object_name()
+        self.path = self.held_dir / self.object_name()  # made and removed through the held dir
         # 0600 from bind(2) on (OSError if not); the backlog is libzmq's default ZMQ_BACKLOG
         listener = listen_private(self.path, 100)
         self._ctx = zmq.Context()  # starts libzmq's I/O thread: after daemonization
@@ -93,7 +93,8 @@ class ZmqIpcEndpoint(Endpoint):
         self, req: dict[str, Any], client_pid: int
     ) -> tuple[dict[str, Any], Callable[[], None]]:
         session = self.new_session()
-        return {"address": f"ipc://{self.path}"}, lambda: self.end_session(session)
+        address = f"ipc://{self.runtime_dir / self.path.name}"  # the name clients know
+        return {"address": address}, lambda: self.end_session(session)
 
     def stop(self) -> None:
         if self._ctx is None:
