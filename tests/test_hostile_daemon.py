@@ -16,7 +16,8 @@ import pwd
 import resource
 import socket
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,93 @@ def test_a_swapped_ancestor_redirects_no_unlink(daemons: Daemons) -> None:
     wait_until(lambda: gone(pid), what="the daemon to stop")
     assert sorted(os.listdir(decoys)) == names  # not one decoy removed
     assert os.listdir(parent / "away") == []  # its own files removed, where they really were
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+
+def test_serve_lives_through_emfile() -> None:
+    """``serve`` with RLIMIT_NOFILE a few above what it holds, and 40 TCP clients at once."""
+    from test_remote import start_serve, stop_serve, tcp_counters
+
+    s = start_serve("--tcp-port", "0", "--max-connections", "64")
+    try:
+        pid = s.proc.pid
+        limit = len(os.listdir(f"/proc/{pid}/fd")) + 4
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+        assert s.tcp_port is not None
+        conns = [socket.create_connection(("127.0.0.1", s.tcp_port), timeout=3) for _ in range(40)]
+        try:  # serve at its limit: its next accept(2) fails with EMFILE
+            wait_until(lambda: len(os.listdir(f"/proc/{pid}/fd")) >= limit, timeout=5,
+                       what="serve to reach its descriptor limit")  # fmt: skip
+            time.sleep(0.5)  # a few accept attempts, backing off
+            assert s.proc.poll() is None, "serve died"
+        finally:
+            for c in conns:
+                c.close()
+        wait_until(lambda: _answers(s.tcp_echo), timeout=5, what="serve to answer again")
+        assert tcp_counters(s)["accept_backoffs"] > 0
+    finally:
+        code, err = stop_serve(s)
+    assert code == 0 and "Traceback" not in err, err
+    assert "accept: Too many open files; backing off" in err
+
+
+def _answers(echo: Callable[[bytes], bytes]) -> bool:
+    try:
+        return echo(b"ping") == b"ping"
+    except OSError:
+        return False
+
+
+# -- hostile input on every endpoint ------------------------------------------------------------
+
+
+def test_every_endpoint_survives_hostile_input(daemons: Daemons) -> None:
+    """Garbage, absurd frame lengths, half frames, vanishing clients, stray signals, a shared
+    length word that lies: each session may end, the endpoint and the daemon go on."""
+    import signal
+
+    import zmq
+
+    from daemonkit.service.client import ControlClient
+
+    daemons.start()
+    pid = daemons.pid()
+    stream = str(next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*")))
+    zmq_path = str(next(daemons.rdir.glob(f"dk.{pid}.zmq-ipc.*")))
+    inputs = [
+        os.urandom(4096),  # noise
+        (2**32 - 1).to_bytes(4, "little"),  # a 4 GiB frame: over MAX_MESSAGE, session ends
+        (100 << 20).to_bytes(4, "little"),  # 100 MiB: within MAX_MESSAGE, over bytes in flight
+        (1000).to_bytes(4, "little") + b"x" * 10,  # half a frame, then the client vanishes
+        b"\0",  # not even a whole header
+    ]
+    for data in inputs:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(stream)
+            s.sendall(data)
+    for _ in range(200):  # connect and vanish
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect(stream)
+    with ControlClient(daemons.rdir) as control:  # a FIFO session fed garbage, then abandoned
+        reply = control.request({"cmd": "open", "endpoint": "fifo", "max_size": 64})
+        rfd = os.open(reply["to_client"], os.O_RDONLY | os.O_NONBLOCK)
+        wfd = os.open(reply["to_daemon"], os.O_WRONLY)
+        os.write(wfd, (2**32 - 1).to_bytes(4, "little") + os.urandom(100))
+        os.close(wfd)
+        os.close(rfd)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:  # not ZMTP at all
+        s.connect(zmq_path)
+        s.sendall(os.urandom(1024))
+    ctx = zmq.Context()
+    try:  # the wrong socket type: a DEALER without the REQ envelope
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(f"ipc://{zmq_path}")
+        dealer.send_multipart([b"no", b"envelope"])
+        dealer.close()
+    finally:
+        ctx.term()
+    for _ in range(20):  # SIGUSR1 from a process no session is attached for
+        os.kill(pid, signal.SIGUSR1)
+    healthy(daemons, pid)

@@ -74,7 +74,11 @@ class TcpEcho:
 
     def counters(self) -> dict[str, int]:
         with self._lock:
-            return {**self._counters, "open": len(self._conns)}
+            return {
+                **self._counters,
+                "open": len(self._conns),
+                "accept_backoffs": self.backoff.failures,
+            }
 
     def _count(self, key: str) -> None:
         with self._lock:

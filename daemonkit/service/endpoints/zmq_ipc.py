@@ -1,8 +1,8 @@
-"""``zmq-ipc``: a ZeroMQ REP socket on an ``ipc://`` address; the client is a REQ socket.
+"""``zmq-ipc``: a ZeroMQ ROUTER socket on an ``ipc://`` address; the client is a REQ socket.
 
 Kernel path: libzmq's ``ipc`` transport is an ``AF_UNIX`` stream socket
 (``dk.PID.zmq-ipc.N`` in the runtime dir), made 0600 and listening by
-:func:`~daemonkit.channels.socket_file.listen_private` and adopted by the REP socket with
+:func:`~daemonkit.channels.socket_file.listen_private` and adopted by the ROUTER socket with
 ``ZMQ_USE_FD`` (:func:`~daemonkit.channels.socket_file.adopt_listener` says why), driven by
 libzmq's I/O thread in each process: a message crosses application thread -> I/O thread
 (an in-process pipe plus an eventfd wake-up) -> socket -> the peer's I/O thread -> its
@@ -10,16 +10,22 @@ application thread. Message boundaries are kept by ZMTP framing, so no length he
 own. pyzmq's ``send(copy=False)`` hands the buffer over without a copy; ``recv_into`` fills
 the caller's buffer.
 
-Facts about REQ/REP: strict alternation (send, receive, send, ...) is enforced by the socket,
-which suits a ping-pong; one REP socket serves any number of REQ clients, fairly queued, so
-the daemon needs one thread for all of them. Per-client counting is therefore not available:
-``clients`` counts the open requests still attached.
+Facts about REQ and the daemon's side: the client's REQ socket enforces strict alternation
+(send, receive, send, ...), which suits a ping-pong, and wraps each request in an envelope
+(an empty delimiter frame). The daemon's side is a ROUTER, not a REP: a REP socket keeps
+state between a request and its reply, and one peer that sends frames without the envelope
+(a DEALER, say) left it waiting for good, so every later client hung. A ROUTER keeps no
+such state: each message arrives with the sender's identity in front and goes back to that
+identity, envelope and all, whatever it holds; a reply to a peer that has gone is dropped.
+One ROUTER serves any number of clients, fairly queued, so the daemon needs one thread for
+all of them. Per-client counting is therefore not available: ``clients`` counts the open
+requests still attached.
 
 Lifetime: the socket file exists from start() to stop(): stop() terminates the context (the
 serving thread's recv raises ``ContextTerminated`` and closes its socket, and libzmq the
 listening descriptor) and unlinks the file, which libzmq did not create and leaves alone.
 
-See also: zmq_ipc(7), zmq_socket(3) ZMQ_REQ/ZMQ_REP, unix(7).
+See also: zmq_ipc(7), zmq_socket(3) ZMQ_REQ/ZMQ_ROUTER, unix(7).
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ class ZmqIpcEndpoint(Endpoint):
         # 0600 from bind(2) on (OSError if not); the backlog is libzmq's default ZMQ_BACKLOG
         listener = listen_private(self.path, 100)
         self._ctx = zmq.Context()  # starts libzmq's I/O thread: after daemonization
-        sock = self._ctx.socket(zmq.REP)
+        sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         try:
             adopt_listener(sock, listener.detach(), f"ipc://{self.path}")
@@ -77,8 +83,8 @@ class ZmqIpcEndpoint(Endpoint):
         # A zmq socket belongs to one thread; this one is only ever used here (and closed here).
         try:
             while True:
-                msg = sock.recv(copy=False)
-                sock.send(msg, copy=False)  # the same zmq message back: zero-copy
+                frames = sock.recv_multipart(copy=False)  # identity, envelope, message
+                sock.send_multipart(frames, copy=False)  # the same frames back: zero-copy
                 self._echo.echoes += 1
         except zmq.ContextTerminated:
             pass
@@ -106,7 +112,7 @@ class ZmqIpcEndpoint(Endpoint):
 
 
 class ZmqClientEnd(PayloadEnd, ClientEnd):
-    """A REQ socket connected to the daemon's REP socket."""
+    """A REQ socket connected to the daemon's ROUTER socket."""
 
     def __init__(self, address: str) -> None:
         self._ctx = zmq.Context()
