@@ -88,6 +88,6 @@ def percentiles(values: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
     percentile *q*: the first value whose cumulative count reaches q % of the row's total."""
     cum = np.cumsum(counts, axis=1)
     target = np.ceil(cum[:, -1] * q / 100.0).clip(min=1)
-    idx = (cum < target[:, np.newaxis]).sum(axis=1)
+    idx = np.array([np.searchsorted(row, t) for row, t in zip(cum, target, strict=True)])
     out: np.ndarray = values[np.minimum(idx, len(values) - 1)]
     return out
