@@ -68,11 +68,27 @@ def encode(samples: array[int]) -> str:
 
 def decode(text: str) -> Distribution:
     """The distribution an :func:`encode` string holds; :class:`HdrError` if it holds none."""
+    from hdrh.codec import HdrCookieException, HdrHistogramSettingsException, HdrLengthException
     from hdrh.histogram import HdrHistogram
 
+    # What a damaged encoding raises: the format's own checks, base64, zlib, the header.
+    damaged = (
+        HdrCookieException,
+        HdrLengthException,
+        HdrHistogramSettingsException,
+        ValueError,
+        TypeError,
+        IndexError,
+        OverflowError,
+        MemoryError,
+        zlib.error,
+        binascii.Error,
+        struct.error,
+        UnicodeError,
+    )
     try:
         h = HdrHistogram.decode(text.encode("ascii"))
-    except (ValueError, TypeError, zlib.error, binascii.Error, struct.error, UnicodeError) as e:
+    except damaged as e:
         raise HdrError(f"not an HdrHistogram ({type(e).__name__})") from e
     if h is None or h.get_total_count() <= 0:
         raise HdrError("an empty HdrHistogram")
