@@ -309,10 +309,10 @@ def test_references_are_measured_or_skipped_with_their_package(
 
 def test_stream_mode_measures_one_way_rates(tmp_path: Path) -> None:
     """--mode stream: messages/s and MB/s one way (size x rate), CPU per message of both
-    ends; a shared-memory channel (turns) still streams; a notification has nothing to
+    ends; a shared-memory channel and REQ/REP (turns) still stream; a notification has nothing to
     stream and is skipped with the reason; the document reads back through its schema."""
     notify = _notify_channel()
-    channels = "pipe,unix-stream,posix-shm" + (f",{notify}" if notify else "")
+    channels = "pipe,unix-stream,posix-shm,zmq-ipc" + (f",{notify}" if notify else "")
     code, doc, _ = _bench(
         tmp_path, "--mode", "stream", "--channels", channels, "--peer", "process",
         "--sizes", "64,64K", "--iterations", "200", "--warmup", "10",
@@ -321,7 +321,7 @@ def test_stream_mode_measures_one_way_rates(tmp_path: Path) -> None:
     assert doc["options"]["mode"] == "stream"
     measured = [r for r in doc["results"] if r["messages_per_s"]]
     assert {(r["channel"], r["size"]) for r in measured} == {
-        (c, s) for c in ("pipe", "unix-stream", "posix-shm") for s in (64, 65536)
+        (c, s) for c in ("pipe", "unix-stream", "posix-shm", "zmq-ipc") for s in (64, 65536)
     }
     for r in measured:
         assert r["mode"] == "stream" and r["latency_ns"] is None and r["iterations"] == 200
@@ -329,7 +329,7 @@ def test_stream_mode_measures_one_way_rates(tmp_path: Path) -> None:
         cpu = r["cpu_us_per_message"]
         assert cpu["client"]["user"] + cpu["client"]["system"] > 0
         assert cpu["peer"]["user"] + cpu["peer"]["system"] > 0
-        assert r["framed"] is (None if r["channel"] == "posix-shm" else False)
+        assert r["framed"] is (None if r["channel"] in ("posix-shm", "zmq-ipc") else False)
     if notify:
         (skipped,) = [r for r in doc["results"] if r["channel"] == notify]
         assert "nothing to stream" in skipped["skipped"]

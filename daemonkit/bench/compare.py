@@ -247,7 +247,7 @@ def compare_runs(
         dn, do = new_d.get(r.key), old_d.get(o.key)
         b50 = b99 = None
         if dn is not None and do is not None:
-            b50, b99 = _boot(do, dn, 50.0, rng), _boot(do, dn, 99.0, rng)
+            b50, b99 = _boot_all(do, dn, (50.0, 99.0), rng)
             logs.append(np.log(b50))
         point_logs.append(math.log(r.latency_ns.p50 / o.latency_ns.p50))
         cases.append(
@@ -293,10 +293,19 @@ def _faster(a: str, b: str, ratio: Ratio) -> str:
 
 def _boot(old: Distribution, new: Distribution, q: float, rng: np.random.Generator) -> np.ndarray:
     """RESAMPLES bootstrap replicates of new/old at percentile *q*."""
-    po = percentiles(old.values, _resample(old, rng), q)
-    pn = percentiles(new.values, _resample(new, rng), q)
-    ratios: np.ndarray = pn / po
-    return ratios
+    return _boot_all(old, new, (q,), rng)[0]
+
+
+def _boot_all(
+    old: Distribution, new: Distribution, qs: Sequence[float], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Per percentile in *qs*, RESAMPLES bootstrap replicates of new/old, all taken from the
+    same resamples (one draw per run serves every percentile)."""
+    ro, rn = _resample(old, rng), _resample(new, rng)
+    out: list[np.ndarray] = [
+        percentiles(new.values, rn, q) / percentiles(old.values, ro, q) for q in qs
+    ]
+    return out
 
 
 def _resample(d: Distribution, rng: np.random.Generator) -> np.ndarray:

@@ -68,11 +68,27 @@ def encode(samples: array[int]) -> str:
 
 def decode(text: str) -> Distribution:
     """The distribution an :func:`encode` string holds; :class:`HdrError` if it holds none."""
+    from hdrh.codec import HdrCookieException, HdrHistogramSettingsException, HdrLengthException
     from hdrh.histogram import HdrHistogram
 
+    # What a damaged encoding raises: the format's own checks, base64, zlib, the header.
+    damaged = (
+        HdrCookieException,
+        HdrLengthException,
+        HdrHistogramSettingsException,
+        ValueError,
+        TypeError,
+        IndexError,
+        OverflowError,
+        MemoryError,
+        zlib.error,
+        binascii.Error,
+        struct.error,
+        UnicodeError,
+    )
     try:
         h = HdrHistogram.decode(text.encode("ascii"))
-    except (ValueError, TypeError, zlib.error, binascii.Error, struct.error, UnicodeError) as e:
+    except damaged as e:
         raise HdrError(f"not an HdrHistogram ({type(e).__name__})") from e
     if h is None or h.get_total_count() <= 0:
         raise HdrError("an empty HdrHistogram")
@@ -88,6 +104,6 @@ def percentiles(values: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
     percentile *q*: the first value whose cumulative count reaches q % of the row's total."""
     cum = np.cumsum(counts, axis=1)
     target = np.ceil(cum[:, -1] * q / 100.0).clip(min=1)
-    idx = (cum < target[:, np.newaxis]).sum(axis=1)
+    idx = np.array([np.searchsorted(row, t) for row, t in zip(cum, target, strict=True)])
     out: np.ndarray = values[np.minimum(idx, len(values) - 1)]
     return out

@@ -249,16 +249,18 @@ def _find(tool: str) -> str | None:
     return None
 
 
-def _run(cmd: list[str], cpus: set[int]) -> str:
+def _run(cmd: list[str], cpus: set[int], quiet: bool = False) -> str:
     """Run *cmd* with this thread's CPU mask set to *cpus* (the child inherits it); its
-    stdout and stderr together."""
+    stdout and stderr together (*quiet*: both to /dev/null, nothing returned)."""
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, cpus)
+    where = subprocess.DEVNULL if quiet else subprocess.PIPE
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_TIMEOUT, check=False)
+        proc = subprocess.run(cmd, stdout=where, stderr=where, text=True, timeout=_TIMEOUT,
+                              check=False)  # fmt: skip
     finally:
         os.sched_setaffinity(0, before)
-    return proc.stdout + proc.stderr
+    return (proc.stdout or "") + (proc.stderr or "")
 
 
 _MICROSECONDS = re.compile(r"([\d.]+)\s+(?:usecs/op|microseconds)")
@@ -270,13 +272,15 @@ def _measure_tool(tool: _Tool, cpus: set[int]) -> Reference:
         why = f"not installed: package {tool.package}"
         return Reference(tool.name, tool.what, tool.channel, 0, skipped=why)
     cmd = [path, *tool.args]
-    if tool.name == "lat_tcp":  # its server first (it puts itself in the background)
-        _run([path, "-s"], cpus)
+    if tool.name == "lat_tcp":
+        # Its server first: `lat_tcp -s` forks the server and exits; the server keeps the
+        # descriptors it inherits, so it must not inherit our pipes (we would wait on them).
+        _run([path, "-s"], cpus, quiet=True)
     try:
         out = _run(cmd, cpus)
     finally:
         if tool.name == "lat_tcp":
-            _run([path, "-S", "127.0.0.1"], cpus)  # stops the server
+            _run([path, "-S", "127.0.0.1"], cpus, quiet=True)  # an empty connection: stop
     m = _MICROSECONDS.search(out)
     if m is None:
         last = out.strip().splitlines()[-1] if out.strip() else "no output"

@@ -147,12 +147,12 @@ class Result:
     messages_per_s: float | None = None  # stream mode
     batch_messages_per_s: list[float] | None = None  # stream mode: each batch's rate
     cpu_us_per_message: CpuPerRoundtrip | None = None  # stream mode: CPU time per message
+    latency_hdr: str | None = None  # every round trip, as an HdrHistogram (bench.distribution)
 
     @property
     def measured(self) -> bool:
         """Figures of either mode: round-trip latencies, or a stream's rate."""
         return self.latency_ns is not None or self.messages_per_s is not None
-    latency_hdr: str | None = None  # every round trip, as an HdrHistogram (bench.distribution)
 
     @property
     def ok(self) -> bool:

@@ -10,9 +10,9 @@ Facts about stream mode:
 * A byte stream (pipe, FIFO, stream sockets) carries exactly the messages' bytes, no frame
   header (both ends know the size, as in ping-pong: :func:`~daemonkit.bench.peer.exact_roundtrips`).
   The writer blocks only when the kernel's buffer is full: that is where the pipelining ends.
-* A channel that hands one buffer back and forth (``Channel.turns``: the shared-memory
-  channels) cannot pipeline: each message waits for the receiver's empty reply (no payload),
-  and the figure shows it.
+* A channel that hands one buffer back and forth, or whose protocol alternates
+  (``Channel.turns``: the shared-memory channels, ZeroMQ's REQ/REP), cannot pipeline: each
+  message waits for the receiver's empty reply (no payload), and the figure shows it.
 * Notification channels carry no bytes and are not measured in this mode.
 * The messages are not echoed, so their content is not checked here; ping-pong mode and the
   channel contract tests check it.

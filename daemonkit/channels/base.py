@@ -133,8 +133,9 @@ class Channel(ABC):
     summary: ClassVar[str]  # one line for `daemonkit channels`
     payload: ClassVar[bool]  # False for notification-only mechanisms
     peer_kinds: ClassVar[frozenset[PeerKind]] = PROCESS_AND_THREAD
-    # The two ends share one buffer used strictly in turn: a send must be followed by a
-    # receive (shared memory). One-way streaming then needs an empty reply per message.
+    # A send must be followed by a receive: the ends share one buffer used strictly in turn
+    # (shared memory), or the protocol says so (ZeroMQ REQ/REP). One-way streaming then
+    # needs an empty reply per message.
     turns: ClassVar[bool] = False
 
     def __init__(self, peer: PeerKind, max_size: int = 0) -> None:

@@ -104,6 +104,7 @@ class _ListeningZmqChannel(Channel):
     """ipc and tcp: the creator makes the listening socket; the REP end adopts it."""
 
     payload = True
+    turns = True  # REQ/REP: a request cannot follow a request without a reply between
     endpoint = ""
     _listen_fd = -1  # class default: close() is safe after a failed __init__
 
@@ -183,6 +184,7 @@ class ZmqInprocChannel(Channel):
     name = "zmq-inproc"
     summary = "ZeroMQ REQ/REP over inproc:// between two threads of one context; threads only"
     payload = True
+    turns = True  # REQ/REP: a request cannot follow a request without a reply between
     peer_kinds = THREAD_ONLY
     _ctx: Context | None = None
 
