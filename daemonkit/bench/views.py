@@ -281,8 +281,16 @@ def machine_lines(run: Run) -> list[str]:
         f"peer on CPUs {pin.get('peer')}",
         f"timer overhead: {run.timer_overhead_ns:.0f} ns per sample (included in every figure)",
     ]
+    facts = m.get("facts")
+    if facts:  # what makes a run noisy, as the machine says it (None: not exposed)
+        lines.insert(
+            1,
+            f"run conditions: governor {facts.get('governor') or 'not exposed'}, isolated CPUs "
+            f"{facts.get('isolated') or 'none'}, nohz_full {facts.get('nohz_full') or 'none'}, "
+            f"virtualization {facts.get('virtualization') or 'none'}",
+        )
     if pin.get("note"):
-        lines.insert(3, f"note: {pin['note']}")
+        lines.insert(len(lines) - 1, f"note: {pin['note']}")
     return lines
 
 

@@ -330,6 +330,36 @@ def _tail(path: Path, lines: int) -> list[str]:
     return [ln.decode(errors="replace") for ln in data.splitlines()[-lines:]]
 
 
+def _log_losses(log: Any) -> str:
+    """What the daemon could not write to its log (a full disk is counted, not fatal)."""
+    if not isinstance(log, dict) or not log.get("failures"):
+        return ""
+    return f" ({log['failures']} lines lost, last: {log.get('last_error')})"
+
+
+def _limits_line(limits: Any) -> str:
+    """The daemon's limits and how often each was hit (see daemonkit.service.limits)."""
+    if not isinstance(limits, dict):
+        return "?"
+    from daemonkit.units import fmt_size
+
+    hits = {
+        "refused": limits.get("control_clients_refused", 0),
+        "accept back-offs": limits.get("accept_backoffs", {}).get("failures", 0),
+        "over bytes in flight": limits.get("bytes_in_flight", {}).get("refused", 0),
+        "over shm": limits.get("shm_bytes", {}).get("refused", 0),
+    }
+    return (
+        f"{limits.get('control_clients')} clients ({limits.get('control_clients_per_uid')} per "
+        f"user), {limits.get('sessions_per_client')} sessions each, "
+        f"{limits.get('stream_clients')} unix-stream, "
+        f"{fmt_size(int(limits.get('bytes_in_flight', {}).get('total', 0)))} in flight, "
+        f"{fmt_size(int(limits.get('shm_bytes', {}).get('total', 0)))} shm, "
+        f"{limits.get('message_deadline_s')} s per message; "
+        + ", ".join(f"{v} {k}" for k, v in hits.items())
+    )
+
+
 def _print_status(info: dict[str, Any], extra: dict[str, Any], pidfile: Path) -> None:
     from daemonkit.units import fmt_size
 
@@ -347,7 +377,8 @@ def _print_status(info: dict[str, Any], extra: dict[str, Any], pidfile: Path) ->
         ("Runtime dir", info["runtime_dir"]),
         ("Pidfile", str(pidfile)),
         ("Config", info.get("config") or "(defaults)"),
-        ("Log", info.get("log_file") or "/dev/null"),
+        ("Log", (info.get("log_file") or "/dev/null") + _log_losses(info.get("log"))),
+        ("Limits", _limits_line(info.get("limits"))),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -205,7 +205,11 @@ class UnixStreamEndpoint(Endpoint):
             conn.close()
 
     def counters(self) -> dict[str, Any]:
-        return {**super().counters(), "refused": self.refused, "accept": self.backoff.as_dict()}
+        return {
+            **super().counters(),
+            "refused": self.refused,
+            "accept_backoffs": self.backoff.failures,
+        }
 
     def open_for_client(
         self, req: dict[str, Any], client_pid: int
