@@ -12,7 +12,9 @@ Facts about a local peer:
   (a SIGALRM deadline, and SIGCHLD for a forked peer); the error is recorded for that case
   with how the peer died, and the next case runs.
 * A channel that runs between threads only (it lives in one address space) is planned for
-  ``--peer thread`` alone; a size above the channel's limit here is skipped, with the limit.
+  ``--peer thread`` alone, one that runs between processes only (``shm-spin``: two pollers in
+  one process would take turns on the GIL) for ``--peer process`` alone; a size above the
+  channel's limit here is skipped, with the limit.
 
 *Kernel path*: fork(2) or pthread_create(3) per case, sched_setaffinity(2) in the peer,
 the channel's own calls; pipe(2) for the peer's control.
@@ -65,9 +67,9 @@ class LocalTarget:
                 continue
             kinds = [p for p in peers if p in cls.peer_kinds]
             if not kinds:
-                out.append(
-                    Result(name, peers[0], cpu, 0, cls.payload, skipped="runs between threads only")
-                )
+                only = "threads" if cls.peer_kinds == {"thread"} else "processes"
+                why = f"runs between {only} only"
+                out.append(Result(name, peers[0], cpu, 0, cls.payload, skipped=why))
             for kind in kinds:
                 if not cls.payload and self.mode == "stream":
                     why = "no payload: nothing to stream (a notification carries no bytes)"
