@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
+import sys
 from typing import Any
+
+from daemonkit.commands.options import add_output_option, is_stdout, write_output
 
 __all__ = ["register"]
 
@@ -40,7 +42,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="daemonizer to time (default both)",
     )  # fmt: skip
     p.add_argument("--cycles", type=_cycles, default=10, help="starts per backend (default 10)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="write the raw samples here")
+    add_output_option(p, "--json", "write the raw samples")
     p.set_defaults(func=run)
 
 
@@ -62,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
     backends = ["native", "python-daemon"] if args.backend == "both" else [args.backend]
     load = os.getloadavg()
     doc: dict[str, Any] = {"kind": "startup", "version": 1, "machine": describe(), "runs": {}}
-    print(f"{args.cycles} starts per backend; load average {load[0]:.2f} {load[1]:.2f}")
-    print(f"{'backend':<14}" + "".join(f"{_LABELS[s]:>26}" for s in STAGES))
+    out = sys.stderr if is_stdout(args.json) else sys.stdout  # stdout may carry the JSON
+    print(f"{args.cycles} starts per backend; load average {load[0]:.2f} {load[1]:.2f}", file=out)
+    print(f"{'backend':<14}" + "".join(f"{_LABELS[s]:>26}" for s in STAGES), file=out)
     for backend in backends:
         samples = run_cycles(backend, args.cycles)
         summary = summarize(samples)
@@ -72,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
             fmt_range(v["median"] * 1e9, v["min"] * 1e9, v["max"] * 1e9).replace("\u2060", "")
             for v in (summary[s] for s in STAGES)
         ]
-        print(f"{backend:<14}" + "".join(f"{c:>26}" for c in cells))
-    print("median (min-max) since the starter's first fork")
+        print(f"{backend:<14}" + "".join(f"{c:>26}" for c in cells), file=out)
+    print("median (min-max) since the starter's first fork", file=out)
     if args.json is not None:
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"raw samples: {args.json}")
+        write_output(args.json, json.dumps(doc, indent=2) + "\n")
+        if not is_stdout(args.json):
+            print(f"raw samples: {args.json}")
     return 0
