@@ -19,6 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from daemon_support import Daemons, daemons_fixture, dk, gone, wait_until  # noqa: F401
@@ -389,3 +390,47 @@ def test_every_endpoint_survives_hostile_input(daemons: Daemons) -> None:
     for _ in range(20):  # SIGUSR1 from a process no session is attached for
         os.kill(pid, signal.SIGUSR1)
     healthy(daemons, pid)
+
+
+def test_bytes_in_flight_and_the_message_deadline(daemons: Daemons) -> None:
+    """Headers of 60 MiB frames on 5 connections: 4 fit the 256 MiB budget of echo buffers,
+    the 5th session is ended at once; the 4 end when their clients leave; then all is back."""
+    daemons.start()
+    pid = daemons.pid()
+    stream = str(next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*")))
+    conns = []
+    try:
+        for _ in range(5):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(stream)
+            s.sendall((60 << 20).to_bytes(4, "little"))  # the body never comes
+            conns.append(s)
+        wait_until(lambda: _limits(daemons)["bytes_in_flight"]["refused"] >= 1, timeout=5,
+                   what="the fifth buffer to be refused")  # fmt: skip
+    finally:
+        for s in conns:
+            s.close()
+    wait_until(lambda: _limits(daemons)["bytes_in_flight"]["used"] == 0, what="the budget back")
+    healthy(daemons, pid)
+
+
+@pytest.mark.stress
+def test_a_message_begun_and_never_finished_ends_its_session(daemons: Daemons) -> None:
+    """Half a frame, then silence: the session ends at the message deadline (10 s), not never."""
+    daemons.start()
+    pid = daemons.pid()
+    stream = str(next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*")))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(stream)
+        s.sendall((1000).to_bytes(4, "little") + b"x" * 10)
+        s.settimeout(15)
+        start = time.monotonic()
+        assert s.recv(1) == b""  # the daemon closed it
+        assert 9 <= time.monotonic() - start <= 12
+    healthy(daemons, pid)
+
+
+def _limits(d: Daemons) -> dict[str, Any]:
+    res = dk("status", "--json", *d.loc())
+    limits: dict[str, Any] = json.loads(res.stdout)["status"]["limits"]
+    return limits
