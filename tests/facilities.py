@@ -48,13 +48,14 @@ CHROMIUM = shutil.which("chromium") or "chromium"  # the browser the report test
 
 
 def requested() -> set[str]:
-    """The names in ``DAEMONKIT_REQUIRE`` (``all`` included as given)."""
+    """The names in ``DAEMONKIT_REQUIRE`` (``all`` included as given; ``-name`` excepts one
+    facility from ``all``)."""
     return {n.strip() for n in os.environ.get("DAEMONKIT_REQUIRE", "").split(",") if n.strip()}
 
 
 def check_requested() -> None:
     """A name in ``DAEMONKIT_REQUIRE`` that is no facility (a typo) would require nothing."""
-    unknown = sorted(requested() - {"all", *FACILITIES})
+    unknown = sorted({n.removeprefix("-") for n in requested()} - {"all", *FACILITIES})
     if unknown:
         known = ", ".join(["all", *FACILITIES])
         raise pytest.UsageError(f"DAEMONKIT_REQUIRE: unknown facility {unknown[0]!r} ({known})")
@@ -65,6 +66,8 @@ def required(facility: str) -> bool:
     assert facility in FACILITIES, f"unknown facility {facility!r}"
     names = requested()
     legacy = "DAEMONKIT_REQUIRE_" + facility.upper().replace("-", "_")
+    if f"-{facility}" in names:
+        return False
     return "all" in names or facility in names or os.environ.get(legacy) == "1"
 
 

@@ -36,6 +36,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "cleanup",
             "units",
             "schemas",
+            "backoff",
         }
     ),
 }
@@ -164,3 +165,22 @@ def test_the_rule_sees_deferred_and_relative_imports() -> None:
     found = _imports_in(source, "daemonkit.bench.sample", is_package=False)
     assert {_top(m) for m in found} == {"report", "commands", "cli", "bench"}
     assert "daemonkit.bench.peer" in found
+
+
+def test_the_command_line_loads_no_heavy_library() -> None:
+    """Assembling every command (``daemonkit --help``) imports neither numpy, rich, pyzmq nor
+    matplotlib: the commands import them when they run, so ``--help`` is quick and a command
+    that needs none of them (``inspect`` run by another user with the system's Python) works
+    where they are not installed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from daemonkit.cli import build_parser; build_parser(); "
+        "print(' '.join(m for m in ('numpy', 'rich', 'zmq', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert out == [], f"daemonkit --help imports {out}"
+

@@ -175,6 +175,11 @@ def test_separate_runs_merge_into_placements_and_compare_with_an_older_run(
         assert f"<th>{cpu}</th>" in place
     assert "posix-mq: /dev/mqueue not mounted" in page
     assert "2026-11-20T06:00:00Z" in page and "different machine" not in page
+    # Right after the summary: the ratio table, every case 1/1.5 of the older run's p50.
+    ratios = page[page.index("id='ratios'") : page.index("id='latency-nines'")]
+    assert page.index("id='latency-summary'") < page.index("id='ratios'")
+    assert "p50 new/old" in ratios and "<td>0.67</td>" in ratios
+    assert "no distribution stored" in ratios  # these documents keep no round trips
 
 
 def test_the_older_run_changes_the_pictures_and_another_machine_is_named(

@@ -605,7 +605,7 @@ def test_bench_against_the_daemon_systemd_started(ct: Container) -> None:
             check=False,
             timeout=120,
         )
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 0, done.stdout + done.stderr
         doc = json.loads(ct.run("cat", "/tmp/dk-bench.json").stdout)
         after = control(ct, DEMO, {"cmd": "status"})["endpoints"]
         assert doc["machine"]["daemon"]["pid"] == pid == main_pid(ct, DEMO)

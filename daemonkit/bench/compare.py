@@ -62,6 +62,7 @@ __all__ = [
     "faster_line",
     "pairs",
     "refuse_other_machine",
+    "speedup",
 ]
 
 SCHEMA = "daemonkit.compare/1"
@@ -279,16 +280,22 @@ def faster_line(a: str, da: Distribution, b: str, db: Distribution) -> str:
     return _faster(a, b, _ratio(da.percentile(50.0) / db.percentile(50.0), b50))
 
 
-def _faster(a: str, b: str, ratio: Ratio) -> str:
-    """*ratio* is a/b of times: say how many times faster (or slower) *a* is than *b*."""
+def speedup(ratio: Ratio) -> tuple[str, str, str]:
+    """*ratio* is a/b of times: ``("1.41", " ± 0.03", "faster")``, how many times faster (or
+    slower) a is than b, the spread carried over to that scale."""
     if ratio.value <= 1:
         speed, sd = 1 / ratio.value, (ratio.sd or 0.0) / ratio.value**2
         word = "faster"
     else:
         speed, sd, word = ratio.value, ratio.sd or 0.0, "slower"
     spread = f" ± {sd:.2f}" if sd >= 0.005 else f" ± {sd:.1g}"
-    spread = spread if ratio.sd is not None else ""
-    return f"{a} is {speed:.2f}{spread}x {word} than {b}"
+    return f"{speed:.2f}", spread if ratio.sd is not None else "", word
+
+
+def _faster(a: str, b: str, ratio: Ratio) -> str:
+    """hyperfine's sentence: ``a is 1.41 ± 0.03x faster than b``."""
+    speed, spread, word = speedup(ratio)
+    return f"{a} is {speed}{spread}x {word} than {b}"
 
 
 def _boot(old: Distribution, new: Distribution, q: float, rng: np.random.Generator) -> np.ndarray:

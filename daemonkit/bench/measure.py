@@ -87,8 +87,9 @@ class Link(Protocol):
         """While inside, a dead or silent other end raises instead of blocking forever."""
         ...
 
-    def start(self, n: int) -> None:
-        """The other end is to echo *n* messages."""
+    def start(self, n: int, untimed: int = 0) -> None:
+        """The other end is to echo *n* messages, the first *untimed* of them outside its
+        counts where it can (its report's ``messages`` says what they cover)."""
         ...
 
     def finish(self) -> CtxSwitches:
@@ -230,7 +231,7 @@ def measure(
         echo.new_content()
         timeout = max(10.0, 20 * n * est_ns / 1e9) if est_ns else SETUP_TIMEOUT
         with link.guard(timeout):
-            link.start(n + rewarm)
+            link.start(n + rewarm, untimed=rewarm)
             # The first round trip after control traffic also pays for the other end's
             # wake-up from its command pipe: run it untimed (one warm-up per batch).
             echo.roundtrips(warm_s, warm_g)
@@ -278,7 +279,9 @@ def measure(
         totals.wall_ns += wall
         all_samples.extend(samples)
         totals.add(mine, peer, statistics.median(samples))
-        peer_roundtrips += n + rewarm
+        # what the other end's counts cover: all it echoed, unless it says (a local peer
+        # counts only the timed messages)
+        peer_roundtrips += peer.messages if peer.messages is not None else n + rewarm
         est_ns = sum(samples) / n
         if target is not None:
             progress(what, len(all_samples) / target)

@@ -65,6 +65,7 @@ class CtxSwitches:
     user_s: float | None = None
     system_s: float | None = None
     last_cpu: int | None = None  # the CPU the end was last seen on (sched_getcpu(3))
+    messages: int | None = None  # how many messages the counts cover, when the end says
 
     @staticmethod
     def of_this_thread() -> CtxSwitches:
@@ -413,23 +414,17 @@ class Peer:
             with self.channel.open("server") as end:
                 self._report({"ready": True, "cpu": sorted(os.sched_getaffinity(0))})
                 fds = end.stream_fds() if self.exact and isinstance(end, PayloadEnd) else None
-                while (n := self._next_command()) > 0:
+                assert isinstance(end, PayloadEnd | NotifyEnd)
+                while (cmd := self._next_command())[0] > 0:
+                    n, untimed = cmd
                     # asked per batch: by now the client has opened and said where it runs
                     spin = end.spin_words() if self.exact and isinstance(end, PayloadEnd) else None
+                    # The untimed first messages (the client's re-warm) are served before the
+                    # counts start: this end's figures then cover what the client timed.
+                    if untimed:
+                        self._take(end, fds, spin, buf, untimed)
                     before = self._usage()
-                    if self.stream:
-                        assert isinstance(end, PayloadEnd)
-                        _stream_sink(self.channel.name, end, fds, buf, self.size, n,
-                                     self.channel.turns)  # fmt: skip
-                    elif fds is not None:
-                        _exact_echo(self.channel.name, fds, buf, wire_size(self.size), n)
-                    elif spin is not None:
-                        _spin_echo(spin, buf, self.size, n)
-                    elif isinstance(end, PayloadEnd):
-                        _payload_echo(end, buf, self.size, n)
-                    else:
-                        assert isinstance(end, NotifyEnd)
-                        _notify_echo(end, n)
+                    self._take(end, fds, spin, buf, n - untimed)
                     use = self._usage() - before
                     self._report(
                         {
@@ -438,12 +433,35 @@ class Peer:
                             "user_s": use.user_s,
                             "system_s": use.system_s,
                             "last_cpu": use.last_cpu,
+                            "messages": n - untimed,
                         }
                     )
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 self._report({"error": f"{type(exc).__name__}: {exc}"})
             raise
+
+    def _take(
+        self,
+        end: PayloadEnd | NotifyEnd,
+        fds: tuple[int, int] | None,
+        spin: SpinWords | None,
+        buf: memoryview,
+        k: int,
+    ) -> None:
+        """Serve *k* messages the way this peer was made for: one-way, unframed on a byte
+        stream, busy-polled, framed, or notifications."""
+        if self.stream:
+            assert isinstance(end, PayloadEnd)
+            _stream_sink(self.channel.name, end, fds, buf, self.size, k, self.channel.turns)
+        elif fds is not None:
+            _exact_echo(self.channel.name, fds, buf, wire_size(self.size), k)
+        elif spin is not None:
+            _spin_echo(spin, buf, self.size, k)
+        elif isinstance(end, PayloadEnd):
+            _payload_echo(end, buf, self.size, k)
+        else:
+            _notify_echo(end, k)
 
     def _usage(self) -> CtxSwitches:
         """This peer's counts: its thread's switches; the CPU time of its whole process when
@@ -457,23 +475,27 @@ class Peer:
             mine.voluntary, mine.involuntary, whole.user_s, whole.system_s, mine.last_cpu
         )
 
-    def _next_command(self) -> int:
+    def _next_command(self) -> tuple[int, int]:
+        """(messages, of which untimed first); (0, 0): finish."""
         data = b""
         while not data.endswith(b"\n"):
             chunk = os.read(self._cmd_r, 64)
             if not chunk:
-                return 0  # the client is gone: stop
+                return 0, 0  # the client is gone: stop
             data += chunk
-        return int(json.loads(data)["n"])
+        cmd = json.loads(data)
+        n = int(cmd["n"])
+        return n, min(n, int(cmd.get("untimed", 0)))
 
     def _report(self, msg: dict[str, Any]) -> None:
         os.write(self._rep_w, json.dumps(msg).encode() + b"\n")
 
     # ---- used by the client, outside the timed loop
 
-    def command(self, n: int) -> None:
-        """Tell the peer to echo *n* messages (0: finish)."""
-        os.write(self._cmd_w, json.dumps({"n": n}).encode() + b"\n")
+    def command(self, n: int, untimed: int = 0) -> None:
+        """Tell the peer to echo *n* messages (0: finish), the first *untimed* of them before
+        it starts counting its switches and CPU time."""
+        os.write(self._cmd_w, json.dumps({"n": n, "untimed": untimed}).encode() + b"\n")
 
     def report(self) -> dict[str, Any]:
         """The peer's next report; raises PeerDiedError if it reported an error or died."""

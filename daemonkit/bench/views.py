@@ -66,7 +66,7 @@ def result_tables(run: Run, width: int = FULL_WIDTH) -> list[Table]:
     tables = []
     for title, rows in _groups(run):
         full = _table(title, rows, compact=False)
-        fits = Measurement.get(_MEASURE, _MEASURE.options, full).maximum <= width
+        fits = _natural_width(full) <= width
         tables.append(full if fits else _table(title, rows, compact=True))
     return tables
 
@@ -295,9 +295,19 @@ def machine_lines(run: Run) -> list[str]:
 
 
 def comparison_table(cmp: Comparison, width: int = FULL_WIDTH) -> Table:
-    """Per case the p50 and p99 ratios new/old with their verdicts; with room, the old and
-    new p50 and p99 too."""
-    compact = width < 120
+    """Per case the p50 and p99 ratios new/old with their verdicts; where *width* columns
+    hold them, the old and new p50 and p99 too."""
+    full = _comparison_table(cmp, compact=False)
+    if _natural_width(full) <= width:
+        return full
+    return _comparison_table(cmp, compact=True)
+
+
+def _natural_width(table: Table) -> int:
+    return Measurement.get(_MEASURE, _MEASURE.options, table).maximum
+
+
+def _comparison_table(cmp: Comparison, compact: bool) -> Table:
     title = f"{cmp.new_name} against {cmp.old_name} (ratio new/old; below 1: faster now)"
     t = _new_table(title, compact)
     for col in ("channel", "peer", "size") if compact else ("channel", "peer", "cpu", "size"):

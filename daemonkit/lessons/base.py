@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from daemonkit.lessons.report import Table, Tick
-from daemonkit.lessons.text import Tr
-from daemonkit.lessons.verdict import Verdict
+if TYPE_CHECKING:  # the CLI imports this registry: it must not load numpy or rich
+    from daemonkit.lessons.report import Table, Tick
+    from daemonkit.lessons.text import Tr
+    from daemonkit.lessons.verdict import Verdict
 
 __all__ = ["LESSONS", "Facts", "Lesson", "load"]
 

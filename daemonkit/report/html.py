@@ -214,7 +214,7 @@ def _bench_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
 def _ratios_html(doc: Doc, old: Doc, S: Mapping[str, str], prefix: str) -> str:
     """The comparison of ``daemonkit compare`` as a table: per case the p50 and p99 ratios
     new/old, ± the bootstrap's spread, and whether each is significant."""
-    from daemonkit.bench.compare import NOISE_MARGIN, compare_runs
+    from daemonkit.bench.compare import NOISE_MARGIN, compare_runs, speedup
     from daemonkit.bench.results import from_json
 
     cmp = compare_runs(from_json(old), from_json(doc), doc_date(old), doc_date(doc))
@@ -240,7 +240,15 @@ def _ratios_html(doc: Doc, old: Doc, S: Mapping[str, str], prefix: str) -> str:
         rows,
     )  # fmt: skip
     caption = S["cmp.caption"].format(margin=f"{NOISE_MARGIN:.0%}")
-    summary = cmp.summary() or ""
+    summary = ""
+    if cmp.geomean is not None:
+        speed, spread, word = speedup(cmp.geomean)
+        summary = S["cmp.summary"].format(
+            new=doc_date(doc), old=doc_date(old), ratio=f"{speed}{spread}",
+            word=S[f"cmp.{word}"], n=len(cmp.cases),
+        )  # fmt: skip
+        if cmp.geomean.significant is False:
+            summary += " " + S["cmp.summary_ns"]
     notes = "".join(f"<p class='muted'>{_esc(n)}</p>" for n in cmp.notes)
     return (
         f"<section class='plot' id='{prefix}ratios'><h3>{_esc(S['cmp.title'])}</h3>"

@@ -90,6 +90,9 @@ EN: dict[str, str] = {
     "cmp.caption": "Per case the p50 and p99 of this run over the older one's (below 1: "
     "faster now), ± the bootstrap's standard deviation. Significant only where the whole 95 % "
     "interval lies beyond ±{margin} (run-to-run noise).",
+    "cmp.summary": "The run of {new} is {ratio}x {word} than the run of {old} (geometric "
+    "mean of the p50 ratios of {n} cases).",
+    "cmp.summary_ns": "Not significant.",
     "cmp.faster": "faster",
     "cmp.slower": "slower",
     "cmp.ns": "not significant",
@@ -214,6 +217,9 @@ ZH: dict[str, str] = {
     "cmp.title": "新/旧比值及其显著性",
     "cmp.caption": "每个用例本次运行与旧运行的 p50、p99 之比（小于 1 表示现在更快），"
     "± 为自助法的标准差。只有当 95 % 区间整体超出 ±{margin}（两次运行之间的噪声）时才算显著。",
+    "cmp.summary": "{new} 的运行比 {old} 的运行{word} {ratio} 倍"
+    "（{n} 个用例 p50 比值的几何平均）。",
+    "cmp.summary_ns": "不显著。",
     "cmp.faster": "更快",
     "cmp.slower": "更慢",
     "cmp.ns": "不显著",

@@ -140,8 +140,8 @@ class _LocalPeer:
     def guard(self, timeout: float) -> AbstractContextManager[None]:
         return self.peer.watch(timeout)
 
-    def start(self, n: int) -> None:
-        self.peer.command(n)
+    def start(self, n: int, untimed: int = 0) -> None:
+        self.peer.command(n, untimed)
 
     def finish(self) -> CtxSwitches:
         counts = self.peer.report()
@@ -151,4 +151,5 @@ class _LocalPeer:
             float(counts["user_s"]),
             float(counts["system_s"]),
             int(counts["last_cpu"]),
+            int(counts["messages"]),
         )

@@ -59,7 +59,7 @@ class RemoteLink:
         counts = self.server.info()["ctx_switches"]
         return CtxSwitches(int(counts["voluntary"]), int(counts["involuntary"]))
 
-    def start(self, n: int) -> None:
+    def start(self, n: int, untimed: int = 0) -> None:
         self._before = self._switches()
 
     def finish(self) -> CtxSwitches:
