@@ -19,6 +19,7 @@ import json
 import os
 import pwd
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -314,8 +315,19 @@ def _overview(pid: int | None, info: dict[str, Any], lines: int) -> dict[str, An
         rss = view.status.get("VmRSS", "").split()
         out["memory_rss_bytes"] = int(rss[0]) * 1024 if rss else None
     log = info.get("log_file")
-    out["log_tail"] = _tail(Path(log), lines) if log and lines > 0 else []
+    # The lines are read from the daemon's own stderr (/proc/PID/fd/2), not from the path its
+    # reply names: a reply could name any file this (maybe root) command may read, while a
+    # descriptor the daemon holds is one its own user could open already.
+    stderr = Path(f"/proc/{int(info['pid'])}/fd/2")
+    out["log_tail"] = _tail(stderr, lines) if log and lines > 0 and _regular(stderr) else []
     return out
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _tail(path: Path, lines: int) -> list[str]:
