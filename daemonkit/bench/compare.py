@@ -263,6 +263,12 @@ def compare_runs(
     notes += [f"changed: {d}" for d in noted_differences(old.machine, new.machine)]
     if not cases:
         notes.append("no case was measured in both runs")
+    streamed = [r for r in (*old.results, *new.results) if r.messages_per_s is not None]
+    if streamed:  # bench --mode stream: rates, not round trips
+        notes.append(
+            f"{len(streamed)} stream-mode result(s) (messages/s, no round trips) left out: "
+            "compare compares round-trip latencies"
+        )
     geomean = None
     if cases:
         boot = np.exp(np.mean(logs, axis=0)) if len(logs) == len(cases) else None
