@@ -167,16 +167,16 @@ class _FlipEnd(_FramedEnd):
 
 
 class CorruptPipe(PipeChannel):
-    """A real pipe channel whose peer corrupts every echo."""
+    """A real pipe channel, framed, whose peer's end (*server_end*) corrupts every echo."""
 
     name = "corrupt-pipe"
+    server_end: type[FdStreamEnd] = _FlipEnd
 
     def open(self, role: Role) -> PayloadEnd:
         end = super().open(role)
         assert isinstance(end, FdStreamEnd)
-        if role == "server":
-            return _FlipEnd(self.name, end._rfd, end._wfd)
-        return _FramedEnd(self.name, end._rfd, end._wfd)
+        kind = self.server_end if role == "server" else _FramedEnd
+        return kind(self.name, end._rfd, end._wfd)
 
 
 def test_a_channel_that_corrupts_echoes_fails_loudly(
@@ -194,6 +194,44 @@ def test_a_channel_that_corrupts_echoes_fails_loudly(
     # a 0-byte message has no content to damage; the honest channel is unaffected
     assert by_case[("corrupt-pipe", 0)]["error"] is None
     assert by_case[("pipe", 64)]["error"] is None and by_case[("pipe", 0)]["error"] is None
+
+
+class _FlipOnReceiveEnd(_FramedEnd):
+    """A receiving end that damages what arrived: one bit of the message's last byte."""
+
+    def recv_into(self, buf: memoryview) -> int:
+        n = super().recv_into(buf)
+        if n:
+            buf[n - 1] ^= 1
+        return n
+
+
+class CorruptStreamPipe(CorruptPipe):
+    """A real pipe channel whose peer's end damages every message it receives."""
+
+    name = "corrupt-stream"
+    server_end = _FlipOnReceiveEnd
+
+
+def test_a_stream_whose_content_arrives_damaged_is_that_cases_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stream mode checks content per batch (CRC-32 of the last message received against the
+    one sent): a damaged stream is its case's error, the honest pipe beside it is measured and
+    says how many batches it checked."""
+    monkeypatch.setitem(REGISTRY, "corrupt-stream", f"{__name__}:CorruptStreamPipe")
+    code, doc, _ = _bench(
+        tmp_path, "--mode", "stream", "--channels", "corrupt-stream,pipe", "--peer", "process",
+        "--sizes", "64", "--iterations", "50", "--warmup", "5",
+    )  # fmt: skip
+    assert code == 1
+    by_channel = {r["channel"]: r for r in doc["results"]}
+    bad = by_channel["corrupt-stream"]
+    assert bad["messages_per_s"] is None and "CRC-32" in bad["error"]
+    good = by_channel["pipe"]
+    assert good["error"] is None and good["messages_per_s"] > 0
+    assert good["framed"] is False  # the unframed path: the peer's check covers it too
+    assert good["verified"]["checksums"] >= 2  # the warm-up batch and at least one timed
 
 
 def test_sizes_above_a_channel_limit_are_skipped_with_the_reason(

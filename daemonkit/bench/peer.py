@@ -28,6 +28,7 @@ import resource
 import signal
 import threading
 import time
+import zlib
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,6 +67,9 @@ class CtxSwitches:
     system_s: float | None = None
     last_cpu: int | None = None  # the CPU the end was last seen on (sched_getcpu(3))
     messages: int | None = None  # how many messages the counts cover, when the end says
+    # stream mode: CRC-32 of the last message the end received in the batch, computed after
+    # its counts were read (so neither its CPU time nor the client's clock includes it)
+    crc32: int | None = None
 
     @staticmethod
     def of_this_thread() -> CtxSwitches:
@@ -255,8 +259,9 @@ def stream_messages(
 def _stream_sink(
     channel: str, end: PayloadEnd, fds: tuple[int, int] | None, buf: memoryview, size: int,
     n: int, turns: bool,
-) -> None:  # fmt: skip
-    """The peer's side of :func:`stream_messages`: take *n* messages, acknowledge."""
+) -> int:  # fmt: skip
+    """The peer's side of :func:`stream_messages`: take *n* messages, acknowledge. Returns the
+    length of the last message, which *buf* still holds (its content is checked afterwards)."""
     empty = buf[:0]
     if fds is not None:
         rfd, wfd = fds
@@ -270,16 +275,18 @@ def _stream_sink(
             os.write(wfd, buf[:1])
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise PeerDiedError(channel, f"peer closed its end ({exc.strerror})") from exc
-        return
+        return wire
     send, recv = end.send, end.recv_into
+    k = 0
     if turns:
         for _ in range(n):
-            recv(buf)
+            k = recv(buf)
             send(empty)  # hand the buffer back: no payload returns
-        return
+        return k
     for _ in range(n):
-        recv(buf)
+        k = recv(buf)
     send(empty)
+    return k
 
 
 def notify_roundtrips(end: NotifyEnd, samples: array[int]) -> None:
@@ -424,18 +431,19 @@ class Peer:
                     if untimed:
                         self._take(end, fds, spin, buf, untimed)
                     before = self._usage()
-                    self._take(end, fds, spin, buf, n - untimed)
+                    last = self._take(end, fds, spin, buf, n - untimed)
                     use = self._usage() - before
-                    self._report(
-                        {
-                            "voluntary": use.voluntary,
-                            "involuntary": use.involuntary,
-                            "user_s": use.user_s,
-                            "system_s": use.system_s,
-                            "last_cpu": use.last_cpu,
-                            "messages": n - untimed,
-                        }
-                    )
+                    report: dict[str, Any] = {
+                        "voluntary": use.voluntary,
+                        "involuntary": use.involuntary,
+                        "user_s": use.user_s,
+                        "system_s": use.system_s,
+                        "last_cpu": use.last_cpu,
+                        "messages": n - untimed,
+                    }
+                    if last is not None:  # stream mode: what arrived, for the client to check
+                        report["crc32"] = zlib.crc32(buf[:last])
+                    self._report(report)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 self._report({"error": f"{type(exc).__name__}: {exc}"})
@@ -448,13 +456,14 @@ class Peer:
         spin: SpinWords | None,
         buf: memoryview,
         k: int,
-    ) -> None:
+    ) -> int | None:
         """Serve *k* messages the way this peer was made for: one-way, unframed on a byte
-        stream, busy-polled, framed, or notifications."""
+        stream, busy-polled, framed, or notifications. One-way: the length of the last
+        message, which *buf* holds; None otherwise."""
         if self.stream:
             assert isinstance(end, PayloadEnd)
-            _stream_sink(self.channel.name, end, fds, buf, self.size, k, self.channel.turns)
-        elif fds is not None:
+            return _stream_sink(self.channel.name, end, fds, buf, self.size, k, self.channel.turns)
+        if fds is not None:
             _exact_echo(self.channel.name, fds, buf, wire_size(self.size), k)
         elif spin is not None:
             _spin_echo(spin, buf, self.size, k)
@@ -462,6 +471,7 @@ class Peer:
             _payload_echo(end, buf, self.size, k)
         else:
             _notify_echo(end, k)
+        return None
 
     def _usage(self) -> CtxSwitches:
         """This peer's counts: its thread's switches; the CPU time of its whole process when

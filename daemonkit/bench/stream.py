@@ -14,10 +14,15 @@ Facts about stream mode:
   (``Channel.turns``: the shared-memory channels, ZeroMQ's REQ/REP), cannot pipeline: each
   message waits for the receiver's empty reply (no payload), and the figure shows it.
 * Notification channels carry no bytes and are not measured in this mode.
-* The messages are not echoed, so their content is not checked here; ping-pong mode and the
-  channel contract tests check it.
+* The content is checked per batch, outside the timed region: every batch sends fresh bytes
+  (an old batch's message left in a buffer will not match), and once the batch is over the
+  peer reports the CRC-32 of the last message it received, computed after its CPU time was
+  read; the client compares it with the CRC-32 of what it sent. A mismatch is the case's
+  error. On a byte stream the lengths hold by construction (the peer reads exactly the wire
+  size or fails); the checksum also catches a stream that slipped out of step.
 
-*Kernel path*: the channel's own calls; getrusage(2) around each batch.
+*Kernel path*: the channel's own calls; getrusage(2) around each batch; the checksums are
+zlib's CRC-32 (no system call).
 *Lifetime*: nothing of its own.
 *See also*: bw_pipe(8), bw_unix(8), :mod:`daemonkit.bench.measure`.
 """
@@ -26,7 +31,9 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import time
+import zlib
 from dataclasses import replace
 
 from daemonkit.bench.measure import SETUP_TIMEOUT, Link, Progress, Settings, client_usage
@@ -34,6 +41,7 @@ from daemonkit.bench.peer import CtxSwitches, stream_messages, wire_size
 from daemonkit.bench.results import CpuCost, CpuPerRoundtrip, Result
 from daemonkit.channels import channel_class
 from daemonkit.channels.base import End, PayloadEnd
+from daemonkit.errors import ChannelError
 
 __all__ = ["measure_stream"]
 
@@ -54,12 +62,17 @@ def measure_stream(
     what = f"{base.channel} {base.peer} {base.size} B (stream)"
     fds = end.stream_fds() if link.exact_size else None
     turns = channel_class(base.channel).turns
-    msg = memoryview(os.urandom(wire_size(base.size) if fds is not None else base.size))
+    content = bytearray(wire_size(base.size) if fds is not None else base.size)
+    msg = memoryview(content)
+    rng = random.Random(os.getpid())
+    checksums = 0
     ack = memoryview(bytearray(max(base.size, 1)))
     peer_is_thread = base.peer == "thread"
     client_cpus = sorted(os.sched_getaffinity(0))
 
     def batch(n: int, est_s: float | None) -> tuple[float, CtxSwitches, CtxSwitches]:
+        nonlocal checksums
+        content[:] = rng.randbytes(len(content))  # fresh bytes: a stale buffer will not match
         timeout = max(10.0, 20 * n * est_s) if est_s else SETUP_TIMEOUT
         with link.guard(timeout):
             link.start(n)
@@ -69,6 +82,12 @@ def measure_stream(
             elapsed = (time.perf_counter_ns() - t0) / 1e9
             thread1, proc1 = CtxSwitches.of_this_thread(), CtxSwitches.of_this_process()
             peer = link.finish()
+        if content and peer.crc32 is not None:  # outside the timed region, as is its CRC
+            checksums += 1
+            if peer.crc32 != zlib.crc32(content):
+                raise ChannelError(
+                    base.channel, "the last message received differs from the one sent (CRC-32)"
+                )
         return elapsed, client_usage(thread1 - thread0, proc1 - proc0, peer, peer_is_thread), peer
 
     est_s: float | None = None
@@ -129,4 +148,5 @@ def measure_stream(
         pinning={"client": client_cpus, "peer": list(peer_cpus) if peer_cpus else []},
         ran_on={side: sorted(cpus) for side, cpus in seen.items()},
         framed=None if fds is None and end.stream_fds() is None else fds is None,
+        verified={"checksums": checksums},
     )

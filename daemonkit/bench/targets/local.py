@@ -152,4 +152,5 @@ class _LocalPeer:
             float(counts["system_s"]),
             int(counts["last_cpu"]),
             int(counts["messages"]),
+            int(counts["crc32"]) if "crc32" in counts else None,
         )
