@@ -48,6 +48,7 @@ __all__ = [
     "Reference",
     "busy_poll_loop",
     "c_references",
+    "find_tool",
     "pipe_loop",
     "python_references",
 ]
@@ -239,7 +240,8 @@ def _tools(n: int) -> list[_Tool]:
     ]  # fmt: skip
 
 
-def _find(tool: str) -> str | None:
+def find_tool(tool: str) -> str | None:
+    """The path of C tool *tool*: on ``PATH``, or where Debian installs lmbench; None if absent."""
     found = shutil.which(tool)
     if found:
         return found
@@ -267,7 +269,7 @@ _MICROSECONDS = re.compile(r"([\d.]+)\s+(?:usecs/op|microseconds)")
 
 
 def _measure_tool(tool: _Tool, cpus: set[int]) -> Reference:
-    path = _find(tool.name)
+    path = find_tool(tool.name)
     if path is None:
         why = f"not installed: package {tool.package}"
         return Reference(tool.name, tool.what, tool.channel, 0, skipped=why)
