@@ -14,6 +14,7 @@ import json
 import os
 import pwd
 import resource
+import shutil
 import socket
 import subprocess
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 from daemon_support import Daemons, daemons_fixture, dk, gone, wait_until  # noqa: F401
+from facilities import require
 
 from daemonkit.channels.base import NotifyEnd, PayloadEnd
 from daemonkit.cleanup import list_objects
@@ -57,9 +59,16 @@ def healthy(d: Daemons, pid: int, endpoints: list[str] = ENDPOINTS) -> dict[str,
     return doc
 
 
+def _second_user() -> None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        require("second-user", "acting as a second user needs root and setpriv")
+    if not os.access("/usr/bin/python3", os.X_OK):
+        require("second-user", "the second user needs /usr/bin/python3 (it cannot read ours)")
+
+
 def _needs_root(what: str) -> None:
     if os.geteuid() != 0:
-        pytest.skip(f"needs root to {what}")
+        require("root", f"needs root to {what}")
 
 
 # -- the log --------------------------------------------------------------------------------
@@ -80,7 +89,7 @@ def tiny_tmpfs(daemons: Daemons) -> Iterator[Path]:
     res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
                          capture_output=True, text=True)  # fmt: skip
     if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+        require("root", f"cannot mount a tmpfs here: {res.stderr.strip()}")
     try:
         yield mnt
     finally:
@@ -182,7 +191,7 @@ def _tasks_of(uid: int) -> int:
 
 
 def test_thread_creation_refused_refuses_the_client_and_undoes(daemons: Daemons) -> None:
-    _needs_root("run the daemon as another user (RLIMIT_NPROC does not bind root)")
+    _second_user()  # RLIMIT_NPROC does not bind root: the daemon runs as nobody
     nobody = pwd.getpwnam("nobody").pw_uid
     daemons.base.chmod(0o711)  # nobody must reach its runtime dir
     daemons.start("--user", "nobody")
@@ -269,7 +278,7 @@ def test_a_swapped_ancestor_redirects_no_unlink(daemons: Daemons) -> None:
     away and puts a symlink to a root-only directory in its place, holding decoys named like
     the daemon's files. At SIGTERM the daemon removes its own files, where they really are,
     and not one decoy (it works through the descriptor of the directory it opened)."""
-    _needs_root("act as a second user")
+    _second_user()
     nobody = pwd.getpwnam("nobody").pw_uid
     parent = daemons.base / "p"
     parent.mkdir()
