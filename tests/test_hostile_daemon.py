@@ -443,3 +443,33 @@ def _limits(d: Daemons) -> dict[str, Any]:
     res = dk("status", "--json", *d.loc())
     limits: dict[str, Any] = json.loads(res.stdout)["status"]["limits"]
     return limits
+
+
+def test_serve_survives_hostile_input() -> None:
+    """Noise, absurd and half frames on serve's TCP port; frame counts and operations its
+    ROUTER does not know: it answers afterwards, and exits 0 at SIGTERM."""
+    import zmq
+    from test_remote import start_serve, stop_serve, tcp_counters
+
+    s = start_serve("--tcp-port", "0", "--max-connections", "8", "--idle-timeout", "1")
+    try:
+        assert s.tcp_port is not None
+        for data in (os.urandom(4096), b"\xff\xff\xff\xff", (1000).to_bytes(4, "big") + b"x",
+                     b"\0"):  # fmt: skip
+            with socket.create_connection(("127.0.0.1", s.tcp_port), timeout=3) as c:
+                c.sendall(data)
+        ctx = zmq.Context()
+        try:
+            dealer = ctx.socket(zmq.DEALER)
+            dealer.setsockopt(zmq.LINGER, 0)
+            dealer.connect(s.zmq_url)
+            for frames in ([b"x"] * 5, [b"no-such-op", b"body"], [b""] * 2, [os.urandom(64)]):
+                dealer.send_multipart(frames)
+            dealer.close()
+        finally:
+            ctx.term()
+        wait_until(lambda: _answers(s.tcp_echo), timeout=5, what="serve to answer")
+        assert tcp_counters(s)["refused"] >= 1  # the 4 GiB length
+    finally:
+        code, err = stop_serve(s)
+    assert code == 0 and "Traceback" not in err, err
