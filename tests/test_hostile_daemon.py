@@ -473,3 +473,31 @@ def test_serve_survives_hostile_input() -> None:
     finally:
         code, err = stop_serve(s)
     assert code == 0 and "Traceback" not in err, err
+
+
+def test_a_client_of_a_daemon_that_cannot_accept_gives_up(daemons: Daemons) -> None:
+    """The daemon at its descriptor limit, its unix-stream backlog full: a new client's
+    connect(2) gives up after CONNECT_TIMEOUT_S instead of sleeping for good (with Ctrl-C held
+    off by the runner, nothing else would end it)."""
+    from daemonkit.service.client import ControlClient
+    from daemonkit.service.endpoints.stream import CONNECT_TIMEOUT_S, UnixStreamEndpoint
+
+    daemons.start()
+    pid = daemons.pid()
+    stream = next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*"))
+    with ControlClient(daemons.rdir, timeout=10) as control:
+        used = len(os.listdir(f"/proc/{pid}/fd"))
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (used, 1024))  # not one more
+        backlog = _connect_many(stream, 64)  # the accept thread backs off; the queue fills
+        try:
+            reply = control.request({"cmd": "open", "endpoint": "unix-stream", "max_size": 64})
+            assert control.dir is not None
+            start = time.monotonic()
+            with pytest.raises(ChannelError, match="does not accept"):
+                UnixStreamEndpoint.client_end(reply, control.dir, control.daemon_pid)
+            assert CONNECT_TIMEOUT_S - 0.5 <= time.monotonic() - start <= CONNECT_TIMEOUT_S + 3
+        finally:
+            for s in backlog:
+                s.close()
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (1024, 1024))
+    healthy(daemons, pid)
