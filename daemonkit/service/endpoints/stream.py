@@ -35,6 +35,7 @@ import os
 import select
 import socket
 import stat
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,8 +54,15 @@ from daemonkit.service.trust import TrustedDir, UntrustedError
 
 __all__ = ["FifoEndpoint", "StreamClientEnd", "UnixStreamEndpoint", "echo_frames"]
 
+CONNECT_TIMEOUT_S = 5.0  # a client waits this long in a full listen backlog, then gives up
 MAX_MESSAGE = 64 * 1024 * 1024  # a frame claiming more ends the session (garbage or abuse)
 _POLL_S = 0.5  # how often a FIFO thread waiting for its client checks for a release
+
+
+def _send_timeout(sock: socket.socket, seconds: float) -> None:
+    sec = int(seconds)
+    tv = struct.pack("ll", sec, int((seconds - sec) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
 
 
 def _wait(fd: int, events: int, deadline: float | None) -> None:
@@ -157,12 +165,18 @@ class UnixStreamEndpoint(Endpoint):
         sock_name = rdir.object_name(reply.get("path"), daemon_pid, "unix-stream", what)
         rdir.entry(sock_name, stat.S_IFSOCK, what)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        # A daemon that cannot accept (EMFILE) leaves its backlog full, and connect(2) would
+        # sleep there for good, with Ctrl-C held off by the runner: SO_SNDTIMEO bounds it
+        # (EAGAIN after CONNECT_TIMEOUT_S), and is cleared once connected.
+        _send_timeout(sock, CONNECT_TIMEOUT_S)
         try:
             sock.connect(rdir.via_fd(sock_name))
+            _send_timeout(sock, 0)  # 0: writes block as long as they need, as before
         except OSError as exc:
             sock.close()
             where = rdir.path / sock_name
-            raise ChannelError("unix-stream", f"connect {where}: {exc.strerror}") from exc
+            why = "the daemon does not accept" if isinstance(exc, BlockingIOError) else exc.strerror
+            raise ChannelError("unix-stream", f"connect {where}: {why}") from exc
         fd = sock.detach()  # the end owns the descriptor from here
         return StreamClientEnd("unix-stream", fd, fd)
 
