@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from daemonkit.commands.options import add_output_option, is_stdout, write_output
+from daemonkit.commands.options import add_output_option, checked, is_stdout, write_output
 
 __all__ = ["register"]
 
@@ -46,14 +46,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=run)
 
 
-def _cycles(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"cycles out of range [1, 1000]: {text!r}")
-    return value
+_cycles = checked(
+    int, lambda v: 1 <= v <= 1000, "not a number: {text!r}",
+    "cycles out of range [1, 1000]: {text!r}",
+)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
