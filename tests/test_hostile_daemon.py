@@ -157,6 +157,20 @@ def test_nofile_32_and_a_hundred_connections(daemons: Daemons) -> None:
     assert isinstance(limits, dict) and limits["accept_backoffs"]["failures"] > 0, limits
 
 
+def _fill_backlog(path: Path) -> list[socket.socket]:
+    """Connect until the listen queue is full and stays full for 0.3 s (nobody accepts)."""
+    socks: list[socket.socket] = []
+    for _ in range(20):
+        more = _connect_many(path, 64)
+        socks += more
+        if not more and socks:
+            time.sleep(0.3)
+            if not (more := _connect_many(path, 1)):
+                return socks
+            socks += more
+    raise AssertionError("the listen queue never stayed full: the daemon still accepts")
+
+
 def _log_of(d: Daemons) -> str:
     path = d.base / "daemon.log"
     return path.read_text() if path.exists() else ""
@@ -401,21 +415,25 @@ def test_every_endpoint_survives_hostile_input(daemons: Daemons) -> None:
     healthy(daemons, pid)
 
 
-def test_bytes_in_flight_and_the_message_deadline(daemons: Daemons) -> None:
-    """Headers of 60 MiB frames on 5 connections: 4 fit the 256 MiB budget of echo buffers,
-    the 5th session is ended at once; the 4 end when their clients leave; then all is back."""
+def test_bytes_in_flight_per_user(daemons: Daemons) -> None:
+    """Headers of 60 MiB frames on 3 connections of one user: 2 fit the 160 MiB one user may
+    hold in echo buffers, the 3rd session is ended at once though the daemon-wide 256 MiB is
+    not reached; the 2 end when their clients leave; then the budget is back to 0."""
     daemons.start()
     pid = daemons.pid()
     stream = str(next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*")))
     conns = []
     try:
-        for _ in range(5):
+        for _ in range(3):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(stream)
             s.sendall((60 << 20).to_bytes(4, "little"))  # the body never comes
             conns.append(s)
         wait_until(lambda: _limits(daemons)["bytes_in_flight"]["refused"] >= 1, timeout=5,
-                   what="the fifth buffer to be refused")  # fmt: skip
+                   what="the third buffer to be refused")  # fmt: skip
+        budget = _limits(daemons)["bytes_in_flight"]
+        assert budget["used"] == 2 * (60 << 20) and budget["users"] == 1, budget
+        assert budget["used"] < budget["total"]  # the per-user limit bit, not the global one
     finally:
         for s in conns:
             s.close()
@@ -487,8 +505,10 @@ def test_a_client_of_a_daemon_that_cannot_accept_gives_up(daemons: Daemons) -> N
     stream = next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*"))
     with ControlClient(daemons.rdir, timeout=10) as control:
         used = len(os.listdir(f"/proc/{pid}/fd"))
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (used, 1024))  # not one more
-        backlog = _connect_many(stream, 64)  # the accept thread backs off; the queue fills
+        # Below what it holds (allowed: open descriptors stay), so that no descriptor it
+        # closes meanwhile makes room for an accept.
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (used - 4, 1024))
+        backlog = _fill_backlog(stream)  # the accept thread backs off; the queue stays full
         try:
             reply = control.request({"cmd": "open", "endpoint": "unix-stream", "max_size": 64})
             assert control.dir is not None
