@@ -279,3 +279,19 @@ def test_a_malformed_status_reply_is_one_line_and_exit_1(
         liar.untouched()
     finally:
         stop_liar(liar)
+
+
+def test_status_never_reads_the_log_a_reply_names(scene: Scene, daemons: Daemons) -> None:
+    """A status reply naming the victim's private file as its log: the tail is read from the
+    daemon's own stderr (here a pipe: no tail), never from the path the reply names."""
+    lies = lies_for(scene, daemons.rdir)
+    status = lies["status"]
+    assert isinstance(status, dict)
+    lies["status"] = {**status, "log_file": str(scene.secret)}
+    liar = start_liar(daemons.rdir, lies, daemons.base, None)
+    try:
+        res = dk("status", "--runtime-dir", str(daemons.rdir))
+        assert res.returncode == 0, res.stderr  # our own user's directory: it is believed
+        assert scene.content.decode().strip() not in res.stdout
+    finally:
+        stop_liar(liar)

@@ -5,52 +5,66 @@ whole process group, peers included. The default action of both signals is death
 cleanup; daemonkit turns them into the same unwinding as Ctrl-C (:mod:`daemonkit.interrupts`).
 After each run: the exit status is 128 + the signal (``--preserve-status``), the last line
 names it, no process of the run is left, and no kernel object or runtime file appeared whose
-owner is dead, i.e. nothing ``daemonkit cleanup`` would find. Objects of processes still alive
-belong to other runs on this machine and are not ours to judge.
+owner was the command or one of its peers (seen in /proc during the run), i.e. nothing
+``daemonkit cleanup`` would find; other runs on this machine are not ours to judge.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from facilities import need
 from test_reliability_bench import process_channels
 
 from daemonkit.channels import channel_names
-from daemonkit.cleanup import KernelObject, list_objects
-from daemonkit.runtime import pid_alive, resolve_runtime_dir
+from daemonkit.cleanup import list_objects
+from daemonkit.runtime import proc_stat, resolve_runtime_dir
 
 CLI = [sys.executable, "-m", "daemonkit"]
 DELAY = "1.5"  # s: past start-up (about 0.5 s), inside the first case
 
 
-def _leftovers(before: set[KernelObject]) -> list[KernelObject]:
-    """New objects whose owner is dead: what `daemonkit cleanup` would remove."""
-    return [
-        o
-        for o in list_objects([resolve_runtime_dir()])
-        if o not in before and o.owner is not None and not pid_alive(o.owner)
-    ]
+def _descendants(pid: int) -> set[int]:
+    """Live descendants of *pid*, from the ppid field of /proc/*/stat."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                parents[int(entry)] = int(proc_stat(int(entry))[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
 
 
-def _timeout(sig: signal.Signals, args: list[str]) -> subprocess.CompletedProcess[str]:
+def _timeout(sig: signal.Signals, args: list[str]) -> None:
     need("timeout")
-    before = set(list_objects([resolve_runtime_dir()]))
-    res = subprocess.run(
-        ["timeout", "--preserve-status", "-s", sig.name.removeprefix("SIG"), DELAY, *CLI, *args],
-        capture_output=True,
+    argv = ["timeout", "--preserve-status", "-s", sig.name.removeprefix("SIG"), DELAY, *CLI]
+    proc = subprocess.Popen(
+        [*argv, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
         start_new_session=True,  # timeout signals its whole group: keep pytest out of it
     )
-    assert "Traceback" not in res.stderr, res.stderr
-    assert res.returncode == 128 + sig, (res.returncode, res.stderr)
-    assert res.stderr.strip().splitlines()[-1] == f"daemonkit: interrupted ({sig.name})"
-    assert _leftovers(before) == [], "left for daemonkit cleanup"
-    return res
+    seen: set[int] = set()  # the command and its peers: whose objects would be leftovers
+    while proc.poll() is None:
+        seen |= _descendants(proc.pid)
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=60)
+    assert seen, "the command was never seen running"
+    assert "Traceback" not in err, err
+    assert proc.returncode == 128 + sig, (proc.returncode, err)
+    assert err.strip().splitlines()[-1] == f"daemonkit: interrupted ({sig.name})", err
+    left = [o for o in list_objects([resolve_runtime_dir()]) if o.owner in seen]
+    assert left == [], "left for daemonkit cleanup"
 
 
 def _bench(channels: str) -> list[str]:

@@ -329,3 +329,13 @@ def test_a_document_without_its_machine_or_date_is_refused(tmp_path: Path) -> No
     bench = {k: v for k, v in bench_doc(small=True).items() if k not in ("machine", "created")}
     with pytest.raises(DocumentError, match="'created' is a required property"):
         write_report([bench], tmp_path)
+
+
+def test_a_stream_run_is_drawn_as_messages_per_second(tmp_path: Path) -> None:
+    path = tmp_path / "stream.json"
+    r = dk("bench", "--mode", "stream", "--channels", "pipe", "--iterations", "300",
+           "--warmup", "30", "--json", str(path))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    page = write_report([json.loads(path.read_text())], tmp_path / "out").read_text()
+    assert [file for *_, file in images(page)] == ["plots/stream-summary.png"]
+    assert STRINGS["en"]["bench.nothing"] not in page

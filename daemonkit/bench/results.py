@@ -192,6 +192,10 @@ class Result:
             ran_on=d.get("ran_on"),
             batch_p50_ns=d.get("batch_p50_ns"),
             framed=d.get("framed"),
+            mode=d.get("mode") or "pingpong",
+            messages_per_s=d.get("messages_per_s"),
+            batch_messages_per_s=d.get("batch_messages_per_s"),
+            cpu_us_per_message=_cpu_from_json(d.get("cpu_us_per_message")),
             latency_hdr=d.get("latency_hdr"),
         )
 
@@ -200,7 +204,7 @@ def _cpu_from_json(d: dict[str, Any] | None) -> CpuPerRoundtrip | None:
     if not d:
         return None
     peer = d.get("peer")
-    return CpuPerRoundtrip(CpuCost(**d["client"]), CpuCost(**peer) if peer else None)
+    return CpuPerRoundtrip(_known(CpuCost, d["client"]), _known(CpuCost, peer) if peer else None)
 
 
 def _known(cls: type[_T], d: dict[str, Any]) -> _T:

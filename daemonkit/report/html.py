@@ -50,7 +50,7 @@ from daemonkit.report.load import (
     same_machine,
     schema_kind,
 )
-from daemonkit.report.plots import bench_plots, failed_results, ok_results
+from daemonkit.report.plots import bench_plots, failed_results, ok_results, stream_results
 from daemonkit.report.strings import STRINGS, strings
 from daemonkit.report.throughput_plots import throughput_plot
 from daemonkit.report.trace_plots import TEXT as TRACE_TEXT
@@ -205,7 +205,7 @@ def _bench_section(doc: Doc, old: Doc | None, ctx: _Ctx, prefix: str) -> str:
         )
         out.append(f"<h3 id='{prefix}failed'>{_esc(S['sec.failed'])}</h3>{_table_html(t)}")
         ctx.toc.append((1, f"{prefix}failed", S["sec.failed"]))
-    if not ok_results(doc):
+    if not ok_results(doc) and not stream_results(doc):
         out.append(f"<p class='warn'>{_esc(S['bench.nothing'])}</p>")
     out.append(_machine_html(doc, S))
     return "".join(out)

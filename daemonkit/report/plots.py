@@ -41,8 +41,9 @@ from daemonkit.report.figure import (
     size_axis,
 )
 from daemonkit.report.load import result_key
+from daemonkit.units import fmt_count
 
-__all__ = ["bench_plots", "failed_results", "ok_results"]
+__all__ = ["bench_plots", "failed_results", "ok_results", "stream_results"]
 
 Doc = dict[str, Any]
 Result = dict[str, Any]
@@ -452,13 +453,58 @@ def placement_plot(
     )
 
 
+def stream_results(doc: Doc) -> list[Result]:
+    """Results of ``bench --mode stream``: one-way messages per second, no round trips."""
+    return [r for r in doc["results"] if not r.get("error") and r.get("messages_per_s")]
+
+
+def stream_plot(
+    doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: str | None
+) -> Plot:
+    """Every streamed case, fastest first: messages per second on a log axis, coloured by
+    peer, with each batch's rate as a tick (their spread says how steady the stream was)."""
+    cases = sorted(stream_results(doc), key=lambda r: -r["messages_per_s"])
+    before = {result_key(r): r for r in stream_results(old)} if old else {}
+    best = cases[0]["messages_per_s"]
+    table = Table(
+        [S["col.channel"], S["col.peer"], S["col.size"], S["tp.rate"], "MB/s", S["col.ratio"]]
+    )
+    with new_figure(7.8, 1.3 + 0.19 * len(cases), font) as fig:
+        ax = fig.subplots()
+        for i, r in enumerate(cases):
+            color = PEER_COLOR.get(r["peer"], "tab:gray")
+            batches = [b for b in r.get("batch_messages_per_s") or [] if b and b > 0]
+            ax.plot(batches, [i] * len(batches), "|", color=color, ms=6, alpha=0.6)
+            ax.plot([r["messages_per_s"]], [i], "o", color=color, ms=5.5, mec="black", mew=0.5)
+            o = before.get(result_key(r))
+            if o is not None:
+                ax.plot([o["messages_per_s"]], [i], "o", mfc="none", mec="black", ms=7, mew=1)
+            table.rows.append(
+                [r["channel"], peer_label(S, r["peer"]), fmt_bytes(r["size"]),
+                 fmt_count(r["messages_per_s"]), fmt_rate(r.get("mb_per_s")),
+                 f"{best / r['messages_per_s']:.2f}×"]
+            )  # fmt: skip
+        labels = [f"{r['channel']} ({peer_label(S, r['peer'])}) · {fmt_bytes(r['size'])}"
+                  for r in cases]  # fmt: skip
+        ax.set_yticks(range(len(cases)), labels, fontsize=7.5)
+        ax.set_ylim(len(cases) - 0.5, -0.5)
+        ax.set_xscale("log")
+        log_axis(ax.xaxis)
+        ax.set_xlabel(S["stream.xlabel"])
+        ax.grid(axis="y", visible=False)
+        ax.set_title(S["stream.title"])
+        png, w, h = render_png(fig, foot)
+    return Plot("stream-summary", S["stream.title"], S["stream.caption"], png, w, h, table)
+
+
 def bench_plots(
     doc: Doc, old: Doc | None, S: Mapping[str, str], foot: str, font: str | None
 ) -> list[Plot]:
     """Every bench plot the document has data for, in reading order."""
+    streamed = [stream_plot(doc, old, S, foot, font)] if stream_results(doc) else []
     if not ok_results(doc):
-        return []
-    plots = [summary_plot(doc, old, S, foot, font), nines_plot(doc, old, S, foot, font)]
+        return streamed
+    plots = [summary_plot(doc, old, S, foot, font), *streamed, nines_plot(doc, old, S, foot, font)]
     plots += [
         p
         for p in (size_plot(doc, old, S, foot, font), placement_plot(doc, old, S, foot, font))

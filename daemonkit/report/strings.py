@@ -86,6 +86,11 @@ EN: dict[str, str] = {
     "(HdrHistogram's percentile plot). A line that rises at the right is a long tail; "
     "dashed: the older run.",
     "nines.xlabel": "percentile",
+    "stream.title": "One-way streams, fastest first: messages per second",
+    "stream.caption": "bench --mode stream: messages sent back to back, one way, per second "
+    "(dot), each timed batch's rate as a tick, on a log axis; colour: where the peer ran. The "
+    "table gives how many times faster the fastest is than each row.",
+    "stream.xlabel": "messages per second (log scale)",
     "cmp.title": "Ratios new/old with their significance",
     "cmp.caption": "Per case the p50 and p99 of this run over the older one's (below 1: "
     "faster now), ± the bootstrap's standard deviation. Significant only where the whole 95 % "
@@ -214,6 +219,10 @@ ZH: dict[str, str] = {
     "nines.caption": "各百分位上的往返延迟，横轴为对数“几个九”坐标：90 %、99 %、99.9 % 等距，"
     "尾部与中位数一样清楚（HdrHistogram 的百分位图）。右端上翘的曲线表示长尾；虚线为旧的运行。",
     "nines.xlabel": "百分位",
+    "stream.title": "单向流，由快到慢：每秒消息数",
+    "stream.caption": "bench --mode stream：单向连续发送的每秒消息数（圆点），"
+    "每个计时批次的速率以短竖线表示，对数坐标；颜色表示对端运行的位置。表中给出最快者相对每行的倍数。",
+    "stream.xlabel": "每秒消息数（对数坐标）",
     "cmp.title": "新/旧比值及其显著性",
     "cmp.caption": "每个用例本次运行与旧运行的 p50、p99 之比（小于 1 表示现在更快），"
     "± 为自助法的标准差。只有当 95 % 区间整体超出 ±{margin}（两次运行之间的噪声）时才算显著。",
