@@ -37,7 +37,7 @@ from procfs import descendants, in_session
 from daemonkit.trace import perf
 from daemonkit.trace.analysis import lock_kind
 from daemonkit.trace.capture import lock_regions
-from daemonkit.trace.events import FutexWait, Switch, Wake, parse_script
+from daemonkit.trace.events import FutexWait, Lost, Switch, Wake, parse_script
 
 DAEMONKIT = [sys.executable, "-m", "daemonkit"]
 TRACEFS = "/sys/kernel/tracing"
@@ -327,7 +327,8 @@ def test_perf_script_lines_parse() -> None:
     )
     events, lost = parse_script(text)
     assert lost == 7
-    wake, switch, wait, done = events
+    wake, switch, wait, done, gone = events
+    assert gone == Lost(418231670000, 1, 7)  # where: the timeline keeps clear of it
     assert wake == Wake(418231632361, 0, 1121, 18, "kworker/0:1 H", 1, "waking")
     assert isinstance(switch, Switch) and switch.preempted and switch.next_pid == 0
     # op 0x89: FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG; 0x81 (a wake) is not a wait.

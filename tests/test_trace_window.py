@@ -15,7 +15,7 @@ from typing import Any
 from daemonkit.bench.peer import CtxSwitches
 from daemonkit.trace.analysis import TYPICAL, analyse
 from daemonkit.trace.capture import Capture
-from daemonkit.trace.events import Event, Switch, Wake
+from daemonkit.trace.events import Event, Lost, Switch, Wake
 from daemonkit.trace.views import timeline_text
 
 CLIENT, PEER, HOG = 100, 200, 300
@@ -107,6 +107,24 @@ def test_without_a_typical_stretch_the_nearest_is_shown_and_said_to_be() -> None
     assert "no 3 consecutive round trips lasted 0.75-1.5 x 3 p50 round trips" in text
     assert "the nearest are shown" in text
     assert "other tasks held these CPUs" in text
+
+
+def test_a_stretch_where_perf_lost_events_is_avoided_or_said_to_be() -> None:
+    # perf lost events inside round trip 6, the middle of 13: no stretch holding it is
+    # shown; the first clean typical one from the middle outwards is 7-9.
+    c = ping_pong([0] * 13)
+    c.events.append(Lost(c.starts[6] + 10, 0, 5))
+    c.events.sort(key=lambda e: e.ts)
+    tl = analyse(c)["timeline"]
+    assert (tl["first"], tl["typical"], tl["events_lost"]) == (7, True, False)
+    # Lost in every stretch: the one shown is said to be unsure.
+    c = ping_pong([0] * 4)
+    c.events.append(Lost(c.starts[1] + 10, 0, 5))
+    c.events.append(Lost(c.starts[2] + 10, 0, 5))
+    c.events.sort(key=lambda e: e.ts)
+    tl = analyse(c)["timeline"]
+    assert tl["events_lost"] is True and tl["typical"] is True
+    assert "perf lost events in every stretch of 3 round trips" in timeline_text(analyse(c)).plain
 
 
 def test_a_turn_shorter_than_a_column_still_shows() -> None:

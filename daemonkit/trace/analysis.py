@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemonkit.trace.capture import Capture
-from daemonkit.trace.events import FutexWait, Switch, Wake
+from daemonkit.trace.events import FutexWait, Lost, Switch, Wake
 
 __all__ = ["AGREE_WITHIN", "TIMELINE_ROUND_TRIPS", "TYPICAL", "analyse", "lock_kind", "role_of"]
 
@@ -297,8 +297,18 @@ def _from_the_middle(count: int) -> Iterator[int]:
                 yield i
 
 
-def _window(c: Capture) -> tuple[int, int, bool]:
-    """The round trips the timeline shows: (index of the first, how many, typical?).
+def _lost_spans(c: Capture) -> list[tuple[int, int]]:
+    """Where perf lost events: from the CPU's last event before each ``LOST`` record to it."""
+    spans, last = [], dict[int, int]()
+    for e in c.events:
+        if isinstance(e, Lost):
+            spans.append((last.get(e.cpu, c.start_ns), e.ts))
+        last[e.cpu] = e.ts
+    return spans
+
+
+def _window(c: Capture) -> tuple[int, int, bool, bool]:
+    """The round trips the timeline shows: (index of the first, how many, typical?, lost?).
 
     The client's own timed round trips choose the window: round trip *i* began at
     ``starts[i]`` and lasted ``samples[i]`` on its clock, which is the events' clock. So the
@@ -307,7 +317,9 @@ def _window(c: Capture) -> tuple[int, int, bool]:
     round trips, from the middle of the loop outwards, the first that lasted
     :data:`TYPICAL` x k p50 round trips is shown: a typical stretch, not a stall. Where there
     is none (other tasks held the CPUs in nearly every round trip), the stretch whose length
-    is nearest k p50 round trips is shown, and ``typical`` says that it is not typical.
+    is nearest k p50 round trips is shown, and ``typical`` says that it is not typical. A
+    stretch where perf lost events (its lanes could miss switches) is shown only if every
+    one is such, and ``lost`` says so.
     """
     n = len(c.samples)
     k = min(TIMELINE_ROUND_TRIPS, n)
@@ -317,18 +329,25 @@ def _window(c: Capture) -> tuple[int, int, bool]:
     def span(i: int) -> int:  # from the first round trip's start to the last one's end
         return c.starts[i + k - 1] + c.samples[i + k - 1] - c.starts[i]
 
+    gaps = _lost_spans(c)
+
+    def lost(i: int) -> bool:
+        a, b = c.starts[i], c.starts[i] + span(i)
+        return any(g0 < b and a < g1 for g0, g1 in gaps)
+
     order = list(_from_the_middle(n - k + 1))
-    for i in order:
+    clean = [i for i in order if not lost(i)] if gaps else order
+    for i in clean:
         if lo * median <= span(i) <= hi * median:
-            return i, k, True
-    nearest = min(order, key=lambda i: abs(math.log(max(1, span(i)) / median)))
-    return nearest, k, False
+            return i, k, True, False
+    nearest = min(clean or order, key=lambda i: abs(math.log(max(1, span(i)) / median)))
+    return nearest, k, lo * median <= span(nearest) <= hi * median, not clean
 
 
 def _timeline(c: Capture, ix: _Index) -> dict[str, Any]:
     """k consecutive round trips the client timed, from the middle of the loop: per CPU who
     ran (lanes), the wake-ups (arrows), where each round trip began."""
-    first, k, typical = _window(c)
+    first, k, typical, lost = _window(c)
     lo = c.starts[first]
     hi = c.starts[first + k - 1] + c.samples[first + k - 1]
     arrows = []
@@ -376,6 +395,7 @@ def _timeline(c: Capture, ix: _Index) -> dict[str, Any]:
         "round_trip_ns": c.samples[first : first + k],
         "typical": typical,
         "typical_range": list(TYPICAL),  # of k p50 round trips
+        "events_lost": lost,  # perf lost events inside the window: lanes may miss switches
         "span_ns": hi - lo,
         "others_share": round(held["other"] / lane_time, 4) if lane_time else 0.0,
         "lanes": lanes,

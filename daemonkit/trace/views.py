@@ -79,6 +79,11 @@ def _heading(case: dict[str, Any], span: int, col: float) -> str:
             f"  no {k} consecutive round trips lasted {lo:g}-{hi:g} x {k} p50 round trips: "
             f"the nearest are shown\n"
         )
+    if tl.get("events_lost"):
+        text += (
+            f"  perf lost events in every stretch of {k} round trips: switches may be "
+            "missing from this one\n"
+        )
     if tl.get("others_share", 0) >= 0.01:
         text += f"  other tasks held these CPUs {100 * tl['others_share']:.0f} % of this window\n"
     return head + text
