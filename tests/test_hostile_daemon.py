@@ -521,3 +521,58 @@ def test_a_client_of_a_daemon_that_cannot_accept_gives_up(daemons: Daemons) -> N
                 s.close()
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (1024, 1024))
     healthy(daemons, pid)
+
+
+# -- a cgroup's pids.max ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pids_cgroup() -> Iterator[Path]:
+    """A fresh pids cgroup (v1 ``/sys/fs/cgroup/pids``, or v2 with the pids controller)."""
+    _needs_root("make a cgroup")
+    for base in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+        if (base / "cgroup.procs").exists() and (
+            base.name == "pids" or "pids" in _read(base / "cgroup.subtree_control")
+        ):
+            break
+    else:
+        require("pids-cgroup", "no pids cgroup controller to use here")
+    group = base / f"dk.{os.getpid()}.hostile"
+    try:
+        group.mkdir()
+    except OSError as exc:
+        require("pids-cgroup", f"cannot make a cgroup under {base}: {exc.strerror}")
+    try:
+        yield group
+    finally:
+        for pid in _read(group / "cgroup.procs").split():
+            with contextlib.suppress(OSError):
+                (base / "cgroup.procs").write_text(pid)  # back to the root, so rmdir works
+        group.rmdir()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def test_pids_max_refuses_threads_not_the_daemon(daemons: Daemons, pids_cgroup: Path) -> None:
+    """The daemon moved into a cgroup whose pids.max is what it has: pthread_create fails
+    with EAGAIN; each client that needed a thread is refused and nothing of it is left."""
+    daemons.start()
+    pid = daemons.pid()
+    (pids_cgroup / "cgroup.procs").write_text(str(pid))  # the whole thread group moves
+    (pids_cgroup / "pids.max").write_text(_read(pids_cgroup / "pids.current").strip())
+    before = set(os.listdir(daemons.rdir))
+    try:
+        for name in ("fifo", "posix-shm", "signal"):
+            with pytest.raises(ChannelError, match="cannot start a thread"):
+                round_trip(daemons.rdir, name)
+        assert set(os.listdir(daemons.rdir)) == before
+        assert [o for o in list_objects() if o.owner == pid] == []
+        assert int(_read(pids_cgroup / "pids.events").split()[1]) > 0  # the kernel said no
+    finally:
+        (pids_cgroup / "pids.max").write_text("max")
+    healthy(daemons, pid)
