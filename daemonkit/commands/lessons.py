@@ -182,20 +182,31 @@ def _print(console: Console, result: LessonResult, lesson: Lesson, lang: str) ->
 
 
 def _column_widths(rows: list[Sequence[str]], width: int) -> list[int] | None:
-    """Column widths that fit *width* when the cells' natural widths do not (None when they
-    do): first each column's longest word (at most an equal share of *width* when not all
-    fit), for as many columns as fit (shortest words first: figures before labels; any other
-    column gets 4 and folds its longer words), then what is left shared out in proportion to
-    what each column still lacks. A word longer than its column folds; nothing is cut."""
+    """Column widths that fit *width* (None when every cell and heading fits on one line;
+    *rows* begins with the headings). Where the cells fit, headings take two lines or more
+    (as bench's do); where they do not, each column first gets its longest word (at most an
+    equal share of *width* when not all fit), for as many columns as fit (shortest words
+    first: figures before labels; any other column gets 4), then what is left is shared out
+    in proportion to what each column still lacks. A longer word folds; nothing is cut."""
     from rich.cells import cell_len
 
     n = len(rows[0])
     cells = [[str(row[i]) for row in rows] for i in range(n)]
-    natural = [max(cell_len(line) for c in col for line in c.splitlines() or [""]) for col in cells]
+
+    def lines(col: list[str]) -> int:
+        return max((cell_len(line) for c in col for line in c.splitlines()), default=1)
+
+    def words(col: list[str]) -> int:
+        return max((cell_len(w) for c in col for w in c.split()), default=1)
+
+    full = [lines(col) for col in cells]
+    natural = [max(words(col[:1]), lines(col[1:])) for col in cells]  # a heading may wrap
     room = width - 2 * n  # each column: a space of padding and a space of rule
-    if sum(natural) <= room:
+    if sum(full) <= room:
         return None
-    word = [max((cell_len(w) for c in col for w in c.split()), default=1) for col in cells]
+    if sum(natural) <= room:
+        return _share(natural, full, room)
+    word = [words(col) for col in cells]
     if sum(word) > room:  # not every word fits whole: none takes more than a fair share
         word = [min(w, max(4, room // n)) for w in word]
     out = [min(4, w) for w in word]
@@ -205,11 +216,17 @@ def _column_widths(rows: list[Sequence[str]], width: int) -> list[int] | None:
             break
         spare -= word[i] - out[i]
         out[i] = word[i]
-    lack = [natural[i] - out[i] for i in range(n)]
+    return _share(out, natural, room)
+
+
+def _share(start: list[int], target: list[int], room: int) -> list[int]:
+    """*start* widened towards *target* by what *room* leaves, in proportion to the lack."""
+    spare = room - sum(start)
+    lack = [max(0, t - s) for s, t in zip(start, target, strict=True)]
     total = sum(lack)
-    if spare > 0 and total > 0:
-        shares = [spare * x // total for x in lack]
-        for i in sorted(range(n), key=lambda i: -lack[i])[: spare - sum(shares)]:
-            shares[i] += 1  # what the rounding down left over
-        out = [w + s for w, s in zip(out, shares, strict=True)]
-    return out
+    if spare <= 0 or total == 0:
+        return start
+    shares = [min(x, spare * x // total) for x in lack]
+    for i in sorted(range(len(lack)), key=lambda i: -lack[i])[: spare - sum(shares)]:
+        shares[i] += 1 if shares[i] < lack[i] else 0  # what the rounding down left over
+    return [w + x for w, x in zip(start, shares, strict=True)]
