@@ -42,6 +42,7 @@ FACILITIES = {
     "ipv6": "an IPv6 loopback",
     "timeout": "timeout(1) from coreutils",
     "two-cpus": "at least two CPUs this process may run on",
+    "pids-cgroup": "a pids cgroup root may create and move a process into (v1 or v2)",
 }
 
 CHROMIUM = shutil.which("chromium") or "chromium"  # the browser the report tests run

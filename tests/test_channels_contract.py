@@ -14,7 +14,7 @@ import signal
 import stat
 import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -218,33 +218,48 @@ def test_every_registered_channel_is_under_contract() -> None:
             assert (name, "process") in killed, name
 
 
-@pytest.mark.parametrize("name", ["pipe", "fifo", "unix-stream", "tcp"])
-@pytest.mark.parametrize("size", [0, 64, 1 << 20])
-def test_a_byte_stream_of_known_size_echoes_unframed_and_whole(name: str, size: int) -> None:
-    """The bench's lean loop: no frame header, exactly the message's bytes (a 0-byte message
-    is a 1-byte token), a message larger than the pipe or socket buffer still arrives whole."""
-    fds_before = set(os.listdir("/proc/self/fd"))
+LeanLoop = Callable[[memoryview, memoryview, "array[int]"], None]  # (msg, rbuf, samples)
+
+
+def _lean_loop_echoes(
+    name: str, size: int, wire: int, lean_loop: Callable[[PayloadEnd], LeanLoop]
+) -> None:
+    """Two batches of fresh content through a forked exact-size peer and the timed loop that
+    *lean_loop* makes from the client end; each batch's *wire* bytes come back whole."""
     with channel_class(name)("process", size) as ch:
         peer = Peer(ch, "process", size, cpu=None, exact=True)
         peer.start()
         try:
             with _open_client(ch, peer) as end:
                 assert isinstance(end, PayloadEnd)
-                fds = end.stream_fds()
-                assert fds is not None
-                wire = wire_size(size)
+                roundtrips = lean_loop(end)
                 samples = array("q", [0] * ECHOES_PER_SIZE)
                 with peer.watch(timeout=REPLY_TIMEOUT):
                     for _ in range(2):  # two batches, each with fresh content
                         msg = memoryview(os.urandom(wire))
-                        rbuf = memoryview(bytearray(b"\xa5" * wire))
+                        rbuf = memoryview(bytearray(b"\xa5" * max(wire, 1)))
                         peer.command(len(samples))
-                        exact_roundtrips(name, fds, msg, rbuf, samples)
-                        assert rbuf == msg and min(samples) > 0
+                        roundtrips(msg, rbuf, samples)
+                        assert rbuf[:wire] == msg and min(samples) > 0
                         assert peer.report()["voluntary"] >= 0
         finally:
             peer.stop()
     assert peer.exit_status == 0
+
+
+@pytest.mark.parametrize("name", ["pipe", "fifo", "unix-stream", "tcp"])
+@pytest.mark.parametrize("size", [0, 64, 1 << 20])
+def test_a_byte_stream_of_known_size_echoes_unframed_and_whole(name: str, size: int) -> None:
+    """The bench's lean loop: no frame header, exactly the message's bytes (a 0-byte message
+    is a 1-byte token), a message larger than the pipe or socket buffer still arrives whole."""
+
+    def lean_loop(end: PayloadEnd) -> LeanLoop:
+        fds = end.stream_fds()
+        assert fds is not None
+        return lambda msg, rbuf, samples: exact_roundtrips(name, fds, msg, rbuf, samples)
+
+    fds_before = set(os.listdir("/proc/self/fd"))
+    _lean_loop_echoes(name, size, wire_size(size), lean_loop)
     assert set(os.listdir("/proc/self/fd")) == fds_before
 
 
@@ -252,23 +267,10 @@ def test_a_byte_stream_of_known_size_echoes_unframed_and_whole(name: str, size: 
 def test_busy_polling_of_known_size_echoes_whole_and_fresh(size: int) -> None:
     """shm-spin's lean loop: sequence words and the data area, no length word; each batch's
     fresh content comes back whole."""
-    with channel_class("shm-spin")("process", size) as ch:
-        peer = Peer(ch, "process", size, cpu=None, exact=True)
-        peer.start()
-        try:
-            with _open_client(ch, peer) as end:
-                assert isinstance(end, PayloadEnd)
-                words = end.spin_words()
-                assert words is not None
-                samples = array("q", [0] * ECHOES_PER_SIZE)
-                with peer.watch(timeout=REPLY_TIMEOUT):
-                    for _ in range(2):
-                        msg = memoryview(os.urandom(size))
-                        rbuf = memoryview(bytearray(b"\xa5" * max(size, 1)))
-                        peer.command(len(samples))
-                        spin_roundtrips(words, msg, rbuf, samples)
-                        assert rbuf[:size] == msg and min(samples) > 0
-                        assert peer.report()["voluntary"] >= 0
-        finally:
-            peer.stop()
-    assert peer.exit_status == 0
+
+    def lean_loop(end: PayloadEnd) -> LeanLoop:
+        words = end.spin_words()
+        assert words is not None
+        return lambda msg, rbuf, samples: spin_roundtrips(words, msg, rbuf, samples)
+
+    _lean_loop_echoes("shm-spin", size, size, lean_loop)

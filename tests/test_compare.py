@@ -87,6 +87,37 @@ def test_a_known_shift_is_found_in_the_right_direction_and_a_small_one_is_not(
         assert f"{shifted} is 1.50 ± " in cmp["summary"]  # hyperfine's form: "is R ± S"
 
 
+def _batches(doc: dict[str, Any], spread: float) -> dict[str, Any]:
+    """*doc* with each case's batch medians set around its p50: alternately ``1 - spread``
+    and ``1 + spread`` times it (``0``: every batch alike)."""
+    out = copy.deepcopy(doc)
+    for r in out["results"]:
+        n, p50 = len(r["batch_p50_ns"]), r["latency_ns"]["p50"]
+        r["batch_p50_ns"] = [p50 * (1 + spread * (-1) ** i) for i in range(n)]
+    return out
+
+
+def test_drift_between_batches_widens_the_interval_and_can_make_a_change_not_significant(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The batch is the unit of repetition: a run whose batches disagree says less about its
+    percentiles than one whose batches agree, with the same round trips."""
+    doc = json.loads(run.read_text())
+    assert all(len(r["batch_p50_ns"]) >= 2 for r in doc["results"])
+    width: dict[float, list[float]] = {}
+    verdicts: dict[float, set[str]] = {}
+    for spread in (0.0, 0.3):
+        old = _write(tmp_path, f"old-{spread}.json", _batches(doc, spread))
+        new = _write(tmp_path, f"new-{spread}.json", _batches(_scaled(doc, 1.2), spread))
+        code, out, err = _compare(capsys, str(old), str(new))
+        assert code == 0, err
+        cases = out["comparisons"][0]["cases"]
+        width[spread] = [c["p50"]["high"] - c["p50"]["low"] for c in cases]
+        verdicts[spread] = {c["p50"]["verdict"] for c in cases}
+    assert all(w30 > 3 * w0 for w0, w30 in zip(width[0.0], width[0.3], strict=True))
+    assert verdicts == {0.0: {"slower"}, 0.3: {"not significant"}}
+
+
 def test_the_terminal_table_fits_80_columns(
     run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

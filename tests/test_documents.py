@@ -13,8 +13,6 @@ import copy
 import json
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +20,12 @@ from typing import Any
 
 import pytest
 from facilities import require
-from test_remote import start_serve, stop_serve
+from real_documents import write_documents, write_trace
 
 from daemonkit.cli import main
 from daemonkit.errors import DocumentError
 from daemonkit.schemas import KINDS, check_document, parse_json, schema_of
 
-DK = [sys.executable, "-m", "daemonkit"]
 Doc = dict[str, Any]
 # Free-form objects: their content is the producer's own (a lesson's measurements, the figures
 # a verdict was computed from, options a newer version may add) and is not constrained.
@@ -100,36 +97,12 @@ OPTIONAL = {
 }
 
 
-def _run(*args: str | Path) -> None:
-    r = subprocess.run([*DK, *map(str, args)], capture_output=True, text=True, timeout=240)
-    assert r.returncode == 0, r.stderr
-
-
 @pytest.fixture(scope="module")
 def documents() -> Iterator[dict[str, Doc]]:
     """One real document of each kind the tool writes."""
     base = Path(tempfile.mkdtemp(prefix="dkdoc.", dir="/tmp"))  # short: AF_UNIX paths
-    rdir = base / "run"
-    quick = ("--iterations", "200", "--warmup", "20")
     try:
-        _run("bench", "--channels", "pipe,signal", *quick, "--json", base / "bench.json")
-        _run("start", "--runtime-dir", rdir)
-        try:
-            _run("bench", "--target", "daemon", "--channels", "unix-stream,signal", *quick,
-                 "--runtime-dir", rdir, "--json", base / "daemon.json")  # fmt: skip
-        finally:
-            _run("stop", "--runtime-dir", rdir)
-        served = start_serve()
-        try:
-            url = served.zmq_url
-            _run("bench", "--connect", url, "--channels", "tcp", *quick,
-                 "--json", base / "connect.json")  # fmt: skip
-            _run("throughput", "--connect", url, "--sizes", "64,4K", "--count", "200",
-                 "--json", base / "throughput.json")  # fmt: skip
-        finally:
-            stop_serve(served)
-        _run("lessons", "address-space", "semaphore-vs-signal", "--quick",
-             "--json", base / "lessons.json")  # fmt: skip
+        write_documents(base)
         yield {p.stem: json.loads(p.read_text()) for p in base.glob("*.json")}
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -257,8 +230,7 @@ def trace_document(tmp_path_factory: pytest.TempPathFactory) -> Doc:
     if why is not None:
         require("trace", f"cannot record the scheduler's events: {why}")
     path = tmp_path_factory.mktemp("trace") / "trace.json"
-    _run("trace", "--channels", "pipe", "--peer", "thread", "--round-trips", "100",
-         "--json", path)  # fmt: skip
+    write_trace(path)
     doc: Doc = json.loads(path.read_text())
     return doc
 

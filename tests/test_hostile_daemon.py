@@ -14,6 +14,7 @@ import json
 import os
 import pwd
 import resource
+import shutil
 import socket
 import subprocess
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 from daemon_support import Daemons, daemons_fixture, dk, gone, wait_until  # noqa: F401
+from facilities import require
 
 from daemonkit.channels.base import NotifyEnd, PayloadEnd
 from daemonkit.cleanup import list_objects
@@ -57,9 +59,16 @@ def healthy(d: Daemons, pid: int, endpoints: list[str] = ENDPOINTS) -> dict[str,
     return doc
 
 
+def _second_user() -> None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        require("second-user", "acting as a second user needs root and setpriv")
+    if not os.access("/usr/bin/python3", os.X_OK):
+        require("second-user", "the second user needs /usr/bin/python3 (it cannot read ours)")
+
+
 def _needs_root(what: str) -> None:
     if os.geteuid() != 0:
-        pytest.skip(f"needs root to {what}")
+        require("root", f"needs root to {what}")
 
 
 # -- the log --------------------------------------------------------------------------------
@@ -80,7 +89,7 @@ def tiny_tmpfs(daemons: Daemons) -> Iterator[Path]:
     res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mnt)],
                          capture_output=True, text=True)  # fmt: skip
     if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+        require("root", f"cannot mount a tmpfs here: {res.stderr.strip()}")
     try:
         yield mnt
     finally:
@@ -148,6 +157,20 @@ def test_nofile_32_and_a_hundred_connections(daemons: Daemons) -> None:
     assert isinstance(limits, dict) and limits["accept_backoffs"]["failures"] > 0, limits
 
 
+def _fill_backlog(path: Path) -> list[socket.socket]:
+    """Connect until the listen queue is full and stays full for 0.3 s (nobody accepts)."""
+    socks: list[socket.socket] = []
+    for _ in range(20):
+        more = _connect_many(path, 64)
+        socks += more
+        if not more and socks:
+            time.sleep(0.3)
+            if not (more := _connect_many(path, 1)):
+                return socks
+            socks += more
+    raise AssertionError("the listen queue never stayed full: the daemon still accepts")
+
+
 def _log_of(d: Daemons) -> str:
     path = d.base / "daemon.log"
     return path.read_text() if path.exists() else ""
@@ -182,7 +205,7 @@ def _tasks_of(uid: int) -> int:
 
 
 def test_thread_creation_refused_refuses_the_client_and_undoes(daemons: Daemons) -> None:
-    _needs_root("run the daemon as another user (RLIMIT_NPROC does not bind root)")
+    _second_user()  # RLIMIT_NPROC does not bind root: the daemon runs as nobody
     nobody = pwd.getpwnam("nobody").pw_uid
     daemons.base.chmod(0o711)  # nobody must reach its runtime dir
     daemons.start("--user", "nobody")
@@ -269,7 +292,7 @@ def test_a_swapped_ancestor_redirects_no_unlink(daemons: Daemons) -> None:
     away and puts a symlink to a root-only directory in its place, holding decoys named like
     the daemon's files. At SIGTERM the daemon removes its own files, where they really are,
     and not one decoy (it works through the descriptor of the directory it opened)."""
-    _needs_root("act as a second user")
+    _second_user()
     nobody = pwd.getpwnam("nobody").pw_uid
     parent = daemons.base / "p"
     parent.mkdir()
@@ -392,21 +415,25 @@ def test_every_endpoint_survives_hostile_input(daemons: Daemons) -> None:
     healthy(daemons, pid)
 
 
-def test_bytes_in_flight_and_the_message_deadline(daemons: Daemons) -> None:
-    """Headers of 60 MiB frames on 5 connections: 4 fit the 256 MiB budget of echo buffers,
-    the 5th session is ended at once; the 4 end when their clients leave; then all is back."""
+def test_bytes_in_flight_per_user(daemons: Daemons) -> None:
+    """Headers of 60 MiB frames on 3 connections of one user: 2 fit the 160 MiB one user may
+    hold in echo buffers, the 3rd session is ended at once though the daemon-wide 256 MiB is
+    not reached; the 2 end when their clients leave; then the budget is back to 0."""
     daemons.start()
     pid = daemons.pid()
     stream = str(next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*")))
     conns = []
     try:
-        for _ in range(5):
+        for _ in range(3):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(stream)
             s.sendall((60 << 20).to_bytes(4, "little"))  # the body never comes
             conns.append(s)
         wait_until(lambda: _limits(daemons)["bytes_in_flight"]["refused"] >= 1, timeout=5,
-                   what="the fifth buffer to be refused")  # fmt: skip
+                   what="the third buffer to be refused")  # fmt: skip
+        budget = _limits(daemons)["bytes_in_flight"]
+        assert budget["used"] == 2 * (60 << 20) and budget["users"] == 1, budget
+        assert budget["used"] < budget["total"]  # the per-user limit bit, not the global one
     finally:
         for s in conns:
             s.close()
@@ -434,3 +461,118 @@ def _limits(d: Daemons) -> dict[str, Any]:
     res = dk("status", "--json", *d.loc())
     limits: dict[str, Any] = json.loads(res.stdout)["status"]["limits"]
     return limits
+
+
+def test_serve_survives_hostile_input() -> None:
+    """Noise, absurd and half frames on serve's TCP port; frame counts and operations its
+    ROUTER does not know: it answers afterwards, and exits 0 at SIGTERM."""
+    import zmq
+    from test_remote import start_serve, stop_serve, tcp_counters
+
+    s = start_serve("--tcp-port", "0", "--max-connections", "8", "--idle-timeout", "1")
+    try:
+        assert s.tcp_port is not None
+        for data in (os.urandom(4096), b"\xff\xff\xff\xff", (1000).to_bytes(4, "big") + b"x",
+                     b"\0"):  # fmt: skip
+            with socket.create_connection(("127.0.0.1", s.tcp_port), timeout=3) as c:
+                c.sendall(data)
+        ctx = zmq.Context()
+        try:
+            dealer = ctx.socket(zmq.DEALER)
+            dealer.setsockopt(zmq.LINGER, 0)
+            dealer.connect(s.zmq_url)
+            for frames in ([b"x"] * 5, [b"no-such-op", b"body"], [b""] * 2, [os.urandom(64)]):
+                dealer.send_multipart(frames)
+            dealer.close()
+        finally:
+            ctx.term()
+        wait_until(lambda: _answers(s.tcp_echo), timeout=5, what="serve to answer")
+        assert tcp_counters(s)["refused"] >= 1  # the 4 GiB length
+    finally:
+        code, err = stop_serve(s)
+    assert code == 0 and "Traceback" not in err, err
+
+
+def test_a_client_of_a_daemon_that_cannot_accept_gives_up(daemons: Daemons) -> None:
+    """The daemon at its descriptor limit, its unix-stream backlog full: a new client's
+    connect(2) gives up after CONNECT_TIMEOUT_S instead of sleeping for good (with Ctrl-C held
+    off by the runner, nothing else would end it)."""
+    from daemonkit.service.client import ControlClient
+    from daemonkit.service.endpoints.stream import CONNECT_TIMEOUT_S, UnixStreamEndpoint
+
+    daemons.start()
+    pid = daemons.pid()
+    stream = next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*"))
+    with ControlClient(daemons.rdir, timeout=10) as control:
+        used = len(os.listdir(f"/proc/{pid}/fd"))
+        # Below what it holds (allowed: open descriptors stay), so that no descriptor it
+        # closes meanwhile makes room for an accept.
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (used - 4, 1024))
+        backlog = _fill_backlog(stream)  # the accept thread backs off; the queue stays full
+        try:
+            reply = control.request({"cmd": "open", "endpoint": "unix-stream", "max_size": 64})
+            assert control.dir is not None
+            start = time.monotonic()
+            with pytest.raises(ChannelError, match="does not accept"):
+                UnixStreamEndpoint.client_end(reply, control.dir, control.daemon_pid)
+            assert CONNECT_TIMEOUT_S - 0.5 <= time.monotonic() - start <= CONNECT_TIMEOUT_S + 3
+        finally:
+            for s in backlog:
+                s.close()
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (1024, 1024))
+    healthy(daemons, pid)
+
+
+# -- a cgroup's pids.max ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pids_cgroup() -> Iterator[Path]:
+    """A fresh pids cgroup (v1 ``/sys/fs/cgroup/pids``, or v2 with the pids controller)."""
+    _needs_root("make a cgroup")
+    for base in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+        if (base / "cgroup.procs").exists() and (
+            base.name == "pids" or "pids" in _read(base / "cgroup.subtree_control")
+        ):
+            break
+    else:
+        require("pids-cgroup", "no pids cgroup controller to use here")
+    group = base / f"dk.{os.getpid()}.hostile"
+    try:
+        group.mkdir()
+    except OSError as exc:
+        require("pids-cgroup", f"cannot make a cgroup under {base}: {exc.strerror}")
+    try:
+        yield group
+    finally:
+        for pid in _read(group / "cgroup.procs").split():
+            with contextlib.suppress(OSError):
+                (base / "cgroup.procs").write_text(pid)  # back to the root, so rmdir works
+        group.rmdir()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def test_pids_max_refuses_threads_not_the_daemon(daemons: Daemons, pids_cgroup: Path) -> None:
+    """The daemon moved into a cgroup whose pids.max is what it has: pthread_create fails
+    with EAGAIN; each client that needed a thread is refused and nothing of it is left."""
+    daemons.start()
+    pid = daemons.pid()
+    (pids_cgroup / "cgroup.procs").write_text(str(pid))  # the whole thread group moves
+    (pids_cgroup / "pids.max").write_text(_read(pids_cgroup / "pids.current").strip())
+    before = set(os.listdir(daemons.rdir))
+    try:
+        for name in ("fifo", "posix-shm", "signal"):
+            with pytest.raises(ChannelError, match="cannot start a thread"):
+                round_trip(daemons.rdir, name)
+        assert set(os.listdir(daemons.rdir)) == before
+        assert [o for o in list_objects() if o.owner == pid] == []
+        assert int(_read(pids_cgroup / "pids.events").split()[1]) > 0  # the kernel said no
+    finally:
+        (pids_cgroup / "pids.max").write_text("max")
+    healthy(daemons, pid)

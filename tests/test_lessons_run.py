@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from facilities import require
 from procfs import descendants
+from rich.cells import cell_len
 
 from daemonkit.lessons import (
     address_space,
@@ -162,8 +163,11 @@ def _cli(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
 
 def test_cli_quick_json_has_every_lesson(tmp_path: Path) -> None:
     out = tmp_path / "lessons.json"
-    done = _cli("--quick", "--json", str(out))
+    done = _cli("--quick", "--json", str(out), env={**os.environ, "COLUMNS": "80"})
     assert done.returncode == 0, done.stderr
+    # Every table fits 80 columns and no cell is cut: a long cell folds onto more lines.
+    assert "…" not in done.stdout
+    assert max(cell_len(line) for line in done.stdout.splitlines()) <= 80
     doc = json.loads(out.read_text())
     assert doc["schema"] == "daemonkit.lessons/2" and doc["quick"] is True
     assert [x["name"] for x in doc["lessons"]] == list(LESSONS)

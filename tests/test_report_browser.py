@@ -1,6 +1,6 @@
 """report.html in a real browser: headless Chromium loads it from disk and screenshots it.
 
-Two runs of the browser, each with a fresh profile directory and nothing that phones home:
+Runs of the browser, each with a fresh profile directory and nothing that phones home:
 
 1. ``--dump-dom`` of a test copy of the page with a small probe in ``<head>``: after the load
    event it writes into ``<body>`` how many images there are, how many did not decode
@@ -8,6 +8,11 @@ Two runs of the browser, each with a fresh profile directory and nothing that ph
    the page's CSP refused would be one). Chromium also logs every console message to stderr
    (``--enable-logging=stderr``): the page has no script of its own, so there must be none.
 2. ``--screenshot`` of the page itself at 1280x2000: the picture must not be blank.
+
+The first page draws every kind of plot from small fixture documents; then a report of each
+kind of document the tool writes, made by real short runs (bench with local peers,
+``--target daemon``, ``--connect``, ``--mode stream``, throughput, trace, lessons), alone and
+all mixed, goes through the same probe (one browser launch per page).
 
 Skipped only where /usr/bin/chromium is missing (``.ci/install-system`` installs it).
 """
@@ -19,12 +24,16 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from facilities import CHROMIUM
+from facilities import CHROMIUM, require
+from real_documents import write_documents, write_stream, write_trace
 from report_fixtures import bench_doc, lessons_doc, throughput_doc
 
+from daemonkit.cli import main
 from daemonkit.report import write_report
 from daemonkit.report.html import CSP
 
@@ -88,19 +97,20 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_report([bench_doc(), lessons_doc(), throughput_doc()], out, compare=old)
 
 
-@pytest.mark.parametrize("width", [1280, 800])
-def test_every_image_loads_and_nothing_errs(report: Path, tmp_path: Path, width: int) -> None:
-    page = report.read_text(encoding="utf-8")
+def probe(page_path: Path, tmp: Path, width: int = 1280) -> tuple[int, dict[str, str]]:
+    """Load a probed copy of the report at *page_path* in Chromium: how many ``<img>`` the
+    page has, and what the probe wrote (``images``, ``broken``, ``errors``, ``scrollw``,
+    ``innerw``, ``first``); the console must have stayed silent."""
+    page = page_path.read_text(encoding="utf-8")
     n_img = page.count("<img ")
-    assert n_img >= 7
     # The probe needs inline script; everything else stays as strict as the report's CSP.
     probed = page.replace(CSP, CSP + "; script-src 'unsafe-inline'", 1)
     assert probed != page
     probed = probed.replace("<head>", "<head>" + PROBE, 1)
-    copy = report.with_name("probed.html")
+    copy = page_path.with_name("probed.html")
     copy.write_text(probed, encoding="utf-8")
     r = chromium(
-        tmp_path,
+        tmp,
         "--enable-logging=stderr",
         "--v=0",
         "--virtual-time-budget=5000",
@@ -112,12 +122,24 @@ def test_every_image_loads_and_nothing_errs(report: Path, tmp_path: Path, width:
     body = re.search(r"<body([^>]*)>", r.stdout)
     assert body is not None, r.stdout[:500]
     attrs = dict(re.findall(r'data-([a-z]+)="([^"]*)"', body.group(1)))
+    console = [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln]
+    assert console == []
+    return n_img, attrs
+
+
+def assert_renders(n_img: int, attrs: dict[str, str], width: int = 1280) -> None:
+    """Every image decoded, nothing erred, nothing sticks out sideways."""
     assert int(attrs["images"]) == n_img
     assert attrs["broken"] == "0"
     assert json.loads(attrs["errors"].replace("&quot;", '"')) == []
-    console = [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln]
-    assert console == []
     assert int(attrs["scrollw"]) <= int(attrs["innerw"]) == width  # nothing sticks out
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+def test_every_image_loads_and_nothing_errs(report: Path, tmp_path: Path, width: int) -> None:
+    n_img, attrs = probe(report, tmp_path, width)
+    assert n_img >= 7
+    assert_renders(n_img, attrs, width)
     assert attrs["first"].endswith("latency-summary.png")  # the answer comes first
 
 
@@ -141,3 +163,46 @@ def test_screenshot_is_not_blank(report: Path, tmp_path: Path) -> None:
         # The plots reach the first screen: the thread and process colours of matplotlib's
         # palette (tab:blue, tab:orange) are present in quantity.
         assert counts.get((31, 119, 180), 0) > 500 and counts.get((255, 127, 14), 0) > 500
+
+
+# -- the documents the tool writes, each alone and all together ---------------------------------
+
+KINDS = ["bench", "daemon", "connect", "stream", "throughput", "trace", "lessons"]
+
+
+@pytest.fixture(scope="module")
+def real_docs() -> Iterator[dict[str, Path]]:
+    """A real document of every kind (trace only where perf can record)."""
+    from daemonkit.trace import perf
+
+    base = Path(tempfile.mkdtemp(prefix="dkbrw.", dir="/tmp"))  # short: AF_UNIX paths
+    try:
+        write_documents(base, lessons=("address-space", "ctx-switch"))  # ctx-switch has plots
+        write_stream(base / "stream.json")
+        if perf.missing() is None:
+            write_trace(base / "trace.json")
+        yield {p.stem: p for p in base.glob("*.json")}
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "mixed"])
+def test_every_document_kind_alone_and_all_mixed_renders(
+    real_docs: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    if kind == "trace" and "trace" not in real_docs:
+        from daemonkit.trace import perf
+
+        require("trace", f"cannot record the scheduler's events: {perf.missing()}")
+    inputs = list(real_docs.values()) if kind == "mixed" else [real_docs[kind]]
+    assert main(["report", *map(str, inputs), "--out", str(tmp_path / "r")]) == 0
+    page = tmp_path / "r" / "report.html"
+    n_img, attrs = probe(page, tmp_path)
+    assert n_img >= (len(inputs) if kind == "mixed" else 1)  # every kind draws something
+    assert_renders(n_img, attrs)
+    if kind in ("bench", "daemon", "connect", "mixed"):
+        assert attrs["first"].endswith("latency-summary.png")  # round trips lead
+    if kind == "mixed":
+        html = page.read_text(encoding="utf-8")
+        for name in ("latency-summary", "stream-summary", "throughput"):
+            assert f"{name}.png" in html

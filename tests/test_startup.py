@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from daemon_support import BACKENDS, Daemons, daemons_fixture, dk  # noqa: F401
 
+from daemonkit.errors import DocumentError
+from daemonkit.schemas import check_document
+
 STAGES = ["fork_to_pid_s", "fork_to_pidfile_s", "fork_to_ready_s"]
 
 
@@ -38,6 +41,7 @@ def test_startup_cycles_write_ordered_samples(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "first accept" in res.stdout and "native" in res.stdout
     doc = json.loads(out.read_text())
+    assert check_document(doc, str(out)) == "startup"  # its published schema
     assert doc["machine"]["hostname"] and list(doc["runs"]) == ["native"]
     samples = doc["runs"]["native"]["samples"]
     assert len(samples) == 2
@@ -46,6 +50,19 @@ def test_startup_cycles_write_ordered_samples(tmp_path: Path) -> None:
         assert s["fork_to_ready_s"] < s["fork_to_accept_s"]  # a client came only after ready
     summary = doc["runs"]["native"]["summary"]["fork_to_ready_s"]
     assert summary["min"] <= summary["median"] <= summary["max"]
+    # The schema refuses what the producer never writes: a stage missing, a string for a time.
+    bad = json.loads(out.read_text())
+    bad["runs"]["native"]["samples"][0]["fork_to_ready_s"] = "0.1"
+    with pytest.raises(DocumentError, match=r"samples\[0\]\.fork_to_ready_s: string where"):
+        check_document(bad, "startup.json")
+    del bad["runs"]["native"]["samples"][0]["fork_to_accept_s"]
+    del bad["runs"]["native"]["samples"][0]["fork_to_ready_s"]
+    with pytest.raises(DocumentError, match="required"):
+        check_document(bad, "startup.json")
+    # Nothing draws a start-up document: the report refuses it in one line.
+    res = dk("report", out, "--out", tmp_path / "r")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "daemonkit.startup/1" in res.stderr
 
 
 def test_startup_rejects_zero_cycles() -> None:

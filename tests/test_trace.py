@@ -5,8 +5,10 @@ failure instead under ``DAEMONKIT_REQUIRE=trace`` or ``all``, see tests/faciliti
 
 * a pipe ping-pong on one CPU: every round trip switches the client out once and the peer
   once (2 per round trip in all), the trace's count agrees with getrusage(2) within 10 %,
-  the timeline shows the client and the peer taking turns on that CPU with the client waking
-  the peer, and the document is the versioned ``daemonkit.trace/1``;
+  the timeline is three round trips the client timed, in each of which the client and the
+  peer both ran on that CPU (whatever else ran there: the window is the client's own round
+  trips, not a guess), with wake-ups between them, and the document is the versioned
+  ``daemonkit.trace/1``;
 * nothing is left: no perf process, no perf data directory, the ftrace state (mounts,
   ``tracing_on``, ``current_tracer``, the enabled events, the instances) as it was, also
   after a Ctrl-C in the middle of a recording (exit 130);
@@ -17,6 +19,7 @@ failure instead under ``DAEMONKIT_REQUIRE=trace`` or ``all``, see tests/faciliti
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import os
 import signal
@@ -34,7 +37,7 @@ from procfs import descendants, in_session
 from daemonkit.trace import perf
 from daemonkit.trace.analysis import lock_kind
 from daemonkit.trace.capture import lock_regions
-from daemonkit.trace.events import FutexWait, Switch, Wake, parse_script
+from daemonkit.trace.events import FutexWait, Lost, Switch, Wake, parse_script
 
 DAEMONKIT = [sys.executable, "-m", "daemonkit"]
 TRACEFS = "/sys/kernel/tracing"
@@ -155,23 +158,43 @@ def test_trace_agrees_with_getrusage(same_cpu: Any) -> None:
     assert agreement["holds"] and agreement["threshold"] == "<= 10 %"
 
 
+def ran_in(lane: list[list[Any]], role: str, lo: int, hi: int) -> bool:
+    """Whether *role* held the lane's CPU for some time between *lo* and *hi*."""
+    return any(r == role and min(e, hi) > max(s, lo) for s, e, r, _, _ in lane)
+
+
 @needs_trace
 def test_timeline_shows_the_two_ends_taking_turns(same_cpu: Any) -> None:
     doc, stdout, _ = same_cpu
     for case in doc["cases"]:
         tl = case["timeline"]
         (cpu,) = case["pinning"]["client"]
-        roles = [seg[2] for seg in tl["lanes"][str(cpu)]]
-        assert "client" in roles and "peer" in roles
-        # Wake-ups between the two ends (one way or the other: on one CPU the side that is
-        # preempted rather than asleep needs none), each followed by the woken side running.
+        lane = tl["lanes"][str(cpu)]
+        # The window is three round trips the client timed, back to back, from its clock.
+        k, first = tl["round_trips"], tl["first"]
+        assert k == 3 and 0 <= first <= case["round_trips"] - k
+        trips = list(zip(tl["starts_ns"], tl["round_trip_ns"], strict=True))
+        assert trips[0][0] == 0 and tl["span_ns"] == trips[-1][0] + trips[-1][1]
+        assert all(a + rt <= b for (a, rt), (b, _) in itertools.pairwise(trips))
+        # In each of them both ends ran on the one CPU (the peer must, to echo).
+        for start, rt in trips:
+            assert ran_in(lane, "client", start, start + rt), (case["peer"], start, lane)
+            assert ran_in(lane, "peer", start, start + rt), (case["peer"], start, lane)
+        # They woke each other (one way or the other: on one CPU the side that is preempted
+        # rather than asleep needs no wake-up; a round trip may even need none, when a tick
+        # hands the CPU from the client to a runnable peer between its send and its receive).
         ends = {"client", "peer"}
         hops = [w for w in tl["wakeups"] if {w["waker"], w["woken"]} == ends]
-        assert hops and hops[0]["ts"] == 0  # the window starts at one of them
+        assert hops, tl["wakeups"]
         assert all(w["ran_ts"] is None or w["ran_ts"] >= w["ts"] for w in hops)
         assert case["wakeups"]["all"]["p50_ns"] > 0
+        shown = f"round trips {first + 1}-{first + k} of 400 as the client timed them"
+        assert shown in stdout
     assert f"cpu{cpu}" in stdout
     assert f"C client (cpu{cpu}) -> P peer" in stdout or f"P peer (cpu{cpu}) -> C client" in stdout
+    # A stretch that is not typical (other tasks held the CPU in every one) is said to be.
+    atypical = [c for c in doc["cases"] if not c["timeline"]["typical"]]
+    assert stdout.count("the nearest are shown") == len(atypical)
     assert "Reading:" in stdout
 
 
@@ -305,7 +328,8 @@ def test_perf_script_lines_parse() -> None:
     )
     events, lost = parse_script(text)
     assert lost == 7
-    wake, switch, wait, done = events
+    wake, switch, wait, done, gone = events
+    assert gone == Lost(418231670000, 1, 7)  # where: the timeline keeps clear of it
     assert wake == Wake(418231632361, 0, 1121, 18, "kworker/0:1 H", 1, "waking")
     assert isinstance(switch, Switch) and switch.preempted and switch.next_pid == 0
     # op 0x89: FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG; 0x81 (a wake) is not a wait.

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from facilities import need, require
 from test_report_browser import CSP, PROBE, chromium
+from test_trace import ran_in
 
 from daemonkit.trace import perf
 
@@ -65,10 +66,15 @@ def test_split_wakeups_cross_cpus(split_run: Any) -> None:
         assert client_cpu != peer_cpu
         for direction in ("to_peer", "to_client"):
             assert case["wakeups"][direction]["other_cpu"] == 1.0
-        lanes = case["timeline"]["lanes"]
+        tl = case["timeline"]
+        lanes = tl["lanes"]
         assert {s[2] for s in lanes[str(client_cpu)]} >= {"client"}
         assert "client" not in {s[2] for s in lanes[str(peer_cpu)]}
-        assert "peer" in {s[2] for s in lanes[str(peer_cpu)]}
+        # The window is round trips the client timed: in each, the peer ran on its own CPU
+        # (it echoed) and the client on its own, however long others held them.
+        for start, rt in zip(tl["starts_ns"], tl["round_trip_ns"], strict=True):
+            assert ran_in(lanes[str(peer_cpu)], "peer", start, start + rt), (start, lanes)
+            assert ran_in(lanes[str(client_cpu)], "client", start, start + rt), (start, lanes)
     assert any(f["condition"] == "idle_wake" for f in doc["findings"])
 
 

@@ -2,12 +2,31 @@
 the geometric mean over the cases.
 
 A ratio is *new / old*: below 1 the new run is faster. Its uncertainty comes from a
-bootstrap over the stored distributions (:mod:`daemonkit.bench.distribution`): each run's
-round trips are resampled with replacement (a multinomial draw over the histogram's buckets,
-which is the same as resampling the raw samples at 0.1 % resolution) :data:`RESAMPLES`
-times, the percentile is taken of each resample, and the ratio of the two is recorded. The
-2.5th and 97.5th percentiles of those ratios are the 95 % interval, their standard deviation
-the ``±`` printed beside the ratio (as hyperfine prints one).
+two-level bootstrap over what each run stored, :data:`RESAMPLES` times:
+
+1. the *batches* are drawn with replacement. The bench measures in timed batches
+   (:mod:`daemonkit.bench.measure`): round trips inside one batch share its conditions (the
+   other load, the CPU's frequency, where the scheduler woke the peer) and are not
+   independent; the batch is the unit of repetition. The resampled batches' median of the
+   batch medians (``batch_p50_ns``) against the run's gives the factor by which this
+   resample's conditions move the whole distribution;
+2. the *round trips* are drawn with replacement (a multinomial draw over the stored
+   histogram's buckets, :mod:`daemonkit.bench.distribution`, the same as resampling the raw
+   samples at 0.1 % resolution); the percentile of that resample, times the factor of 1.,
+   is the replicate.
+
+The ratio of the two runs' replicates is recorded; the 2.5th and 97.5th percentiles of those
+ratios are the 95 % interval, their standard deviation the ``±`` printed beside the ratio
+(as hyperfine prints one). Resampling round trips alone (step 2, all a run without batch
+medians allows) treats them as independent and shows only the noise of sampling them; drift
+between batches, which the run itself shows, was outside the interval. Step 1 puts it in;
+counting the batch medians' own sampling noise a second time makes the interval a little
+wider than it need be (at most by a factor of about 1.4 where batches do not drift), which
+errs towards "not significant". Measured on the shared two-CPU test machine
+(``docs/results/2026-11-29-compare-method.md``), two pairs of repeat ``--quick`` runs of four
+channels: the p50 ratios' ± went from 0.001-0.05 to 0.002-0.08; without a margin 6 and 5 of
+8 cases were "not significant" instead of 3 and 2; with the margin, 8 of 8 either way;
+``--cpu same`` against ``--cpu split``: 8 of 8 "slower" either way.
 
 Why a bootstrap and not Mann-Whitney: the figures compared are percentiles (p50, p99), and
 the bootstrap answers the question about exactly those ("how sure is this p99 ratio?"), for
@@ -16,14 +35,15 @@ whether one whole distribution tends to lie above the other: with thousands of r
 it calls a shift of a fraction of a percent "significant", says nothing about p99, and gives
 no interval to print.
 
-Why a margin as well: the bootstrap sees only the noise *within* a run. Two runs of the same
-command on one machine also differ by what changes *between* runs (where the kernel placed
-the buffers, the CPU's frequency, other load), which no resampling of one run can see. A
-change is called significant only when the whole 95 % interval lies beyond a margin
-(:data:`NOISE_MARGIN`, 10 %, ``--margin`` to change it) on the same side; the margin is
-printed with every comparison. Ten percent because repeat runs of the same command on a
-shared two-CPU machine differed by up to 13 % at p50 (pipe, ``--quick``), with intervals of
-under 1 %: a smaller margin would call that noise a change.
+Why a margin as well: the bootstrap sees only the noise *within* a run, batches included.
+Two runs of the same command on one machine also differ by what changes *between* runs
+(where the kernel placed the buffers, the CPU's frequency, other load), which no resampling
+of one run can see. A change is called significant only when the whole 95 % interval lies
+beyond a margin (:data:`NOISE_MARGIN`, 10 %, ``--margin`` to change it) on the same side;
+the margin is printed with every comparison. Ten percent because repeat runs of the same
+command on a shared two-CPU machine differed by up to 13 % at p50 (pipe, ``--quick``), and
+with the batches resampled 2 and 3 of 8 cases of two repeat pairs still lay outside their
+intervals: a smaller margin would call that noise a change.
 
 *Kernel path*: none (arithmetic on two documents).
 *Lifetime*: plain values.
@@ -70,6 +90,7 @@ RESAMPLES = 2000
 CONFIDENCE = 95.0  # percent: the interval a ratio must lie beyond NOISE_MARGIN with
 NOISE_MARGIN = 0.10  # run-to-run variation on one machine that within-run noise cannot show
 _SEED = 20261129  # a fixed seed: the same two documents always give the same verdicts
+Batches = Sequence[float] | None  # a case's batch medians (``batch_p50_ns``), where stored
 
 
 class MachineMismatchError(DaemonkitError):
@@ -179,7 +200,8 @@ def document(
         "command": command,
         "method": {
             "statistic": "ratio new/old of p50 and of p99",
-            "test": "bootstrap of the stored HDR histograms",
+            "test": "two-level bootstrap: timed batches (their medians), then round trips "
+            "(the stored HDR histograms)",
             "resamples": RESAMPLES,
             "confidence_percent": CONFIDENCE,
             "noise_margin": margin,
@@ -248,7 +270,8 @@ def compare_runs(
         dn, do = new_d.get(r.key), old_d.get(o.key)
         b50 = b99 = None
         if dn is not None and do is not None:
-            b50, b99 = _boot_all(do, dn, (50.0, 99.0), rng)
+            batches = (o.batch_p50_ns, r.batch_p50_ns)
+            b50, b99 = _boot_all(do, dn, (50.0, 99.0), rng, batches)
             logs.append(np.log(b50))
         point_logs.append(math.log(r.latency_ns.p50 / o.latency_ns.p50))
         cases.append(
@@ -278,11 +301,18 @@ def compare_runs(
     return Comparison(old_name, new_name, cases, geomean, notes)
 
 
-def faster_line(a: str, da: Distribution, b: str, db: Distribution) -> str:
+def faster_line(
+    a: str,
+    da: Distribution,
+    b: str,
+    db: Distribution,
+    batches: tuple[Batches, Batches] = (None, None),
+) -> str:
     """``"pipe/process is 1.41 ± 0.03x faster than unix-stream/process"``, p50 against p50,
-    the ± from the same bootstrap as :func:`compare_runs`."""
+    the ± from the same bootstrap as :func:`compare_runs` (*batches*: a's and b's batch
+    medians, where stored)."""
     rng = np.random.default_rng(_SEED)
-    b50 = _boot(db, da, 50.0, rng)  # a / b: below 1 when a is faster
+    b50 = _boot_all(db, da, (50.0,), rng, batches[::-1])[0]  # a / b: below 1 when a is faster
     return _faster(a, b, _ratio(da.percentile(50.0) / db.percentile(50.0), b50))
 
 
@@ -304,21 +334,35 @@ def _faster(a: str, b: str, ratio: Ratio) -> str:
     return f"{a} is {speed}{spread}x {word} than {b}"
 
 
-def _boot(old: Distribution, new: Distribution, q: float, rng: np.random.Generator) -> np.ndarray:
-    """RESAMPLES bootstrap replicates of new/old at percentile *q*."""
-    return _boot_all(old, new, (q,), rng)[0]
-
-
 def _boot_all(
-    old: Distribution, new: Distribution, qs: Sequence[float], rng: np.random.Generator
+    old: Distribution,
+    new: Distribution,
+    qs: Sequence[float],
+    rng: np.random.Generator,
+    batches: tuple[Batches, Batches] = (None, None),
 ) -> list[np.ndarray]:
     """Per percentile in *qs*, RESAMPLES bootstrap replicates of new/old, all taken from the
-    same resamples (one draw per run serves every percentile)."""
+    same resamples (one draw per run serves every percentile); *batches*: each run's batch
+    medians, resampled as the first level (module docstring)."""
     ro, rn = _resample(old, rng), _resample(new, rng)
+    so, sn = _batch_factor(batches[0], rng), _batch_factor(batches[1], rng)
     out: list[np.ndarray] = [
-        percentiles(new.values, rn, q) / percentiles(old.values, ro, q) for q in qs
+        percentiles(new.values, rn, q) * sn / (percentiles(old.values, ro, q) * so) for q in qs
     ]
     return out
+
+
+def _batch_factor(medians: Batches, rng: np.random.Generator) -> np.ndarray | float:
+    """Per resample, the median of the batch medians drawn with replacement over the run's
+    own: how far that resample's batches move the distribution (1 without two batches)."""
+    if not medians or len(medians) < 2:
+        return 1.0
+    m = np.asarray(medians, dtype=float)
+    if not np.all(m > 0):
+        return 1.0
+    drawn = m[rng.integers(0, len(m), size=(RESAMPLES, len(m)))]
+    factor: np.ndarray = np.median(drawn, axis=1) / np.median(m)
+    return factor
 
 
 def _resample(d: Distribution, rng: np.random.Generator) -> np.ndarray:

@@ -57,7 +57,16 @@ from daemonkit.bench.stats import histogram, latency
 from daemonkit.channels.base import End, NotifyEnd, PayloadEnd
 from daemonkit.errors import ChannelError
 
-__all__ = ["SETUP_TIMEOUT", "Link", "Mode", "Progress", "Settings", "client_usage", "measure"]
+__all__ = [
+    "SETUP_TIMEOUT",
+    "EchoServerLink",
+    "Link",
+    "Mode",
+    "Progress",
+    "Settings",
+    "client_usage",
+    "measure",
+]
 
 Mode = Literal["pingpong", "stream"]
 Progress = Callable[[str, float], None]  # (what runs now, fraction of this case done)
@@ -96,6 +105,25 @@ class Link(Protocol):
         """After the batch: the other end's context switches (and CPU time, when known)
         during it."""
         ...
+
+
+class EchoServerLink:
+    """What a :class:`Link` to a server that echoes whatever arrives (the daemon, a ``daemonkit
+    serve``) has in common: nothing to command, and its context switches read by *switches*
+    before and after each batch. A subclass adds :meth:`Link.guard`."""
+
+    exact_size = False  # the other end reads frames: it cannot know the size
+
+    def __init__(self, channel: str, switches: Callable[[], CtxSwitches]) -> None:
+        self.channel = channel
+        self._switches = switches
+        self._before = CtxSwitches(0, 0)
+
+    def start(self, n: int, untimed: int = 0) -> None:
+        self._before = self._switches()
+
+    def finish(self) -> CtxSwitches:
+        return self._switches() - self._before
 
 
 class _Echo:

@@ -107,12 +107,19 @@ def _minus(a: float | None, b: float | None) -> float | None:
 
 
 def payload_roundtrips(
-    end: PayloadEnd, msg: memoryview, rbuf: memoryview, samples: array[int], got: array[int]
+    end: PayloadEnd,
+    msg: memoryview,
+    rbuf: memoryview,
+    samples: array[int],
+    got: array[int],
+    starts: array[int] | None = None,
 ) -> None:
     """Send *msg* and receive the echo into *rbuf*, ``len(samples)`` times.
 
     Stores each round trip in ns in *samples* and each echoed length in *got*; the caller
-    checks lengths and content after the loop.
+    checks lengths and content after the loop. *starts*, if given, gets the instant each
+    round trip began (``time.perf_counter_ns``, CLOCK_MONOTONIC), stored after the round
+    trip's second timestamp: a trace lines the round trips up with the kernel's events.
     """
     clock = time.perf_counter_ns
     send = end.send
@@ -122,6 +129,8 @@ def payload_roundtrips(
         send(msg)
         got[i] = recv(rbuf)
         samples[i] = clock() - t0
+        if starts is not None:
+            starts[i] = t0
 
 
 def wire_size(size: int) -> int:
@@ -289,8 +298,11 @@ def _stream_sink(
     return k
 
 
-def notify_roundtrips(end: NotifyEnd, samples: array[int]) -> None:
-    """Post and wait for the peer's post back, ``len(samples)`` times."""
+def notify_roundtrips(
+    end: NotifyEnd, samples: array[int], starts: array[int] | None = None
+) -> None:
+    """Post and wait for the peer's post back, ``len(samples)`` times (*starts*: as in
+    :func:`payload_roundtrips`)."""
     clock = time.perf_counter_ns
     post = end.post
     wait = end.wait
@@ -299,6 +311,8 @@ def notify_roundtrips(end: NotifyEnd, samples: array[int]) -> None:
         post()
         wait()
         samples[i] = clock() - t0
+        if starts is not None:
+            starts[i] = t0
 
 
 def die_with_parent(parent: int) -> None:

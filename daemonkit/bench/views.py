@@ -81,7 +81,9 @@ def fastest_lines(run: Run) -> list[str]:
         ranked = [r for r in _sorted(rows) if r.key in dists]
         if len(ranked) >= 2:
             a, b = ranked[0], ranked[1]
-            lines.append(faster_line(_name(a), dists[a.key], _name(b), dists[b.key]) + " (p50)")
+            batches = (a.batch_p50_ns, b.batch_p50_ns)
+            line = faster_line(_name(a), dists[a.key], _name(b), dists[b.key], batches)
+            lines.append(line + " (p50)")
     return lines
 
 
@@ -346,7 +348,7 @@ def significance_line(margin: float) -> str:
 
     return (
         f"significant: the {CONFIDENCE:g} % interval of the ratio ({RESAMPLES} bootstrap "
-        f"resamples of each run's stored round trips) lies beyond ±{margin:.0%} "
+        f"resamples of each run's timed batches, then its round trips) lies beyond ±{margin:.0%} "
         "(run-to-run noise) on one side; ± is the resamples' standard deviation"
     )
 

@@ -22,6 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daemonkit.commands.options import checked
 from daemonkit.errors import DaemonkitError, NoSuchProcessError, UsageError
 
 if TYPE_CHECKING:
@@ -48,14 +49,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=run)
 
 
-def _pid(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a pid: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"not a pid: {text!r}")
-    return value
+_pid = checked(int, lambda v: v > 0, "not a pid: {text!r}")
 
 
 def run(args: argparse.Namespace) -> int:

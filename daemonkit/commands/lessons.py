@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +135,7 @@ def cmd_lessons(args: argparse.Namespace) -> int:
 
 
 def _print(console: Console, result: LessonResult, lesson: Lesson, lang: str) -> None:
+    from rich import box
     from rich.markup import escape
     from rich.table import Table as RichTable
 
@@ -146,9 +148,20 @@ def _print(console: Console, result: LessonResult, lesson: Lesson, lang: str) ->
     console.print(f"[bold]{tr('ui.method')}:[/] {escape(tr('method.' + result.name))}")
     if "error" not in result.measurements:
         for t in lesson.tables(result.measurements, tr):
-            rt = RichTable(title=escape(tr(t.title)), title_justify="left")
-            for c in t.columns:
-                rt.add_column(escape(tr(c)))
+            # As bench's tables: no vertical rules, and a cell too long for its column
+            # folds onto the next line, never cut ("…") at 80 columns.
+            rt = RichTable(
+                title=escape(tr(t.title)),
+                title_justify="left",
+                box=box.SIMPLE_HEAD,
+                show_edge=False,
+                padding=(0, 1, 0, 0),
+            )
+            heads = [tr(c) for c in t.columns]
+            fitted = _column_widths([heads, *t.rows], console.width)
+            widths: list[int | None] = list(fitted) if fitted else [None] * len(heads)
+            for head, width in zip(heads, widths, strict=True):
+                rt.add_column(escape(head), overflow="fold", width=width)
             for row in t.rows:
                 rt.add_row(*(escape(cell) for cell in row))
             console.print(rt)
@@ -166,3 +179,54 @@ def _print(console: Console, result: LessonResult, lesson: Lesson, lang: str) ->
         if r["why"]:
             console.print(f"  [italic]{escape(tr('ui.why', text=r['why']))}[/]")
     console.print(f"[dim]{escape(tr('ui.seconds', name=result.name, s=result.seconds))}[/]")
+
+
+def _column_widths(rows: list[Sequence[str]], width: int) -> list[int] | None:
+    """Column widths that fit *width* (None when every cell and heading fits on one line;
+    *rows* begins with the headings). Where the cells fit, headings take two lines or more
+    (as bench's do); where they do not, each column first gets its longest word (at most an
+    equal share of *width* when not all fit), for as many columns as fit (shortest words
+    first: figures before labels; any other column gets 4), then what is left is shared out
+    in proportion to what each column still lacks. A longer word folds; nothing is cut."""
+    from rich.cells import cell_len
+
+    n = len(rows[0])
+    cells = [[str(row[i]) for row in rows] for i in range(n)]
+
+    def lines(col: list[str]) -> int:
+        return max((cell_len(line) for c in col for line in c.splitlines()), default=1)
+
+    def words(col: list[str]) -> int:
+        return max((cell_len(w) for c in col for w in c.split()), default=1)
+
+    full = [lines(col) for col in cells]
+    natural = [max(words(col[:1]), lines(col[1:])) for col in cells]  # a heading may wrap
+    room = width - 2 * n  # each column: a space of padding and a space of rule
+    if sum(full) <= room:
+        return None
+    if sum(natural) <= room:
+        return _share(natural, full, room)
+    word = [words(col) for col in cells]
+    if sum(word) > room:  # not every word fits whole: none takes more than a fair share
+        word = [min(w, max(4, room // n)) for w in word]
+    out = [min(4, w) for w in word]
+    spare = room - sum(out)
+    for i in sorted(range(n), key=lambda i: word[i]):
+        if word[i] - out[i] > spare:
+            break
+        spare -= word[i] - out[i]
+        out[i] = word[i]
+    return _share(out, natural, room)
+
+
+def _share(start: list[int], target: list[int], room: int) -> list[int]:
+    """*start* widened towards *target* by what *room* leaves, in proportion to the lack."""
+    spare = room - sum(start)
+    lack = [max(0, t - s) for s, t in zip(start, target, strict=True)]
+    total = sum(lack)
+    if spare <= 0 or total == 0:
+        return start
+    shares = [min(x, spare * x // total) for x in lack]
+    for i in sorted(range(len(lack)), key=lambda i: -lack[i])[: spare - sum(shares)]:
+        shares[i] += 1 if shares[i] < lack[i] else 0  # what the rounding down left over
+    return [w + x for w, x in zip(start, shares, strict=True)]

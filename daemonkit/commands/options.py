@@ -13,8 +13,9 @@ import difflib
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from daemonkit.channels import REGISTRY, channel_names
 from daemonkit.errors import DaemonkitError
@@ -23,6 +24,7 @@ __all__ = [
     "MAX_SIZE",
     "add_placement_options",
     "add_report_option",
+    "checked",
     "parse_channels",
     "parse_count",
     "parse_seconds",
@@ -36,6 +38,29 @@ MAX_SIZE = 64 << 20  # 64 MiB: each end allocates a buffer this large
 _SIZE_RE = re.compile(r"^(\d+)([KkMm]?)$")
 _SIZE_GUESS_RE = re.compile(r"^(\d+)\s*([KkMm])(?:i?[Bb])$")
 _SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20}
+
+N = TypeVar("N", int, float)
+
+
+def checked(
+    convert: Callable[[str], N], ok: Callable[[N], bool], bad: str, out_of_range: str = ""
+) -> Callable[[str], N]:
+    """An option type: *convert* the text, then check the value with *ok*.
+
+    *bad* (text that does not convert) and *out_of_range* (a value *ok* refuses; *bad* again
+    when empty) are messages with ``{text!r}`` where the option's text goes.
+    """
+
+    def parse(text: str) -> N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(bad.format(text=text)) from None
+        if not ok(value):  # NaN fails every comparison: never in range
+            raise argparse.ArgumentTypeError((out_of_range or bad).format(text=text))
+        return value
+
+    return parse
 
 
 def nearest(name: str, choices: Iterable[str]) -> str:
@@ -96,15 +121,9 @@ def parse_warmup(text: str) -> int:
     return int(text)
 
 
-def parse_seconds(text: str) -> float:
-    """Seconds above 0 and below a day."""
-    try:
-        s = float(text)
-    except ValueError:
-        s = -1.0
-    if not 0 < s < 86400:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration in seconds above 0")
-    return s
+parse_seconds = checked(  # seconds above 0 and below a day
+    float, lambda s: 0 < s < 86400, "{text!r} is not a duration in seconds above 0"
+)
 
 
 def add_placement_options(parser: argparse.ArgumentParser) -> None:

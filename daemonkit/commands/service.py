@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daemonkit.commands.options import checked
 from daemonkit.errors import DaemonkitError, NotRunningError, UsageError
 
 if TYPE_CHECKING:
@@ -33,34 +34,18 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-def _octal(text: str) -> int:
-    try:
-        value = int(text, 8)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an octal mask: {text!r}") from None
-    if not 0 <= value <= 0o777:
-        raise argparse.ArgumentTypeError(f"umask out of range: {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"timeout out of range (0, 3600]: {text!r}")
-    return value
-
-
-def _lines(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of lines: {text!r}") from None
-    if not 0 <= value <= 10_000:
-        raise argparse.ArgumentTypeError(f"lines out of range [0, 10000]: {text!r}")
-    return value
+_octal = checked(
+    lambda t: int(t, 8), lambda v: 0 <= v <= 0o777, "not an octal mask: {text!r}",
+    "umask out of range: {text!r}",
+)  # fmt: skip
+_seconds = checked(
+    float, lambda v: 0 < v <= 3600, "not a number of seconds: {text!r}",
+    "timeout out of range (0, 3600]: {text!r}",
+)  # fmt: skip
+_lines = checked(
+    int, lambda v: 0 <= v <= 10_000, "not a number of lines: {text!r}",
+    "lines out of range [0, 10000]: {text!r}",
+)  # fmt: skip
 
 
 def _locate(p: argparse.ArgumentParser) -> None:

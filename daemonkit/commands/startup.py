@@ -4,7 +4,8 @@ Starts and stops the demo daemon N times per backend and prints, per stage, the 
 range of the time since the starter's first fork: the daemon exists (``pid``: both forks and
 setsid done), its pidfile is locked, it reported ready, it accepted its first client
 (:mod:`daemonkit.bench.startup`). ``--json`` writes the raw samples with the machine's
-description. Exit 0, or 1 when a start failed.
+description (``daemonkit.startup/1``, checked by ``daemonkit/schemas/startup.schema.json``).
+Exit 0, or 1 when a start failed.
 
 *Kernel path* and *Lifetime*: see :mod:`daemonkit.bench.startup`. *See also*: daemon(7).
 """
@@ -15,9 +16,11 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from daemonkit.commands.options import add_output_option, is_stdout, write_output
+from daemonkit.commands.options import add_output_option, checked, is_stdout, write_output
 
 __all__ = ["register"]
 
@@ -46,14 +49,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=run)
 
 
-def _cycles(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"cycles out of range [1, 1000]: {text!r}")
-    return value
+_cycles = checked(
+    int, lambda v: 1 <= v <= 1000, "not a number: {text!r}",
+    "cycles out of range [1, 1000]: {text!r}",
+)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +62,15 @@ def run(args: argparse.Namespace) -> int:
 
     backends = ["native", "python-daemon"] if args.backend == "both" else [args.backend]
     load = os.getloadavg()
-    doc: dict[str, Any] = {"kind": "startup", "version": 1, "machine": describe(), "runs": {}}
+    doc: dict[str, Any] = {
+        "schema": "daemonkit.startup/1",  # daemonkit/schemas/startup.schema.json
+        "kind": "startup",  # the first version's name for itself, kept for its readers
+        "version": 1,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "machine": describe(),
+        "runs": {},
+    }
     out = sys.stderr if is_stdout(args.json) else sys.stdout  # stdout may carry the JSON
     print(f"{args.cycles} starts per backend; load average {load[0]:.2f} {load[1]:.2f}", file=out)
     print(f"{'backend':<14}" + "".join(f"{_LABELS[s]:>26}" for s in STAGES), file=out)

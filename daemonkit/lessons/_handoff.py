@@ -82,12 +82,27 @@ def _batches(one: Callable[[], None], n: int, reps: int) -> list[float]:
     return out
 
 
+def _ping_pong(
+    child: Callable[[], int], one_for: Callable[[int], Callable[[], None]], n: int, reps: int
+) -> list[float]:
+    """Fork *child* (it answers ``n * reps + 1`` pings); in the parent, one warm-up round
+    trip of ``one_for(child's pid)``, then :func:`_batches` of it."""
+    got: list[float] = []
+
+    def parent(pid: int) -> None:
+        one = one_for(pid)
+        one()
+        got.extend(_batches(one, n, reps))
+
+    in_child(child, after_fork=parent)
+    return got
+
+
 def _semaphore(n: int, reps: int) -> list[float]:
     names = (object_name("sem", posix=True), object_name("sem", posix=True))
     sems = [posix_ipc.Semaphore(x, posix_ipc.O_CREX, mode=0o600, initial_value=0) for x in names]
     ping, pong = sems
     total = n * reps + 1  # one warm-up round trip first
-    got: list[float] = []
 
     def child() -> int:
         for _ in range(total):
@@ -95,27 +110,21 @@ def _semaphore(n: int, reps: int) -> list[float]:
             pong.release()  # futex wake of the parent
         return total
 
-    def parent(pid: int) -> None:
-        def one() -> None:
-            ping.release()
-            _acquire(pong)
-
-        one()
-        got.extend(_batches(one, n, reps))
+    def one() -> None:
+        ping.release()
+        _acquire(pong)
 
     try:
-        in_child(child, after_fork=parent)
+        return _ping_pong(child, lambda pid: one, n, reps)
     finally:
         for s in sems:
             with contextlib.suppress(posix_ipc.ExistentialError):
                 s.unlink()  # the creator removes the names
             s.close()
-    return got
 
 
 def _signal(n: int, reps: int) -> list[float]:
     total = n * reps + 1
-    got: list[float] = []
     me, waiter = os.getpid(), threading.get_native_id()
     # Blocked before the fork: the child inherits the mask, so no signal is ever lost to a
     # default action between the fork and the child's first wait.
@@ -127,19 +136,17 @@ def _signal(n: int, reps: int) -> list[float]:
             _tgkill(me, waiter, PONG)  # to the thread that waits, not to any thread
         return total
 
-    def parent(pid: int) -> None:
+    def one_for(pid: int) -> Callable[[], None]:
         def one() -> None:
             os.kill(pid, PING)  # the child has one thread
             _wait_signal(PONG)
 
-        one()
-        got.extend(_batches(one, n, reps))
+        return one
 
     try:
-        in_child(child, after_fork=parent)
+        return _ping_pong(child, one_for, n, reps)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    return got
 
 
 def handoff(n: int, reps: int) -> dict[str, list[float]]:

@@ -10,6 +10,7 @@ version in ``schema`` (a ``const``), and is shipped with the package:
 ``lessons.schema.json``   ``daemonkit lessons --json``: ``daemonkit.lessons/2``
 ``trace.schema.json``     ``daemonkit trace --json``: ``daemonkit.trace/1``
 ``compare.schema.json``   ``daemonkit compare --json``: ``daemonkit.compare/1``
+``startup.schema.json``   ``daemonkit startup --json``: ``daemonkit.startup/1``
 ``machine.schema.json``   the ``machine`` object the three share
 ========================  ==================================================================
 
@@ -45,6 +46,7 @@ KINDS = {
     "daemonkit.lessons/2": "lessons",
     "daemonkit.trace/1": "trace",
     "daemonkit.compare/1": "compare",
+    "daemonkit.startup/1": "startup",
 }
 _SHARED = ("machine",)
 _JSON_TYPES = {

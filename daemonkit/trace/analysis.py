@@ -28,18 +28,18 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from daemonkit.trace.capture import Capture
-from daemonkit.trace.events import FutexWait, Switch, Wake
+from daemonkit.trace.events import FutexWait, Lost, Switch, Wake
 
-__all__ = ["AGREE_WITHIN", "TIMELINE_ROUND_TRIPS", "analyse", "lock_kind", "role_of"]
+__all__ = ["AGREE_WITHIN", "TIMELINE_ROUND_TRIPS", "TYPICAL", "analyse", "lock_kind", "role_of"]
 
 AGREE_WITHIN = 0.10  # trace and getrusage switch counts: relative difference allowed
 TIMELINE_ROUND_TRIPS = 3
-_ANCHORS = 300  # wake-ups tried as the start of a typical timeline window
+TYPICAL = (0.75, 1.5)  # a typical stretch of k round trips lasts this many times k p50
 
 
 @dataclass(frozen=True)
@@ -176,8 +176,8 @@ def _switches(c: Capture, lo: int, hi: int) -> dict[str, Any]:
     }
 
 
-def _wakeups(c: Capture, ix: _Index, lo: int, hi: int) -> tuple[dict[str, Any], list[Wake]]:
-    """Wake-up latency per direction, share found on an idle CPU; the wakes of the two ends."""
+def _wakeups(c: Capture, ix: _Index, lo: int, hi: int) -> dict[str, Any]:
+    """Wake-up latency per direction, share found on an idle CPU."""
     wakes = [
         e
         for e in c.events
@@ -205,7 +205,7 @@ def _wakeups(c: Capture, ix: _Index, lo: int, hi: int) -> tuple[dict[str, Any], 
     every = [ix.next_in(w.woken, w.ts) for w in wakes]
     lat_all = [r - w.ts for w, r in zip(wakes, every, strict=True) if r is not None]
     out["all"] = {**_dist(lat_all), "per_round_trip": round(len(lat_all) / c.round_trips, 4)}
-    return out, wakes
+    return out
 
 
 def _slices(c: Capture, ix: _Index, lo: int, hi: int) -> dict[str, Any]:
@@ -288,32 +288,68 @@ def _futex_sleeps(c: Capture, lo: int, hi: int) -> dict[str, Any]:
     return out
 
 
-def _window(c: Capture, wakes: Sequence[Wake]) -> tuple[int, int]:
-    """k typical round trips from the middle of the loop, as (start, end) in ns.
+def _from_the_middle(count: int) -> Iterator[int]:
+    """0 .. count-1, the middle one first, then outwards (later before earlier)."""
+    mid = (count - 1) // 2
+    for d in range(count):
+        for i in (mid + d, mid - d) if d else (mid,):
+            if 0 <= i < count:
+                yield i
 
-    Which end wakes which varies (on one CPU the side that is preempted rather than asleep
-    needs no wake-up), so the anchor is a wake-up between the two ends in either direction,
-    and k wake-ups later in the same direction is k round trips later. Of the first anchors
-    after the middle, the first whose k round trips last about k median round trips (the
-    client's own clock) is taken: a typical stretch, not a stall. Failing that: k median
-    round trips from the first anchor (or from the middle, if the ends never woke each other).
+
+def _lost_spans(c: Capture) -> list[tuple[int, int]]:
+    """Where perf lost events: from the CPU's last event before each ``LOST`` record to it."""
+    spans, last = [], dict[int, int]()
+    for e in c.events:
+        if isinstance(e, Lost):
+            spans.append((last.get(e.cpu, c.start_ns), e.ts))
+        last[e.cpu] = e.ts
+    return spans
+
+
+def _window(c: Capture) -> tuple[int, int, bool, bool]:
+    """The round trips the timeline shows: (index of the first, how many, typical?, lost?).
+
+    The client's own timed round trips choose the window: round trip *i* began at
+    ``starts[i]`` and lasted ``samples[i]`` on its clock, which is the events' clock. So the
+    window holds exactly k round trips the client timed: the client ran at both of its edges
+    and the peer ran in between (it echoed every message). Of the stretches of k consecutive
+    round trips, from the middle of the loop outwards, the first that lasted
+    :data:`TYPICAL` x k p50 round trips is shown: a typical stretch, not a stall. Where there
+    is none (other tasks held the CPUs in nearly every round trip), the stretch whose length
+    is nearest k p50 round trips is shown, and ``typical`` says that it is not typical. A
+    stretch where perf lost events (its lanes could miss switches) is shown only if every
+    one is such, and ``lost`` says so.
     """
-    k = TIMELINE_ROUND_TRIPS
-    typical = k * (_pct(c.samples, 0.5) or 1)
-    mid = (c.start_ns + c.end_ns) // 2
-    ends = {c.client_tid, c.peer_tid}
-    between = [w for w in wakes if w.ts >= mid and {w.waker, w.woken} == ends]
-    for i, a in enumerate(between[:_ANCHORS]):
-        same_way = [w.ts for w in between[i:] if w.waker == a.waker][: k + 1]
-        if len(same_way) > k and 0.75 * typical <= same_way[k] - a.ts <= 1.5 * typical:
-            return a.ts, same_way[k]
-    first = between[0].ts if between else mid
-    return first, first + typical
+    n = len(c.samples)
+    k = min(TIMELINE_ROUND_TRIPS, n)
+    median = k * (_pct(c.samples, 0.5) or 1)
+    lo, hi = TYPICAL
+
+    def span(i: int) -> int:  # from the first round trip's start to the last one's end
+        return c.starts[i + k - 1] + c.samples[i + k - 1] - c.starts[i]
+
+    gaps = _lost_spans(c)
+
+    def lost(i: int) -> bool:
+        a, b = c.starts[i], c.starts[i] + span(i)
+        return any(g0 < b and a < g1 for g0, g1 in gaps)
+
+    order = list(_from_the_middle(n - k + 1))
+    clean = [i for i in order if not lost(i)] if gaps else order
+    for i in clean:
+        if lo * median <= span(i) <= hi * median:
+            return i, k, True, False
+    nearest = min(clean or order, key=lambda i: abs(math.log(max(1, span(i)) / median)))
+    return nearest, k, lo * median <= span(nearest) <= hi * median, not clean
 
 
-def _timeline(c: Capture, ix: _Index, wakes: Sequence[Wake]) -> dict[str, Any]:
-    """A few round trips' time from the middle of the loop: lanes and wake-up arrows."""
-    lo, hi = _window(c, wakes)
+def _timeline(c: Capture, ix: _Index) -> dict[str, Any]:
+    """k consecutive round trips the client timed, from the middle of the loop: per CPU who
+    ran (lanes), the wake-ups (arrows), where each round trip began."""
+    first, k, typical, lost = _window(c)
+    lo = c.starts[first]
+    hi = c.starts[first + k - 1] + c.samples[first + k - 1]
     arrows = []
     for w in c.events:
         if not (isinstance(w, Wake) and w.kind == "waking" and lo <= w.ts < hi):
@@ -338,8 +374,9 @@ def _timeline(c: Capture, ix: _Index, wakes: Sequence[Wake]) -> dict[str, Any]:
     # window (unpinned on a large machine, not every CPU the recorder saw).
     shown = {a["cpu"] for a in arrows} | {a["target_cpu"] for a in arrows}
     lanes: dict[str, list[list[Any]]] = {}
+    held: Counter[str] = Counter()
     for cpu in sorted(ix.segments):
-        lane = [
+        lane: list[list[Any]] = [
             [max(s.start, lo) - lo, min(s.end, hi) - lo, role_of(s.tid, c), s.tid, s.comm]
             for s in ix.segments[cpu]
             if _overlap(s, lo, hi)
@@ -348,9 +385,19 @@ def _timeline(c: Capture, ix: _Index, wakes: Sequence[Wake]) -> dict[str, Any]:
             cpu in shown or any(r in ("client", "peer", "thread") for _, _, r, _, _ in lane)
         ):
             lanes[str(cpu)] = lane
+            for start, end, role, _, _ in lane:
+                held[role] += end - start
+    lane_time = sum(held.values())
     return {
-        "round_trips": TIMELINE_ROUND_TRIPS,
+        "round_trips": k,
+        "first": first,  # index of the first round trip shown, from 0
+        "starts_ns": [c.starts[i] - lo for i in range(first, first + k)],
+        "round_trip_ns": c.samples[first : first + k],
+        "typical": typical,
+        "typical_range": list(TYPICAL),  # of k p50 round trips
+        "events_lost": lost,  # perf lost events inside the window: lanes may miss switches
         "span_ns": hi - lo,
+        "others_share": round(held["other"] / lane_time, 4) if lane_time else 0.0,
         "lanes": lanes,
         "wakeups": arrows,
     }
@@ -360,7 +407,6 @@ def analyse(c: Capture) -> dict[str, Any]:
     """The figures of one traced case, ready for the JSON document."""
     ix = _Index(c)
     lo, hi = c.start_ns, c.end_ns
-    wake, wakes = _wakeups(c, ix, lo, hi)
     return {
         "channel": c.channel,
         "peer": c.peer,
@@ -374,9 +420,9 @@ def analyse(c: Capture) -> dict[str, Any]:
         "events": len(c.events),
         "lost_events": c.lost_events,
         "switches_per_round_trip": _switches(c, lo, hi),
-        "wakeups": wake,
+        "wakeups": _wakeups(c, ix, lo, hi),
         "run_slices": _slices(c, ix, lo, hi),
         "cpu_time": _cpu_time(c, ix, lo, hi),
         "futex_sleeps_per_round_trip": _futex_sleeps(c, lo, hi),
-        "timeline": _timeline(c, ix, wakes),
+        "timeline": _timeline(c, ix),
     }

@@ -13,7 +13,8 @@ channel, a dead peer, Ctrl-C):
 5. events on; one untimed round trip (the peer also wakes from its command pipe); then the
    bench's own timed loop (:func:`~daemonkit.bench.peer.payload_roundtrips` or
    :func:`~daemonkit.bench.peer.notify_roundtrips`) between two getrusage(2) readings and two
-   timestamps; events off; the peer reports its own getrusage counts;
+   timestamps (and the instant each round trip began: the timeline shows the round trips
+   the client timed); events off; the peer reports its own getrusage counts;
 6. decode the events; check every echo's length.
 
 *Kernel path*: as ``daemonkit bench`` (sched_setaffinity(2), fork(2) or pthread_create(3),
@@ -61,6 +62,7 @@ class Capture:
     start_ns: int  # CLOCK_MONOTONIC, first and last instant of the timed loop
     end_ns: int
     samples: list[int]  # ns per round trip, as the client timed them
+    starts: list[int]  # CLOCK_MONOTONIC instant each timed round trip began (client's clock)
     client_rusage: CtxSwitches  # over the timed loop
     peer_rusage: CtxSwitches  # over the peer's batch: round_trips + 1 echoes
     threads: dict[int, str] = field(default_factory=dict)  # other threads of the two sides
@@ -79,14 +81,14 @@ class _Loop:
         self.msg = memoryview(bytearray(os.urandom(self.size)))
         self.rbuf = memoryview(bytearray(max(self.size, 1)))
 
-    def run(self, samples: array[int]) -> None:
+    def run(self, samples: array[int], starts: array[int] | None = None) -> None:
         got = array("q", bytes(8 * len(samples)))
         if isinstance(self.end, PayloadEnd):
-            payload_roundtrips(self.end, self.msg, self.rbuf, samples, got)
+            payload_roundtrips(self.end, self.msg, self.rbuf, samples, got, starts)
             if got.count(self.size) != len(got):
                 raise ChannelError("trace", f"an echo was not {self.size} bytes long")
         else:
-            notify_roundtrips(self.end, samples)
+            notify_roundtrips(self.end, samples, starts)
 
 
 def _threads_of(pid: int) -> dict[int, str]:
@@ -165,14 +167,15 @@ def capture(
         cpus = None if place.client_cpu is None else [place.client_cpu, place.peer_cpu or 0]
         recorder = stack.enter_context(SchedRecorder(cpus, [me, peer_tid, *threads]))
 
-        samples, one = array("q", bytes(8 * n)), array("q", bytes(8))
+        samples, starts = array("q", bytes(8 * n)), array("q", bytes(8 * n))
+        one = array("q", bytes(8))
         recorder.enable()  # step 5
         with peer.watch(_TIMEOUT):
             peer.command(n + 1)
             loop.run(one)
             before = CtxSwitches.of_this_thread()
             start = time.perf_counter_ns()
-            loop.run(samples)
+            loop.run(samples, starts)
             stop = time.perf_counter_ns()
             mine = CtxSwitches.of_this_thread() - before
             counts = peer.report()
@@ -193,6 +196,7 @@ def capture(
             start_ns=start,
             end_ns=stop,
             samples=list(samples),
+            starts=list(starts),
             client_rusage=mine,
             peer_rusage=CtxSwitches(int(counts["voluntary"]), int(counts["involuntary"])),
             threads=threads,

@@ -1,4 +1,4 @@
-"""The scheduler's events as data: what ``perf script`` prints, parsed into three small records.
+"""The scheduler's events as data: what ``perf script`` prints, parsed into small records.
 
 One line of ``perf script --ns -F tid,cpu,time,event,trace`` is one event::
 
@@ -9,7 +9,7 @@ in seconds with nanoseconds, the tracepoint, and its fields as the kernel's form
 them. A task's name (``comm``) may contain spaces, so the fields are matched by the names
 that follow them, not split on blanks.
 
-Facts about the three kinds:
+Facts about the kinds:
 
 * :class:`Switch`: CPU *cpu* stops running *prev* and starts *next* (``pid`` 0 is the idle
   task, one per CPU, named ``swapper/N``). *prev_state* is how *prev* left: ``R`` (or
@@ -21,6 +21,10 @@ Facts about the three kinds:
 * :class:`FutexWait`: a thread entered futex(2) to wait (``FUTEX_WAIT``/``FUTEX_WAIT_BITSET``;
   the ``FUTEX_PRIVATE_FLAG``/``FUTEX_CLOCK_REALTIME`` bits are masked off), or left a futex
   call. A thread that is switched out between the two slept on the futex: on a lock.
+* :class:`Lost`: perf's buffer for a CPU was full (perf, a task like any other, did not get
+  to read it in time: a loaded machine) and the kernel dropped events; the ``LOST`` line says
+  how many, on which CPU, and when perf could write again. Between that CPU's previous event
+  and then, switches may be missing: who seems to run there may not have.
 
 *Kernel path*: none; the text comes from ``perf script`` reading perf's data file.
 *Lifetime*: plain values. *See also*: perf-script(1), futex(2), Documentation/trace/events.rst.
@@ -31,7 +35,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Event", "FutexWait", "Switch", "Wake", "parse_script"]
+__all__ = ["Event", "FutexWait", "Lost", "Switch", "Wake", "parse_script"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,18 @@ class FutexWait:
     uaddr: int = 0  # the futex word's address (0 for ``done``): which lock
 
 
-Event = Switch | Wake | FutexWait
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """perf found *count* events of *cpu* lost (its buffer was full: perf did not read it in
+    time) when it wrote this record at *ts*: they lie between the CPU's previous event and
+    *ts*."""
+
+    ts: int
+    cpu: int
+    count: int
+
+
+Event = Switch | Wake | FutexWait | Lost
 
 _LINE = re.compile(r"^\s*(\d+)\s+\[(\d+)\]\s+(\d+)\.(\d{9}):\s+(\S+):\s?(.*)$")
 _SWITCH = re.compile(
@@ -81,17 +96,22 @@ _SWITCH = re.compile(
 _WAKE = re.compile(r"comm=(.*) pid=(\d+) prio=-?\d+ target_cpu=(\d+)")
 _FUTEX_OP = re.compile(r"uaddr: 0x([0-9a-f]+), op: 0x([0-9a-f]+)")
 _LOST = re.compile(r"LOST (\d+) events")
+_LOST_AT = re.compile(r"^\s*\d+\s+\[(\d+)\]\s+(\d+)\.(\d{9}):\s+LOST (\d+) events")
 _FUTEX_WAIT_CMDS = {0, 9}  # FUTEX_WAIT, FUTEX_WAIT_BITSET <linux/futex.h>
 _FUTEX_CMD_MASK = ~(128 | 256)  # without FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
 
 
 def parse_script(text: str) -> tuple[list[Event], int]:
-    """The events of ``perf script`` output in time order, and how many perf lost."""
+    """The events of ``perf script`` output in time order (where perf lost some, a
+    :class:`Lost` record), and how many perf lost."""
     events: list[Event] = []
     lost = 0
     for line in text.splitlines():
         m = _LINE.match(line)
         if m is None:
+            if (at := _LOST_AT.match(line)) is not None:
+                ts = int(at.group(2)) * 1_000_000_000 + int(at.group(3))
+                events.append(Lost(ts, int(at.group(1)), int(at.group(4))))
             if (lm := _LOST.search(line)) is not None:
                 lost += int(lm.group(1))
             continue

@@ -1,16 +1,20 @@
 """Terminal views of a trace document: a text timeline per case and a table of the figures.
 
-The timeline shows a few round trips' time (3 x the p50 round trip) from a wake-up between
-the two ends in the middle of the timed loop, one lane per CPU, one column per slice of
-time, each column lettered by the task that ran most of it::
+The timeline shows three consecutive round trips the client timed, from the middle of the
+timed loop (:mod:`daemonkit.trace.analysis` picks a typical stretch by the client's own
+clock, and says so when none was), one lane per CPU, one column per slice of time::
 
     cpu0 CCCCCCCCCoooooooooooooCCCCCCCCCooo
     cpu1 oooooPPPPPPPPPoooooooooooPPPPPPPPP
+    trip |                |
     wake 1       2        3       4
 
 ``C`` client, ``P`` peer, ``T`` another thread of either side (a ZeroMQ I/O thread), ``·``
-idle, ``o`` any other task; the ``wake`` row numbers the wake-ups, listed below it as
-``waker -> woken`` with the CPUs and how long the woken side waited to run.
+idle, ``o`` any other task. A column shows an end (client, peer, their threads) if one ran
+in it at all, however briefly (the one that ran longest), else whoever held most of it: a
+hop shorter than a column stays visible. The ``trip`` row marks where each round trip began;
+the ``wake`` row numbers the wake-ups, listed below it as ``waker -> woken`` with the CPUs and
+how long the woken side waited to run.
 
 Nothing here measures: it reads the ``daemonkit.trace/1`` document, so a saved file prints
 the same views as the run that wrote it.
@@ -46,16 +50,52 @@ def _us(ns: float | None) -> str:
     return "–" if ns is None else fmt_ns(ns)
 
 
+_ENDS = ("client", "peer", "thread")
+
+
+def _column_role(held: Counter[str]) -> str:
+    """Who a column shows: the end that ran longest in it, if any ran; else the task that
+    held most of it (idle when nothing is known)."""
+    ends = Counter({r: t for r, t in held.items() if r in _ENDS and t > 0})
+    pick = ends or held
+    return pick.most_common(1)[0][0] if pick else "idle"
+
+
+def _heading(case: dict[str, Any], span: int, col: float) -> str:
+    tl = case["timeline"]
+    head = f"{case['channel']} {case['peer']} peer, cpu {case['cpu']}: "
+    if "round_trip_ns" not in tl:  # a document written before the window was the client's
+        return head + f"{_us(span)} ({tl['round_trips']} x the p50 round trip)\n"
+    k, first = tl["round_trips"], tl["first"]
+    times = ", ".join(_us(t) for t in tl["round_trip_ns"])
+    text = (
+        f"round trips {first + 1}-{first + k} of {case['round_trips']} as the client timed "
+        f"them ({times}; p50 {_us(case['latency_ns']['p50_ns'])}), {_us(span)}, "
+        f"one column = {_us(col)}\n"
+    )
+    if not tl["typical"]:
+        lo, hi = tl["typical_range"]
+        text += (
+            f"  no {k} consecutive round trips lasted {lo:g}-{hi:g} x {k} p50 round trips: "
+            f"the nearest are shown\n"
+        )
+    if tl.get("events_lost"):
+        text += (
+            f"  perf lost events in every stretch of {k} round trips: switches may be "
+            "missing from this one\n"
+        )
+    if tl.get("others_share", 0) >= 0.01:
+        text += f"  other tasks held these CPUs {100 * tl['others_share']:.0f} % of this window\n"
+    return head + text
+
+
 def timeline_text(case: dict[str, Any], width: int = 96) -> Text:
     """The timeline of one case as styled text (letters stay readable without colour)."""
     tl = case["timeline"]
     span = max(1, int(tl["span_ns"]))
     col = span / width
     out = Text()
-    out.append(
-        f"{case['channel']} {case['peer']} peer, cpu {case['cpu']}: {_us(span)} "
-        f"({tl['round_trips']} x the p50 round trip), one column = {_us(col)}\n"
-    )
+    out.append(_heading(case, span, col))
     for cpu, lane in sorted(tl["lanes"].items(), key=lambda kv: int(kv[0])):
         out.append(f"cpu{cpu:<2} ")
         for i in range(width):
@@ -64,10 +104,15 @@ def timeline_text(case: dict[str, Any], width: int = 96) -> Text:
             for start, end, role, _tid, _comm in lane:
                 t = min(end, hi) - max(start, lo)
                 if t > 0:
-                    held[role] += int(t)
-            role = held.most_common(1)[0][0] if held else "idle"
+                    held[role] += int(t) or 1
+            role = _column_role(held)
             out.append(LETTERS[role], style=STYLES[role])
         out.append("\n")
+    if "starts_ns" in tl:
+        trips = [" "] * width
+        for ts in tl["starts_ns"]:
+            trips[min(width - 1, int(ts / col))] = "|"
+        out.append("trip  " + "".join(trips).rstrip() + "\n")
     wakes = tl["wakeups"][: len(_MARKS)]
     row = [" "] * width
     for mark, w in zip(_MARKS, wakes, strict=False):

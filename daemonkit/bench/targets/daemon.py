@@ -33,6 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from daemonkit.bench.measure import EchoServerLink
 from daemonkit.bench.peer import CtxSwitches
 from daemonkit.bench.results import Result
 from daemonkit.bench.runner import Case
@@ -82,15 +83,12 @@ def _task_switches(pid: int) -> CtxSwitches:
     return CtxSwitches(vol, invol, int(stat[11]) / tick, int(stat[12]) / tick, int(stat[36]))
 
 
-class _DaemonLink:
+class _DaemonLink(EchoServerLink):
     """The daemon as the other end: nothing to command, a deadline, its /proc counters."""
 
-    exact_size = False  # the other end reads frames: it cannot know the size
-
     def __init__(self, pid: int, channel: str) -> None:
+        super().__init__(channel, lambda: _task_switches(pid))
         self.pid = pid
-        self.channel = channel
-        self._before = CtxSwitches(0, 0)
 
     @contextlib.contextmanager
     def guard(self, timeout: float) -> Iterator[None]:
@@ -104,12 +102,6 @@ class _DaemonLink:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)
-
-    def start(self, n: int, untimed: int = 0) -> None:
-        self._before = _task_switches(self.pid)
-
-    def finish(self) -> CtxSwitches:
-        return _task_switches(self.pid) - self._before
 
 
 class DaemonTarget:

@@ -31,6 +31,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+from daemonkit.bench.measure import EchoServerLink
 from daemonkit.bench.peer import CtxSwitches
 from daemonkit.bench.results import Result
 from daemonkit.bench.runner import Case
@@ -45,25 +46,16 @@ __all__ = ["PEER", "RemoteLink", "RemoteTarget"]
 PEER = "remote"  # the `peer` of every remote result
 
 
-class RemoteLink:
+class RemoteLink(EchoServerLink):
     """The runner's :class:`~daemonkit.bench.measure.Link` to a ``daemonkit serve``."""
 
-    exact_size = False  # the other end reads frames: it cannot know the size
-
     def __init__(self, server: RemoteServer, channel: str) -> None:
+        super().__init__(channel, self._server_switches)
         self.server = server
-        self.channel = channel
-        self._before = CtxSwitches(0, 0)
 
-    def _switches(self) -> CtxSwitches:
+    def _server_switches(self) -> CtxSwitches:
         counts = self.server.info()["ctx_switches"]
         return CtxSwitches(int(counts["voluntary"]), int(counts["involuntary"]))
-
-    def start(self, n: int, untimed: int = 0) -> None:
-        self._before = self._switches()
-
-    def finish(self) -> CtxSwitches:
-        return self._switches() - self._before
 
     def guard(self, timeout: float) -> contextlib.AbstractContextManager[None]:
         # No deadline of our own: every blocking call of a remote end, and the counters'

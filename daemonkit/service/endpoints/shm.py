@@ -60,7 +60,7 @@ from daemonkit.channels.shm_layout import buffer_size, split
 from daemonkit.errors import ChannelError, SizeNotSupportedError
 from daemonkit.service.control import PASS_FDS
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
-from daemonkit.service.limits import LIMITS, SHM_BYTES
+from daemonkit.service.limits import LIMITS, SHM_BYTES, uid_of
 from daemonkit.service.trust import TrustedDir, UntrustedError
 
 __all__ = ["ShmClientEnd", "ShmEndpoint"]
@@ -183,13 +183,17 @@ class ShmEndpoint(Endpoint):
         size = req.get("max_size")
         if not isinstance(size, int) or not 0 <= size <= MAX_SHM:
             return {"error": f"posix-shm: max_size must be 0..{MAX_SHM}"}, lambda: None
-        if not SHM_BYTES.take(size):
-            return {"error": f"posix-shm: limit: {LIMITS.shm_bytes} bytes mapped"}, lambda: None
+        uid = uid_of(client_pid)
+        if not SHM_BYTES.take(size, uid):
+            return {
+                "error": f"posix-shm: limit: {LIMITS.shm_bytes} bytes mapped for all clients, "
+                f"{LIMITS.shm_bytes_per_uid} for one user"
+            }, lambda: None
         base = self.object_name(posix=True)
         try:
             objs = _Objects(base, size)
         except (posix_ipc.Error, OSError, ValueError) as exc:
-            SHM_BYTES.give(size)
+            SHM_BYTES.give(size, uid)
             _unlink_names(base)
             return {"error": f"posix-shm: {base}: {exc}"}, lambda: None
         session = self.new_session()
@@ -199,7 +203,7 @@ class ShmEndpoint(Endpoint):
             self.end_session(session)
             objs.unlink()
             objs.unmap()
-            SHM_BYTES.give(size)
+            SHM_BYTES.give(size, uid)
             raise
 
         def release() -> None:
@@ -211,7 +215,7 @@ class ShmEndpoint(Endpoint):
             objs.unlink()  # the names go now; the pages with the last mapping
             if not worker.is_alive():
                 objs.unmap()
-            SHM_BYTES.give(size)
+            SHM_BYTES.give(size, uid)
 
         self._releases.add(release)
         # The memfd travels with the reply (SCM_RIGHTS); the connection closes our copy.

@@ -35,6 +35,7 @@ import os
 import select
 import socket
 import stat
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,14 +48,21 @@ from daemonkit.channels.framing import FRAME_HEADER
 from daemonkit.channels.socket_file import listen_private
 from daemonkit.errors import ChannelError
 from daemonkit.service.endpoints.base import ClientEnd, Endpoint, Session, start_thread
-from daemonkit.service.limits import BYTES_IN_FLIGHT, LIMITS, Budget
+from daemonkit.service.limits import BYTES_IN_FLIGHT, LIMITS, Budget, uid_of
 from daemonkit.service.log import log
-from daemonkit.service.trust import TrustedDir, UntrustedError
+from daemonkit.service.trust import TrustedDir, UntrustedError, peer_credentials
 
 __all__ = ["FifoEndpoint", "StreamClientEnd", "UnixStreamEndpoint", "echo_frames"]
 
+CONNECT_TIMEOUT_S = 5.0  # a client waits this long in a full listen backlog, then gives up
 MAX_MESSAGE = 64 * 1024 * 1024  # a frame claiming more ends the session (garbage or abuse)
 _POLL_S = 0.5  # how often a FIFO thread waiting for its client checks for a release
+
+
+def _send_timeout(sock: socket.socket, seconds: float) -> None:
+    sec = int(seconds)
+    tv = struct.pack("ll", sec, int((seconds - sec) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
 
 
 def _wait(fd: int, events: int, deadline: float | None) -> None:
@@ -98,19 +106,22 @@ def _write_all(fd: int, parts: list[memoryview], deadline: float) -> None:
             parts[0] = parts[0][sent:]
 
 
-def echo_frames(rfd: int, wfd: int, session: Session, budget: Budget | None = None) -> None:
+def echo_frames(
+    rfd: int, wfd: int, session: Session, budget: Budget | None = None, uid: int = -1
+) -> None:
     """Echo frames from *rfd* to *wfd* until end-of-file, an error, or a broken limit.
 
     Both descriptors must be non-blocking. Between messages the client may stay silent as
     long as it likes; once a message has begun (its first byte), all of it must arrive, and
     its echo be taken, within ``message_deadline_s`` (see :mod:`daemonkit.service.limits`).
-    The echo buffer counts against *budget* (the daemon's bytes in flight): a frame that
-    would take it over ends the session, as one longer than :data:`MAX_MESSAGE` does.
+    The echo buffer counts against *budget* (the daemon's bytes in flight, all users and
+    the client's user *uid*): a frame that would take either over ends the session, as one
+    longer than :data:`MAX_MESSAGE` does.
     """
     hdr = bytearray(FRAME_HEADER.size)
     hdr_view = memoryview(hdr)
     held = 64 * 1024
-    if budget is not None and not budget.take(held):
+    if budget is not None and not budget.take(held, uid):
         return
     buf = memoryview(bytearray(held))
     grace = LIMITS.message_deadline_s
@@ -125,7 +136,7 @@ def echo_frames(rfd: int, wfd: int, session: Session, budget: Budget | None = No
                 if n > MAX_MESSAGE:
                     return
                 if n > len(buf):
-                    if budget is not None and not budget.take(n - held):
+                    if budget is not None and not budget.take(n - held, uid):
                         return
                     held = n
                     buf = memoryview(bytearray(n))  # grows once per larger size, then reused
@@ -135,7 +146,7 @@ def echo_frames(rfd: int, wfd: int, session: Session, budget: Budget | None = No
                 session.echoes += 1
     finally:
         if budget is not None:
-            budget.give(held)
+            budget.give(held, uid)
 
 
 class UnixStreamEndpoint(Endpoint):
@@ -157,12 +168,18 @@ class UnixStreamEndpoint(Endpoint):
         sock_name = rdir.object_name(reply.get("path"), daemon_pid, "unix-stream", what)
         rdir.entry(sock_name, stat.S_IFSOCK, what)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        # A daemon that cannot accept (EMFILE) leaves its backlog full, and connect(2) would
+        # sleep there for good, with Ctrl-C held off by the runner: SO_SNDTIMEO bounds it
+        # (EAGAIN after CONNECT_TIMEOUT_S), and is cleared once connected.
+        _send_timeout(sock, CONNECT_TIMEOUT_S)
         try:
             sock.connect(rdir.via_fd(sock_name))
+            _send_timeout(sock, 0)  # 0: writes block as long as they need, as before
         except OSError as exc:
             sock.close()
             where = rdir.path / sock_name
-            raise ChannelError("unix-stream", f"connect {where}: {exc.strerror}") from exc
+            why = "the daemon does not accept" if isinstance(exc, BlockingIOError) else exc.strerror
+            raise ChannelError("unix-stream", f"connect {where}: {why}") from exc
         fd = sock.detach()  # the end owns the descriptor from here
         return StreamClientEnd("unix-stream", fd, fd)
 
@@ -198,7 +215,8 @@ class UnixStreamEndpoint(Endpoint):
     def _serve(self, conn: socket.socket) -> None:
         session = self.new_session()
         try:
-            echo_frames(conn.fileno(), conn.fileno(), session, BYTES_IN_FLIGHT)
+            uid = peer_credentials(conn)[1]  # SO_PEERCRED: whose share this is
+            echo_frames(conn.fileno(), conn.fileno(), session, BYTES_IN_FLIGHT, uid)
         finally:
             self.end_session(session)
             self._conns.discard(conn)
@@ -274,7 +292,8 @@ class FifoEndpoint(Endpoint):
         rfd, placeholder = fds
         try:
             start_thread(
-                lambda: self._serve(rfd, placeholder, to_client, session), f"{self.name}-client"
+                lambda: self._serve(rfd, placeholder, to_client, session, uid_of(client_pid)),
+                f"{self.name}-client",
             )
         except ChannelError:  # no thread to serve it: undo everything made for this client
             self.end_session(session)
@@ -295,7 +314,9 @@ class FifoEndpoint(Endpoint):
             "to_client": str(shown / to_client.name),
         }, release
 
-    def _serve(self, rfd: int, placeholder: int, to_client: Path, session: Session) -> None:
+    def _serve(
+        self, rfd: int, placeholder: int, to_client: Path, session: Session, uid: int
+    ) -> None:
         """Wait for the first message, swap the O_RDWR placeholder for a write-only end, echo.
 
         Write-only matters: while we also hold a read end of ``to_client``, a write after the
@@ -318,7 +339,7 @@ class FifoEndpoint(Endpoint):
             fds.append(wfd)
             os.close(placeholder)
             fds.remove(placeholder)
-            echo_frames(rfd, wfd, session, BYTES_IN_FLIGHT)  # both ends stay non-blocking
+            echo_frames(rfd, wfd, session, BYTES_IN_FLIGHT, uid)  # both ends non-blocking
         except OSError:
             pass  # the client vanished mid-way: nothing left to serve
         finally:
