@@ -49,10 +49,26 @@ def test_init_script_is_valid_sh() -> None:
     assert subprocess.run(["sh", "-n", str(script)], capture_output=True).returncode == 0
 
 
+ROOT = Path(__file__).resolve().parents[1]
+SHELL_SCRIPTS = sorted(
+    p.relative_to(ROOT).as_posix()
+    for p in [*ROOT.glob("scripts/*"), *ROOT.glob(".ci/*")]
+    if p.is_file() and p.read_bytes().startswith((b"#!/bin/sh", b"#!/usr/bin/env bash"))
+)
+
+
 @pytest.mark.needs("shellcheck")
 def test_init_script_passes_shellcheck() -> None:
     script = SERVICES / "daemonkit-init"
     done = subprocess.run(["shellcheck", "-s", "sh", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.needs("shellcheck")
+@pytest.mark.parametrize("script", SHELL_SCRIPTS)
+def test_shell_scripts_pass_shellcheck(script: str) -> None:
+    """The README's two commands, their helpers and CI's entry point: bash, linted."""
+    done = subprocess.run(["shellcheck", str(ROOT / script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
 
 
