@@ -337,6 +337,37 @@ def test_perf_script_lines_parse() -> None:
     assert done == FutexWait(418231660000, 1, 1122, done=True)
 
 
+def test_switches_out_of_idle_come_from_the_switch_records() -> None:
+    # perf records no tracepoint while a CPU runs its idle task: the switch from swapper/1 to
+    # the peer (1122) is only in the peer's own IN record. Once the tracepoint has a switch
+    # (to 1123), the IN record of that same switch adds nothing.
+    text = (
+        "  1122 [001]   418.231600000: sched:sched_switch: prev_comm=py peer prev_pid=1122 "
+        "prev_prio=120 prev_state=S ==> next_comm=swapper/1 next_pid=0 next_prio=120\n"
+        "  1121 [000]   418.231610000: sched:sched_waking: comm=py peer pid=1122 prio=120 "
+        "target_cpu=001\n"
+        "  1122 [001]   418.231630000: PERF_RECORD_SWITCH_CPU_WIDE IN           "
+        "prev pid/tid:     0/0    \n"
+        "  1122 [001]   418.231640000: PERF_RECORD_SWITCH_CPU_WIDE OUT          "
+        "next pid/tid:  1123/1123 \n"
+        "  1122 [001]   418.231640000: sched:sched_switch: prev_comm=py peer prev_pid=1122 "
+        "prev_prio=120 prev_state=S ==> next_comm=x next_pid=1123 next_prio=120\n"
+        "  1123 [001]   418.231641000: PERF_RECORD_SWITCH_CPU_WIDE IN           "
+        "prev pid/tid:  1122/1122 \n"
+        "    -1 [001]   418.231650000: sched:sched_switch: prev_comm=x prev_pid=1123 "
+        "prev_prio=120 prev_state=X ==> next_comm=swapper/1 next_pid=0 next_prio=120\n"
+    )
+    events, _ = parse_script(text)
+    switches = [e for e in events if isinstance(e, Switch)]
+    assert [(s.ts, s.prev_pid, s.next_pid) for s in switches] == [
+        (418231600000, 1122, 0),
+        (418231630000, 0, 1122),  # from the IN record, named as the tracepoint names them
+        (418231640000, 1122, 1123),
+        (418231650000, 1123, 0),  # an exiting task's switch (perf prints its tid as -1)
+    ]
+    assert switches[1] == Switch(418231630000, 1, 0, "swapper/1", "R", 1122, "py peer")
+
+
 def test_the_gil_is_named_by_where_its_futex_lives() -> None:
     # CPython keeps the GIL in _PyRuntime, in the interpreter's own data: /proc/PID/maps shows
     # which file that memory belongs to.

@@ -23,6 +23,9 @@ Facts about what is recorded:
   another runnable: the waker is the task running at that moment) and ``sched:sched_wakeup``
   (the woken task is on its CPU's run queue), on the CPUs of the two ends, for every task:
   who else ran there is part of the picture.
+* perf's own context-switch records (``--switch-events``): perf records no tracepoint while
+  a CPU's idle task is running, so the switches *out of* idle are taken from the record the
+  task switched in writes (:mod:`daemonkit.trace.events`).
 * ``syscalls:sys_enter_futex``/``sys_exit_futex`` for the two ends' threads only (a filter
   on ``common_pid``): a thread that sleeps inside a futex wait is waiting for a lock; the
   futex word's address says which (:mod:`daemonkit.trace.analysis`).
@@ -166,6 +169,7 @@ class SchedRecorder:
         cmd = ["perf", "record", "--quiet", "--delay=-1", f"--control=fd:{ctl_r},{ack_w}"]
         cmd += ["--all-cpus"] if self.cpus is None else ["--cpu", ",".join(map(str, self.cpus))]
         cmd += ["--clockid=CLOCK_MONOTONIC", "--mmap-pages=1024", "-o", self.data_path]
+        cmd += ["--switch-events"]  # the switches out of the idle task (see events.py)
         for event in EVENTS:
             cmd += ["-e", event]
         for event in FUTEX_EVENTS:
@@ -233,6 +237,7 @@ class SchedRecorder:
                 self.data_path,
                 "--ns",
                 "--show-lost-events",
+                "--show-switch-events",
                 "-F",
                 "tid,cpu,time,event,trace",
             ],
