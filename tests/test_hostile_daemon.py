@@ -504,13 +504,19 @@ def test_a_client_of_a_daemon_that_cannot_accept_gives_up(daemons: Daemons) -> N
     pid = daemons.pid()
     stream = next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*"))
     with ControlClient(daemons.rdir, timeout=10) as control:
+        # connect(2) returns once the connection is queued, before the daemon accept(2)s it:
+        # a reply is what shows the daemon holds this connection. Lowered before that, the
+        # limit would leave it in the control socket's queue, the request unread.
+        assert control.request({"cmd": "ping"}) == {"pong": True, "pid": pid}
         used = len(os.listdir(f"/proc/{pid}/fd"))
         # Below what it holds (allowed: open descriptors stay), so that no descriptor it
         # closes meanwhile makes room for an accept.
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (used - 4, 1024))
         backlog = _fill_backlog(stream)  # the accept thread backs off; the queue stays full
         try:
+            # Answering an accepted client's open needs no new descriptor, even at the limit.
             reply = control.request({"cmd": "open", "endpoint": "unix-stream", "max_size": 64})
+            assert "error" not in reply and reply["path"].endswith(stream.name), reply
             assert control.dir is not None
             start = time.monotonic()
             with pytest.raises(ChannelError, match="does not accept"):
