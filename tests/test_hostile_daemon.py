@@ -529,6 +529,37 @@ def test_a_client_of_a_daemon_that_cannot_accept_gives_up(daemons: Daemons) -> N
     healthy(daemons, pid)
 
 
+def test_a_control_client_at_the_descriptor_limit_hears_why(daemons: Daemons) -> None:
+    """The daemon exactly at RLIMIT_NOFILE: accept(2) fails with EMFILE, and a new control
+    client is answered "out of descriptors" (through the spare descriptor) instead of waiting
+    unread in the queue until its timeout; once the limit is back, it is served again."""
+    from daemonkit.service.client import ControlClient
+
+    daemons.start()
+    pid = daemons.pid()
+    with ControlClient(daemons.rdir, timeout=10) as control:
+        assert control.request({"cmd": "ping"}) == {"pong": True, "pid": pid}  # accepted
+        used = len(os.listdir(f"/proc/{pid}/fd"))
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (used, 1024))
+        try:
+            start = time.monotonic()
+            with ControlClient(daemons.rdir, timeout=10) as late:
+                assert late.request({"cmd": "ping"}) == {
+                    "error": "daemon: out of descriptors (EMFILE)"
+                }
+            assert time.monotonic() - start < 5  # an answer, not the 10 s timeout
+            res = dk("status", *daemons.loc())
+            assert res.returncode != 0
+            assert res.stderr == "daemonkit: status refused: daemon: out of descriptors (EMFILE)\n"
+            # the client it already held is served as before
+            assert control.request({"cmd": "ping"}) == {"pong": True, "pid": pid}
+            assert len(os.listdir(f"/proc/{pid}/fd")) == used  # the spare is back
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (1024, 1024))
+        assert control.request({"cmd": "status"})["limits"]["control_clients_out_of_fds"] == 2
+    healthy(daemons, pid)
+
+
 # -- a cgroup's pids.max ------------------------------------------------------------------------
 
 
