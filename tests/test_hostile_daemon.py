@@ -144,17 +144,24 @@ def test_nofile_32_and_a_hundred_connections(daemons: Daemons) -> None:
     pid = daemons.pid()
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (32, 32))  # ulimit -n 32, on the live daemon
     stream = next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*"))
-    socks = _connect_many(daemons.rdir / "control.sock", 100)
-    socks += _connect_many(stream, 100)
+    control = _connect_many(daemons.rdir / "control.sock", 100)
+    socks = control + _connect_many(stream, 100)
     try:
         wait_until(lambda: "accept: Too many open files" in _log_of(daemons), timeout=5,
-                   what="the daemon to meet EMFILE")  # fmt: skip
+                   what="the unix-stream endpoint to meet EMFILE")  # fmt: skip
+        # the control clients past the limit are answered through the spare, not left queued
+        last = control[-1]
+        last.setblocking(True)
+        last.settimeout(5)
+        assert last.recv(200) == b'{"error": "daemon: out of descriptors (EMFILE)"}\n'
     finally:
         for s in socks:
             s.close()
     doc = healthy(daemons, pid)  # still under nofile 32
     limits = doc["limits"]
-    assert isinstance(limits, dict) and limits["accept_backoffs"]["failures"] > 0, limits
+    assert isinstance(limits, dict) and limits["control_clients_out_of_fds"] > 0, limits
+    endpoints = doc["endpoints"]
+    assert isinstance(endpoints, dict) and endpoints["unix-stream"]["accept_backoffs"] > 0
 
 
 def _fill_backlog(path: Path) -> list[socket.socket]:
