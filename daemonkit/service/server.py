@@ -58,6 +58,7 @@ from daemonkit.daemon.notify import Notifier
 from daemonkit.daemon.pidfile import Pidfile
 from daemonkit.daemon.steps import open_log
 from daemonkit.errors import DaemonkitError, DaemonStartError
+from daemonkit.interrupts import SignalPipe
 from daemonkit.runtime import owner_of_name, pid_alive
 from daemonkit.service.config import Config, load_config
 from daemonkit.service.control import (
@@ -121,7 +122,7 @@ class Service:
         self._sel = selectors.DefaultSelector()  # epoll_create1(2)
         self._conns: set[Connection] = set()
         self._listener: socket.socket | None = None
-        self._wake_r = self._wake_w = -1
+        self._signals: SignalPipe | None = None
         self._stop_requested = False
         self._stopped = False
         self._dir: TrustedDir | None = None  # the runtime dir, held open (see init)
@@ -159,12 +160,9 @@ class Service:
             raise
 
     def _install_signal_handlers(self) -> None:
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, _record_only)
+        self._signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, self._on_signal)
+        self._sel.register(self._signals.fd, selectors.EVENT_READ, self._on_signal)
 
     def _hold_runtime_dir(self) -> None:
         """Open the runtime dir once (``O_PATH|O_DIRECTORY|O_NOFOLLOW``) and do everything in
@@ -228,13 +226,10 @@ class Service:
         return 0
 
     def _on_signal(self, fileobj: Any, mask: int) -> None:
-        try:
-            signums = os.read(self._wake_r, 64)
-        except BlockingIOError:
-            return
-        for signum in signums:
+        assert self._signals is not None
+        for signum in self._signals.read():
             if signum in (signal.SIGTERM, signal.SIGINT):
-                log(f"{signal.Signals(signum).name}: stopping")
+                log(f"{signum.name}: stopping")
                 self._stop_requested = True
             elif signum == signal.SIGHUP:
                 log("SIGHUP: reloading")
@@ -477,11 +472,9 @@ class Service:
             self._spare = -1
         for ep in self.endpoints.values():
             ep.stop()  # removes FIFOs, sockets, shared memory and semaphores it made
-        if self._wake_r >= 0:
-            signal.set_wakeup_fd(-1)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_r = self._wake_w = -1
+        if self._signals is not None:
+            self._signals.close(restore=False)  # the daemon exits next: a late SIGTERM is moot
+            self._signals = None
         self._sel.close()
         if self.pidfile is not None:
             self.pidfile.release()  # removed only if it still holds our pid
@@ -489,7 +482,3 @@ class Service:
             self._dir.close()  # last: everything in the directory is gone by now
         log("stopped")
         self.notifier.close()
-
-
-def _record_only(signum: int, frame: object) -> None:
-    """The work happens in the main loop: the wakeup fd already carries the signal number."""
