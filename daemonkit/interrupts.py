@@ -20,18 +20,23 @@ Facts about the three signals:
 * A signal that is ignored (``nohup`` ignores SIGHUP, a background job SIGINT) is left
   ignored; one whose handler was set from C is left alone.
 
-See also: signal(7), the ``signal`` module's notes on handlers and the main thread.
+For a server's event loop (the demo daemon, ``serve``), :class:`SignalPipe` is the other way:
+the self-pipe trick, signals read as bytes from a descriptor the loop already polls.
+
+See also: signal(7), the ``signal`` module's notes on handlers and the main thread,
+``signal.set_wakeup_fd``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 
-__all__ = ["INTERRUPTS", "InterruptRecord", "record_interrupts"]
+__all__ = ["INTERRUPTS", "InterruptRecord", "SignalPipe", "record_interrupts"]
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -93,3 +98,63 @@ def record_interrupts() -> Iterator[InterruptRecord]:
     finally:
         for signum, handler in reversed(restore):
             signal.signal(signum, handler)
+
+
+_NAMED = frozenset(signal.Signals)  # a real-time signal's number has no name: not ours
+
+
+class SignalPipe:
+    """Signals as bytes on a pipe that an event loop polls beside its sockets (the self-pipe
+    trick, as ``signal.set_wakeup_fd`` does it).
+
+    A loop blocked in epoll_wait(2) or zmq_poll would not wake for a Python-level handler: the
+    interpreter runs those between bytecodes, after the blocking call returns. With a wakeup fd,
+    CPython's C-level handler writes the signal's number to this non-blocking pipe, so
+    :attr:`fd` becomes readable and the loop wakes; the Python handler does nothing, and the
+    loop reads the numbers with :meth:`read` and acts on them in its own time (a handler that
+    only records, as TLPI teaches). Main thread only; one wakeup fd per process.
+    """
+
+    fd = -1  # the read end, for the loop's poll set
+    _write_end = -1
+
+    def __init__(self, signals: Iterable[signal.Signals]) -> None:
+        self._old: dict[signal.Signals, signal.Handlers | Callable[..., object] | int | None] = {}
+        self.fd, self._write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            signal.set_wakeup_fd(self._write_end, warn_on_full_buffer=False)
+            for sig in signals:
+                self._old[sig] = signal.signal(sig, _record_only)
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self) -> list[signal.Signals]:
+        """The signals that came since the last read, oldest first (none: an empty list).
+
+        The C-level handler writes the number of *every* signal that has a Python handler in
+        this process, not only those given here: the caller picks the ones it acts on."""
+        try:
+            data = os.read(self.fd, 64)
+        except BlockingIOError:
+            return []
+        return [signal.Signals(n) for n in data if n in _NAMED]
+
+    def close(self, restore: bool = True) -> None:
+        """Stop writing signals to the pipe and close it (twice is harmless). *restore* puts the
+        previous handlers back; a daemon about to exit passes False, so that a late SIGTERM
+        still ends it with its own exit status rather than by the default action."""
+        if restore:
+            for sig, old in self._old.items():
+                signal.signal(sig, old)
+        self._old.clear()
+        if self._write_end >= 0:
+            signal.set_wakeup_fd(-1)
+            os.close(self.fd)
+            os.close(self._write_end)
+            self.fd = self._write_end = -1
+
+
+def _record_only(signum: int, frame: FrameType | None) -> None:
+    """Nothing to do here: the wakeup fd already carries the signal's number to the loop."""
+

@@ -144,17 +144,24 @@ def test_nofile_32_and_a_hundred_connections(daemons: Daemons) -> None:
     pid = daemons.pid()
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (32, 32))  # ulimit -n 32, on the live daemon
     stream = next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*"))
-    socks = _connect_many(daemons.rdir / "control.sock", 100)
-    socks += _connect_many(stream, 100)
+    control = _connect_many(daemons.rdir / "control.sock", 100)
+    socks = control + _connect_many(stream, 100)
     try:
         wait_until(lambda: "accept: Too many open files" in _log_of(daemons), timeout=5,
-                   what="the daemon to meet EMFILE")  # fmt: skip
+                   what="the unix-stream endpoint to meet EMFILE")  # fmt: skip
+        # the control clients past the limit are answered through the spare, not left queued
+        last = control[-1]
+        last.setblocking(True)
+        last.settimeout(5)
+        assert last.recv(200) == b'{"error": "daemon: out of descriptors (EMFILE)"}\n'
     finally:
         for s in socks:
             s.close()
     doc = healthy(daemons, pid)  # still under nofile 32
     limits = doc["limits"]
-    assert isinstance(limits, dict) and limits["accept_backoffs"]["failures"] > 0, limits
+    assert isinstance(limits, dict) and limits["control_clients_out_of_fds"] > 0, limits
+    endpoints = doc["endpoints"]
+    assert isinstance(endpoints, dict) and endpoints["unix-stream"]["accept_backoffs"] > 0
 
 
 def _fill_backlog(path: Path) -> list[socket.socket]:
@@ -504,13 +511,19 @@ def test_a_client_of_a_daemon_that_cannot_accept_gives_up(daemons: Daemons) -> N
     pid = daemons.pid()
     stream = next(daemons.rdir.glob(f"dk.{pid}.unix-stream.*"))
     with ControlClient(daemons.rdir, timeout=10) as control:
+        # connect(2) returns once the connection is queued, before the daemon accept(2)s it:
+        # a reply is what shows the daemon holds this connection. Lowered before that, the
+        # limit would leave it in the control socket's queue, the request unread.
+        assert control.request({"cmd": "ping"}) == {"pong": True, "pid": pid}
         used = len(os.listdir(f"/proc/{pid}/fd"))
         # Below what it holds (allowed: open descriptors stay), so that no descriptor it
         # closes meanwhile makes room for an accept.
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (used - 4, 1024))
         backlog = _fill_backlog(stream)  # the accept thread backs off; the queue stays full
         try:
+            # Answering an accepted client's open needs no new descriptor, even at the limit.
             reply = control.request({"cmd": "open", "endpoint": "unix-stream", "max_size": 64})
+            assert "error" not in reply and reply["path"].endswith(stream.name), reply
             assert control.dir is not None
             start = time.monotonic()
             with pytest.raises(ChannelError, match="does not accept"):
@@ -520,6 +533,37 @@ def test_a_client_of_a_daemon_that_cannot_accept_gives_up(daemons: Daemons) -> N
             for s in backlog:
                 s.close()
     resource.prlimit(pid, resource.RLIMIT_NOFILE, (1024, 1024))
+    healthy(daemons, pid)
+
+
+def test_a_control_client_at_the_descriptor_limit_hears_why(daemons: Daemons) -> None:
+    """The daemon exactly at RLIMIT_NOFILE: accept(2) fails with EMFILE, and a new control
+    client is answered "out of descriptors" (through the spare descriptor) instead of waiting
+    unread in the queue until its timeout; once the limit is back, it is served again."""
+    from daemonkit.service.client import ControlClient
+
+    daemons.start()
+    pid = daemons.pid()
+    with ControlClient(daemons.rdir, timeout=10) as control:
+        assert control.request({"cmd": "ping"}) == {"pong": True, "pid": pid}  # accepted
+        used = len(os.listdir(f"/proc/{pid}/fd"))
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (used, 1024))
+        try:
+            start = time.monotonic()
+            with ControlClient(daemons.rdir, timeout=10) as late:
+                assert late.request({"cmd": "ping"}) == {
+                    "error": "daemon: out of descriptors (EMFILE)"
+                }
+            assert time.monotonic() - start < 5  # an answer, not the 10 s timeout
+            res = dk("status", *daemons.loc())
+            assert res.returncode != 0
+            assert res.stderr == "daemonkit: status refused: daemon: out of descriptors (EMFILE)\n"
+            # the client it already held is served as before
+            assert control.request({"cmd": "ping"}) == {"pong": True, "pid": pid}
+            assert len(os.listdir(f"/proc/{pid}/fd")) == used  # the spare is back
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (1024, 1024))
+        assert control.request({"cmd": "status"})["limits"]["control_clients_out_of_fds"] == 2
     healthy(daemons, pid)
 
 

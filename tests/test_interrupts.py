@@ -51,3 +51,36 @@ def test_an_ignored_sighup_stays_ignored_and_unrecorded() -> None:
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, before)
+
+
+def test_signal_pipe_wakes_a_poll_and_puts_the_handlers_back() -> None:
+    """A signal sent to this process makes the pipe readable (a loop in poll(2) would wake) and
+    reads back as its number; close() restores the handler and the wakeup fd, twice safely."""
+    import os
+    import select
+    import signal
+
+    from daemonkit.interrupts import SignalPipe
+
+    before = signal.getsignal(signal.SIGUSR1)
+    pipe = SignalPipe([signal.SIGUSR1])
+    try:
+        poller = select.poll()
+        poller.register(pipe.fd, select.POLLIN)
+        assert poller.poll(0) == [] and pipe.read() == []
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert poller.poll(1000) == [(pipe.fd, select.POLLIN)]
+        assert pipe.read() == [signal.SIGUSR1]
+        assert pipe.read() == []
+        fd = pipe.fd
+    finally:
+        pipe.close()
+    pipe.close()
+    assert signal.getsignal(signal.SIGUSR1) == before
+    assert signal.set_wakeup_fd(-1) == -1  # none was left installed
+    try:
+        os.fstat(fd)
+    except OSError:
+        pass
+    else:
+        raise AssertionError(f"fd {fd} left open")

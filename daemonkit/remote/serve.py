@@ -39,7 +39,6 @@ kernel if the process dies.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
@@ -47,13 +46,13 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 import zmq
 
 from daemonkit import __version__
 from daemonkit.errors import DaemonkitError
+from daemonkit.interrupts import SignalPipe
 from daemonkit.machine import describe
 from daemonkit.remote.tcpecho import TcpEcho
 from daemonkit.remote.wire import (
@@ -86,16 +85,12 @@ class ServeOptions:
     idle_timeout: float
 
 
-def _record_only(signum: int, frame: FrameType | None) -> None:
-    """The C-level handler already wrote the signal number into the wake-up pipe."""
-
-
 class Server:
     """The echo peer: a ROUTER and (optionally) a TCP endpoint, served by one loop."""
 
     _router: zmq.Socket[bytes] | None = None
     _tcp: TcpEcho | None = None
-    _wake_r = _wake_w = -1
+    _signals: SignalPipe | None = None
 
     def __init__(self, opts: ServeOptions) -> None:
         self.opts = opts
@@ -104,7 +99,6 @@ class Server:
         self._ctx = zmq.Context()
         self._sinks: dict[bytes, list[int]] = {}
         self._machine = describe()
-        self._old_signals: dict[int, Any] = {}
         self.zmq_url = ""
         self.tcp_address: tuple[str, int] | None = None
 
@@ -122,10 +116,7 @@ class Server:
             raise
 
     def _record_signals(self) -> None:
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._old_signals[sig] = signal.signal(sig, _record_only)
+        self._signals = SignalPipe((signal.SIGTERM, signal.SIGINT))
 
     def _bind_router(self) -> None:
         r = self._ctx.socket(zmq.ROUTER)
@@ -161,14 +152,16 @@ class Server:
         assert self._router is not None, "open() first"
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
+        assert self._signals is not None
+        signals = self._signals.fd
+        poller.register(signals, zmq.POLLIN)
         tcp = self._tcp
         if tcp is not None:
             poller.register(tcp.fileno(), zmq.POLLIN)
         try:
             while True:
                 ready = dict(poller.poll(_TICK_MS))
-                if self._wake_r in ready and self._signalled():
+                if signals in ready and self._signalled():
                     return 0
                 if self._router in ready:
                     self._serve_router()
@@ -185,11 +178,11 @@ class Server:
             self.close()
 
     def _signalled(self) -> bool:
-        with contextlib.suppress(BlockingIOError):
-            for signum in os.read(self._wake_r, 64):
-                if signum in (signal.SIGTERM, signal.SIGINT):
-                    log(f"{signal.Signals(signum).name}: stopping")
-                    return True
+        assert self._signals is not None
+        for sig in self._signals.read():
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                log(f"{sig.name}: stopping")
+                return True
         return False
 
     def _serve_router(self) -> None:
@@ -267,14 +260,9 @@ class Server:
             self._router = None
         if not self._ctx.closed:
             self._ctx.term()
-        for sig, old in self._old_signals.items():
-            signal.signal(sig, old)
-        self._old_signals.clear()
-        if self._wake_w >= 0:
-            signal.set_wakeup_fd(-1)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_r = self._wake_w = -1
+        if self._signals is not None:
+            self._signals.close()  # the previous handlers back: serve may run inside a program
+            self._signals = None
 
     def __enter__(self) -> Server:
         return self

@@ -24,6 +24,7 @@ See also: unix(7), :mod:`daemonkit.service.control`.
 from __future__ import annotations
 
 import array
+import contextlib
 import json
 import os
 import socket
@@ -143,7 +144,9 @@ class ControlClient:
         """Send *data* as is (tests use it for malformed requests) and read one reply line."""
         assert self._sock is not None, "closed"
         try:
-            self._sock.sendall(data)
+            # Closed unread, but it may have answered first ("out of descriptors"): read on.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._sock.sendall(data)
             while b"\n" not in self._buf:
                 chunk = self._recv()
                 if not chunk:

@@ -16,8 +16,19 @@ Facts about signals here:
   lines go to the new file). A bad configuration is logged and the old one kept.
 * SIGPIPE is ignored: a client that disconnects mid-reply gives EPIPE, not our death.
 
+Facts about a control client at the descriptor limit: connect(2) returns as soon as the
+connection is queued, before accept(2); at ``RLIMIT_NOFILE`` accept(2) fails with ``EMFILE``
+and the connection waits in the queue, its request unread. So the daemon holds one spare
+descriptor (``/dev/null``): at ``EMFILE``/``ENFILE`` it closes the spare, accepts the first
+queued client with the slot, answers ``{"error": "daemon: out of descriptors (EMFILE)"}``
+without reading its request, closes it and takes the spare back, so a client hears why
+instead of waiting out its timeout. A limit set below what the daemon already holds leaves no
+slot even then: the listener backs off (:mod:`daemonkit.backoff`) and the client's timeout
+ends its wait.
+
 Kernel path: socket(2)/fchmod(2)/bind(2)/listen(2) for ``control.sock`` (0600 from its
 creation, see :mod:`daemonkit.channels.socket_file`), epoll_wait(2), pipe2(2) for the wakeup fd,
+open(2)/close(2) of the spare descriptor, shutdown(2) of a client refused at the limit,
 dup2(2) to reopen the log, sendto(2) for sd_notify.
 
 Lifetime: ``control.sock`` and the endpoints' objects are removed by :meth:`Service.stop`;
@@ -29,6 +40,7 @@ See also: signal(7), signal.set_wakeup_fd, unix(7), epoll(7), sd_notify(3).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import selectors
 import signal
@@ -46,6 +58,7 @@ from daemonkit.daemon.notify import Notifier
 from daemonkit.daemon.pidfile import Pidfile
 from daemonkit.daemon.steps import open_log
 from daemonkit.errors import DaemonkitError, DaemonStartError
+from daemonkit.interrupts import SignalPipe
 from daemonkit.runtime import owner_of_name, pid_alive
 from daemonkit.service.config import Config, load_config
 from daemonkit.service.control import (
@@ -109,13 +122,15 @@ class Service:
         self._sel = selectors.DefaultSelector()  # epoll_create1(2)
         self._conns: set[Connection] = set()
         self._listener: socket.socket | None = None
-        self._wake_r = self._wake_w = -1
+        self._signals: SignalPipe | None = None
         self._stop_requested = False
         self._stopped = False
         self._dir: TrustedDir | None = None  # the runtime dir, held open (see init)
         self._backoff = AcceptBackoff()
         self._accept_resume: float | None = None  # listener paused after EMFILE & co. until
         self._refused_clients = 0  # connections closed at once: over a control_clients limit
+        self._spare = -1  # given up at EMFILE to answer one queued client (see above)
+        self._out_of_fds = 0  # clients answered "out of descriptors"
         try:
             self.config = load_config(self.opts.config)
             if self.config.init_delay:
@@ -124,6 +139,7 @@ class Service:
             self._hold_runtime_dir()
             self._remove_leftovers()
             self._listen()
+            self._take_spare()
             self.endpoints = make_endpoints(
                 self.config.endpoints, self.opts.runtime_dir, self.held_dir
             )
@@ -144,12 +160,9 @@ class Service:
             raise
 
     def _install_signal_handlers(self) -> None:
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, _record_only)
+        self._signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, self._on_signal)
+        self._sel.register(self._signals.fd, selectors.EVENT_READ, self._on_signal)
 
     def _hold_runtime_dir(self) -> None:
         """Open the runtime dir once (``O_PATH|O_DIRECTORY|O_NOFOLLOW``) and do everything in
@@ -213,13 +226,10 @@ class Service:
         return 0
 
     def _on_signal(self, fileobj: Any, mask: int) -> None:
-        try:
-            signums = os.read(self._wake_r, 64)
-        except BlockingIOError:
-            return
-        for signum in signums:
+        assert self._signals is not None
+        for signum in self._signals.read():
             if signum in (signal.SIGTERM, signal.SIGINT):
-                log(f"{signal.Signals(signum).name}: stopping")
+                log(f"{signum.name}: stopping")
                 self._stop_requested = True
             elif signum == signal.SIGHUP:
                 log("SIGHUP: reloading")
@@ -232,6 +242,8 @@ class Service:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE) and self._answer_out_of_fds(exc):
+                return
             delay = self._backoff.failed(exc)
             if delay is None:
                 raise
@@ -250,6 +262,34 @@ class Service:
         conn = Connection(sock)
         self._conns.add(conn)
         self._sel.register(sock, selectors.EVENT_READ, self._on_conn_event(conn))
+
+    def _take_spare(self) -> None:
+        if self._spare < 0:
+            with contextlib.suppress(OSError):  # still at the limit: taken at the next try
+                self._spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+    def _answer_out_of_fds(self, exc: OSError) -> bool:
+        """Accept one queued client in the spare's slot, tell it why, close it. False when
+        there is no slot even so (no spare, or a limit below what the daemon holds)."""
+        assert self._listener is not None
+        if self._spare < 0:
+            self._take_spare()  # a limit raised since: the spare first, the client next time
+            return False
+        os.close(self._spare)
+        self._spare = -1
+        try:
+            sock, _ = self._listener.accept()
+        except OSError:
+            self._take_spare()
+            return False
+        with sock, contextlib.suppress(OSError):
+            sock.setblocking(False)  # a fresh socket's buffer takes the line at once
+            name = errno.errorcode.get(exc.errno or 0, "?")
+            sock.send(b'{"error": "daemon: out of descriptors (%s)"}\n' % name.encode())
+            sock.shutdown(socket.SHUT_WR)  # end-of-file after the line
+        self._out_of_fds += 1
+        self._take_spare()
+        return True
 
     def _resume_accept(self) -> None:
         if self._accept_resume is not None and time.monotonic() >= self._accept_resume:
@@ -371,6 +411,7 @@ class Service:
                 **LIMITS.as_dict(),
                 "accept_backoffs": self._backoff.as_dict(),
                 "control_clients_refused": self._refused_clients,
+                "control_clients_out_of_fds": self._out_of_fds,
                 **budgets(),
             },
             "endpoints": endpoints,
@@ -426,13 +467,14 @@ class Service:
                 conn.sock.sendall(conn.outbuf)
             conn.outbuf.clear()
             self._close_conn(conn)
+        if self._spare >= 0:
+            os.close(self._spare)
+            self._spare = -1
         for ep in self.endpoints.values():
             ep.stop()  # removes FIFOs, sockets, shared memory and semaphores it made
-        if self._wake_r >= 0:
-            signal.set_wakeup_fd(-1)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_r = self._wake_w = -1
+        if self._signals is not None:
+            self._signals.close(restore=False)  # the daemon exits next: a late SIGTERM is moot
+            self._signals = None
         self._sel.close()
         if self.pidfile is not None:
             self.pidfile.release()  # removed only if it still holds our pid
@@ -440,7 +482,3 @@ class Service:
             self._dir.close()  # last: everything in the directory is gone by now
         log("stopped")
         self.notifier.close()
-
-
-def _record_only(signum: int, frame: object) -> None:
-    """The work happens in the main loop: the wakeup fd already carries the signal number."""
