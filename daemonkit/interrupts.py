@@ -19,6 +19,12 @@ Facts about the three signals:
   the record can tell afterwards that it came, whichever way the exception went.
 * A signal that is ignored (``nohup`` ignores SIGHUP, a background job SIGINT) is left
   ignored; one whose handler was set from C is left alone.
+* The same signal often comes twice at once: ``timeout`` sends it to the command and then to
+  the command's whole process group, and a peer's death can follow a Ctrl-C. A second
+  ``KeyboardInterrupt`` raised while the first is unwinding could land in a ``finally`` block
+  before it removes a kernel object. So a signal within :data:`REPEAT_S` of the first is
+  recorded, not raised; one that comes later (the user pressing Ctrl-C again, because the
+  first was swallowed) unwinds again.
 
 For a server's event loop (the demo daemon, ``serve``), :class:`SignalPipe` is the other way:
 the self-pipe trick, signals read as bytes from a descriptor the loop already polls.
@@ -32,13 +38,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 
-__all__ = ["INTERRUPTS", "InterruptRecord", "SignalPipe", "record_interrupts"]
+__all__ = ["INTERRUPTS", "REPEAT_S", "InterruptRecord", "SignalPipe", "record_interrupts"]
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+REPEAT_S = 1.0  # s: a signal this soon after the first is part of the same interruption
 
 
 @dataclass
@@ -46,6 +54,7 @@ class InterruptRecord:
     """The first interrupting signal that arrived while the record was active, if any."""
 
     signum: int | None = None
+    at: float = 0.0  # time.monotonic() of the last interruption raised
 
     @property
     def seen(self) -> bool:
@@ -81,8 +90,12 @@ def record_interrupts() -> Iterator[InterruptRecord]:
 
     def install(sig: int, previous: Callable[[int, FrameType | None], object]) -> None:
         def on_signal(signum: int, frame: FrameType | None) -> None:
+            now = time.monotonic()
             if record.signum is None:
                 record.signum = signum
+            elif now - record.at < REPEAT_S:
+                return  # the same interruption, still unwinding: let its cleanup finish
+            record.at = now
             previous(signum, frame)  # normally raises KeyboardInterrupt
 
         signal.signal(sig, on_signal)

@@ -84,3 +84,32 @@ def test_signal_pipe_wakes_a_poll_and_puts_the_handlers_back() -> None:
         pass
     else:
         raise AssertionError(f"fd {fd} left open")
+
+
+def test_a_repeat_within_the_grace_unwinds_once() -> None:
+    """timeout(1) signals the command and then its group: the second SIGTERM, a moment after
+    the first, must not raise inside the first one's cleanup; a later one unwinds again."""
+    import os
+    import signal
+    import time
+
+    from daemonkit.interrupts import REPEAT_S, record_interrupts
+
+    cleaned = False
+    with record_interrupts() as record:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler raises in here
+            raise AssertionError("SIGTERM did not unwind")
+        except KeyboardInterrupt:
+            os.kill(os.getpid(), signal.SIGTERM)  # the group's copy, during cleanup
+            time.sleep(0.01)
+            cleaned = True
+        assert cleaned and record.signum == signal.SIGTERM
+        time.sleep(REPEAT_S)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+            raise AssertionError("a later SIGTERM did not unwind")
+        except KeyboardInterrupt:
+            pass
